@@ -1,0 +1,271 @@
+"""The ``nsnet`` command: parse, call the engine, render."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__, engine, preflight
+from .errors import NsnetError, TopologyError
+from .load import load
+from .model import HOST, ROOT_NS, Topology, netns_names
+from .plan import Action, Plan
+from .schema import json_schema
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+
+SHELL_RC = """[ -f ~/.bashrc ] && . ~/.bashrc
+PS1="[nsnet $NSNET_LAB:$NSNET_NODE] \\w\\$ "
+"""
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    sys.exit(code)
+
+
+def _guard(func: F) -> F:
+    """Turn nsnet errors into one clear message and exit code 2."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TopologyError as exc:
+            err.print(str(exc), markup=False, soft_wrap=True)
+            sys.exit(2)
+        except NsnetError as exc:
+            _fail(str(exc))
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+def _json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _load(path: str) -> Topology:
+    return load(path)
+
+
+def _lab_and_topology(target: str, name: str | None) -> tuple[str, Topology | None]:
+    if engine.is_file(target):
+        topology = _load(target)
+        return name or topology.name, topology
+    return name or target, None
+
+
+def _step_printer(enabled: bool) -> Callable[[Action], None] | None:
+    if not enabled:
+        return None
+    return lambda a: out.print(f"  [green]+[/] {a.describe()}", markup=True, soft_wrap=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nsnet")
+def main() -> None:
+    """Build, inspect and tear down container networks on plain Linux network namespaces.
+
+    \b
+    A topology file (YAML) describes nodes (network namespaces), veth links,
+    bridges, addresses, routes, sysctls and firewall rules. Typical use:
+      nsnet validate examples/lab2-bridge.yaml   check the file, every problem at once
+      nsnet plan examples/lab2-bridge.yaml       what `up` would change
+      nsnet up examples/lab2-bridge.yaml         build it (again: changes nothing)
+      nsnet exec lab2 RED -- ping -c1 11.11.11.3 run a command in a node
+      nsnet down lab2                            remove everything nsnet created
+    """
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
+def validate(files: tuple[str, ...], as_json: bool) -> None:
+    """Check topology FILES and report every problem (file:line, field, fix)."""
+    problems: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            topology = load(path)
+            if not as_json:
+                out.print(f"{path}: ok (lab {topology.name}, {len(topology.nodes)} nodes)", markup=False)
+        except TopologyError as exc:
+            problems += [asdict(p) for p in exc.problems]
+            if not as_json:
+                err.print(str(exc), markup=False, soft_wrap=True)
+    if as_json:
+        _json({"valid": not problems, "problems": problems})
+    sys.exit(1 if problems else 0)
+
+
+@main.command()
+@click.argument("target")
+@click.option("--name", help="Lab name (default: the topology's name).")
+@click.option("--script", is_flag=True, help="Print the steps as an equivalent shell script.")
+@click.option("--fresh", is_flag=True, help="Plan as if nothing existed yet (no root needed).")
+@click.option("--down", "for_down", is_flag=True, help="Plan `down` instead of `up`.")
+@click.option("--json", "as_json", is_flag=True, help="Print the steps as JSON.")
+@_guard
+def plan(target: str, name: str | None, script: bool, fresh: bool, for_down: bool, as_json: bool) -> None:
+    """Show what `up` would do to the live kernel (TARGET: a topology file, or a lab with --down)."""
+    lab, topology = _lab_and_topology(target, name)
+    if for_down:
+        steps = engine.plan_down(lab)
+    elif topology is None:
+        _fail(f"{target!r} is not a topology file; `nsnet plan FILE` or `nsnet plan --down LAB`")
+    else:
+        steps = engine.plan_up(topology, lab, fresh=fresh)
+    _print_plan(steps, script, as_json)
+
+
+def _print_plan(steps: Plan, script: bool, as_json: bool) -> None:
+    if script:
+        click.echo(steps.script(), nl=False)
+    elif as_json:
+        _json(
+            {
+                "lab": steps.lab,
+                "steps": [
+                    {
+                        "action": type(a).__name__,
+                        "namespace": a.ns,
+                        "description": a.describe(),
+                        "commands": a.commands(),
+                    }
+                    for a in steps.actions
+                ],
+            }
+        )
+    elif not steps:
+        out.print(f"lab {steps.lab}: nothing to do, the kernel matches the topology", markup=False)
+    else:
+        out.print(f"lab {steps.lab}: {len(steps.actions)} steps", markup=False)
+        for line in steps.lines():
+            out.print(f"  {line}", markup=False, soft_wrap=True)
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option("--name", help="Lab name (default: the topology's name); nodes become NAME-NODE.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print the steps done as JSON.")
+@_guard
+def up(file: str, name: str | None, quiet: bool, as_json: bool) -> None:
+    """Build the lab in FILE, or bring it in line with FILE (only the difference is applied)."""
+    topology = _load(file)
+    verbose = not quiet and not as_json
+    lab = name or topology.name
+    if verbose:
+        out.print(f"lab {lab}: bringing up {file}", markup=False)
+    steps = engine.up(topology, name, on_step=_step_printer(verbose))
+    if as_json:
+        _json({"lab": lab, "changed": bool(steps), "steps": steps.lines()})
+    elif verbose:
+        names = netns_names(topology, lab)
+        if steps:
+            out.print(f"lab {lab}: up ({len(steps.actions)} changes)", markup=False)
+        else:
+            out.print(f"lab {lab}: already up to date, nothing changed", markup=False)
+        out.print(
+            "  " + ", ".join(f"{n}={names[n]}" for n in topology.nodes) + f", host={names[HOST] or 'root'}",
+            markup=False,
+        )
+
+
+@main.command()
+@click.argument("target")
+@click.option("--name", help="Lab name, when TARGET is a file brought up under another name.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@_guard
+def down(target: str, name: str | None, quiet: bool) -> None:
+    """Remove everything nsnet created for a lab (TARGET: lab name or topology file), nothing else."""
+    lab, _ = _lab_and_topology(target, name)
+    steps = engine.down(lab, on_step=_step_printer(not quiet))
+    if not quiet:
+        out.print(f"lab {lab}: down ({len(steps.actions)} steps)", markup=False)
+
+
+@main.command(name="ls")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@_guard
+def ls(as_json: bool) -> None:
+    """List the labs that are up, with their nodes and namespaces."""
+    labs = engine.labs()
+    if as_json:
+        _json([asdict(lab) for lab in labs])
+        return
+    if not labs:
+        out.print("no labs are up", markup=False)
+        return
+    table = Table("LAB", "STATUS", "HOST", "NODES", "FILE", box=None, pad_edge=False)
+    for lab in labs:
+        nodes = ", ".join(n if n == ns else f"{n} ({ns})" for n, ns in lab.nodes.items())
+        status = lab.status + (f" (missing: {', '.join(lab.missing)})" if lab.missing else "")
+        table.add_row(lab.name, status, lab.host, nodes, lab.source or "")
+    out.print(table)
+
+
+def _enter_argv(lab: str, node: str, argv: list[str]) -> list[str]:
+    ns = engine.namespace_of(lab, node)
+    preflight.require_root("enter a namespace")
+    if ns == ROOT_NS:
+        return argv
+    preflight.require_tools("ip")
+    return ["ip", "netns", "exec", ns, *argv]
+
+
+@main.command(name="exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("lab")
+@click.argument("node")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@_guard
+def exec_(lab: str, node: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in NODE's namespace (NODE may be `host`): nsnet exec lab2 RED -- ip addr."""
+    argv = list(command[1:] if command and command[0] == "--" else command)
+    if not argv:
+        _fail("no command given: nsnet exec LAB NODE -- COMMAND...")
+    full = _enter_argv(lab, node, argv)
+    try:
+        os.execvp(full[0], full)
+    except FileNotFoundError:
+        _fail(f"command not found: {full[0]}", 127)
+
+
+@main.command()
+@click.argument("lab")
+@click.argument("node")
+@_guard
+def shell(lab: str, node: str) -> None:
+    """Open an interactive shell in NODE's namespace, with a prompt that names it."""
+    env = dict(os.environ, NSNET_LAB=lab, NSNET_NODE=node, PS1=f"[nsnet {lab}:{node}] \\$ ")
+    shell_path = os.environ.get("SHELL") or "/bin/sh"
+    argv = [shell_path]
+    if os.path.basename(shell_path) == "bash":
+        rc = Path(os.environ.get("NSNET_STATE_DIR", "/run/nsnet")) / "shellrc"
+        rc.parent.mkdir(parents=True, exist_ok=True)
+        rc.write_text(SHELL_RC)
+        argv = [shell_path, "--rcfile", str(rc), "-i"]
+    full = _enter_argv(lab, node, argv)
+    os.execvpe(full[0], full, env)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the topology file format (for editors)."""
+    _json(json_schema())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    main()

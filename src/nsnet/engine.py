@@ -1,0 +1,165 @@
+"""up, down, plan and ls: the lifecycle of a lab."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from . import preflight
+from .apply import StepFailed, execute
+from .errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
+from .journal import Journal, all_labs, locked
+from .kernel import netns
+from .kernel.netlink import Netlink
+from .model import HOST, ROOT_NS, Namespace, State, Topology, bind
+from .observe import observe
+from .plan import Action, Plan, plan
+
+StepHook = Callable[[Action], None]
+
+
+def plan_up(topology: Topology, lab: str | None = None, fresh: bool = False) -> Plan:
+    """What ``up`` would do now (``fresh``: as if nothing existed yet; needs no root)."""
+    desired = bind(topology, lab)
+    if fresh:
+        return plan(desired, State(desired.lab, {}), None)
+    preflight.require_root("read the lab's namespaces")
+    journal = Journal.load(desired.lab)
+    with Netlink() as nl:
+        return plan(desired, observe(nl, desired.lab, desired, journal), journal)
+
+
+def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = None) -> Plan:
+    """Bring the lab up, or converge it to ``topology``; returns what was done.
+
+    On failure everything this call changed is undone and :class:`ApplyError`
+    names the step that failed.
+    """
+    desired = bind(topology, lab)
+    lab = desired.lab
+    preflight.require_root()
+    with locked(lab):
+        previous = Journal.load(lab)
+        if previous and previous.host_mode != topology.host_mode:
+            raise ConflictError(
+                f"lab {lab!r} is up with host mode {previous.host_mode!r}; run `nsnet down {lab}` first"
+            )
+        preflight.check(desired, firewall_in_use=bool(previous and previous.firewall))
+        journal = previous or Journal(lab=lab)
+        journal.topology, journal.source, journal.host_mode = topology.name, topology.source, topology.host_mode
+        with Netlink() as nl:
+            live = observe(nl, lab, desired, previous)
+            steps = plan(desired, live, previous)
+            if not steps:
+                if previous is None or previous.status != "up":
+                    journal.status = "up"
+                    journal.save()
+                return steps
+            journal.status = "applying"
+            journal.save()
+            try:
+                execute(steps, nl, journal, on_step)
+            except StepFailed as exc:
+                rolled_back = _roll_back(nl, lab, live, journal, fresh=previous is None)
+                raise ApplyError(exc.action.describe(), exc.__cause__ or exc, rolled_back) from exc
+        journal.status = "up"
+        journal.save()
+        return steps
+
+
+def _roll_back(nl: Netlink, lab: str, before: State, journal: Journal, fresh: bool) -> bool:
+    try:
+        now = observe(nl, lab, before, journal)
+        execute(plan(before, now, journal, adopt=True), nl, journal)
+    except NsnetError:
+        return False
+    if fresh and not journal.namespaces and not journal.root_links:
+        journal.remove()
+    else:
+        journal.status = "up"
+        journal.save()
+    return True
+
+
+def plan_down(lab: str) -> Plan:
+    """What ``down`` would do now."""
+    preflight.require_root("read the lab's namespaces")
+    journal = _journal(lab)
+    with Netlink() as nl:
+        return _down_plan(nl, journal)
+
+
+def _journal(lab: str) -> Journal:
+    journal = Journal.load(lab)
+    if journal is None:
+        raise LabNotFoundError(f"no lab named {lab!r} is up (see `nsnet ls`)")
+    return journal
+
+
+def _down_plan(nl: Netlink, journal: Journal) -> Plan:
+    spaces = {}
+    if journal.host_mode == "root":
+        spaces[ROOT_NS] = Namespace(name=ROOT_NS, label=HOST, role="host")
+    desired = State(journal.lab, spaces)
+    return plan(desired, observe(nl, journal.lab, desired, journal), journal, adopt=True)
+
+
+def down(lab: str, on_step: StepHook | None = None) -> Plan:
+    """Remove everything nsnet created for ``lab``, and nothing else; returns what was done."""
+    preflight.require_root()
+    with locked(lab):
+        journal = _journal(lab)
+        preflight.require_tools(*preflight.tools_for(State(lab, {}), firewall_in_use=bool(journal.firewall)))
+        journal.status = "removing"
+        journal.save()
+        with Netlink() as nl:
+            steps = _down_plan(nl, journal)
+            try:
+                execute(steps, nl, journal, on_step)
+            except StepFailed as exc:
+                raise NsnetError(f"down of lab {lab!r} failed at: {exc}; run `nsnet down {lab}` again") from exc
+        journal.remove()
+        return steps
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    """A lab nsnet knows about (``nsnet ls``)."""
+
+    name: str
+    status: str
+    source: str | None
+    host: str
+    nodes: dict[str, str]
+    """Logical node name -> kernel namespace name."""
+    missing: list[str]
+    """Namespaces the journal lists that no longer exist."""
+
+
+def labs() -> list[LabInfo]:
+    """Every lab that is up (or half-built), from the journals."""
+    out = []
+    for j in all_labs():
+        host = "root" if j.host_mode == "root" else next((ns for ns, lbl in j.namespaces.items() if lbl == HOST), "")
+        nodes = {lbl: ns for ns, lbl in j.namespaces.items() if lbl != HOST}
+        missing = [ns for ns in j.namespaces if not netns.exists(ns)]
+        out.append(LabInfo(j.lab, j.status, j.source, host, nodes, missing))
+    return out
+
+
+def namespace_of(lab: str, node: str) -> str:
+    """Kernel namespace of ``node`` (or ``host``) in ``lab``."""
+    journal = _journal(lab)
+    if node == HOST and journal.host_mode == "root":
+        return ROOT_NS
+    for ns, label in journal.namespaces.items():
+        if label == node:
+            return ns
+    known = sorted(set(journal.namespaces.values()) | {HOST})
+    raise LabNotFoundError(f"lab {lab!r} has no node {node!r}; nodes: {', '.join(known)}")
+
+
+def is_file(arg: str) -> bool:
+    """Whether a CLI argument names a topology file rather than a lab."""
+    return os.path.isfile(arg) or arg.endswith((".yaml", ".yml"))

@@ -1,0 +1,70 @@
+"""nsnet's exception tree.
+
+Every error nsnet raises is a :class:`NsnetError`; lower-level errors
+(netlink, subprocess, OS) are converted at the boundary where they occur.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NsnetError(Exception):
+    """Base class of every error nsnet raises."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a topology: where, what is wrong, how to fix it."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        text = f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class TopologyError(NsnetError):
+    """The topology is invalid; :attr:`problems` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        count = len(problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in the topology"
+        super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class PreflightError(NsnetError):
+    """The machine cannot run this: not root, a tool or kernel feature missing."""
+
+
+class ConflictError(NsnetError):
+    """Something in the kernel or another lab is in the way."""
+
+
+class LabNotFoundError(NsnetError):
+    """No lab of that name is up."""
+
+
+class KernelError(NsnetError):
+    """The kernel or a tool refused an operation."""
+
+
+class ApplyError(NsnetError):
+    """A step of ``up`` failed; the change was rolled back."""
+
+    def __init__(self, step: str, cause: BaseException, rolled_back: bool) -> None:
+        self.step = step
+        self.cause = cause
+        self.rolled_back = rolled_back
+        state = (
+            "the kernel was restored to how it was before this run"
+            if rolled_back
+            else "rolling back failed too: run `nsnet up` again to converge or `nsnet down` to remove the lab"
+        )
+        super().__init__(f"failed at step: {step}: {cause}; {state}")

@@ -1,0 +1,1 @@
+"""Kernel backends: namespaces, netlink (pyroute2), sysctls and iptables."""

@@ -1,0 +1,520 @@
+"""Load a topology file: YAML -> validated :class:`~nsnet.model.Topology`.
+
+Every problem is collected before anything is returned, each with the file,
+line, field path, what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import Problem, TopologyError
+from .model import HOST, Endpoint, Firewall, Link, Namespace, Route, Topology
+from .rules import BUILTIN_CHAINS, POLICY_CHAINS, PORT_PROTOCOLS, render_rule
+from .schema import (
+    IFNAME_MAX,
+    NAME_RE,
+    SYSCTL_RE,
+    SYSCTL_VALUE_RE,
+    BridgeSpec,
+    NamespaceSpec,
+    TopologySpec,
+)
+
+LAB_NAME_MAX = 32
+NODE_NAME_MAX = 48
+Loc = tuple[str | int, ...]
+
+
+def load(path: str | Path) -> Topology:
+    """Read and validate a topology file. Raises :class:`TopologyError`."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TopologyError([Problem(str(path), None, "", f"cannot read the file: {exc.strerror}")]) from None
+    topology = loads(text, str(path))
+    return replace(topology, source=str(path.resolve()))
+
+
+def loads(text: str, filename: str = "<string>") -> Topology:
+    """Validate a topology given as YAML text."""
+    data, lines = _parse_yaml(text, filename)
+    return _Validator(filename, lines).run(data)
+
+
+def from_dict(data: dict[str, Any], filename: str = "<dict>") -> Topology:
+    """Validate a topology given as plain Python data (same shape as the file)."""
+    return _Validator(filename, {}).run(data)
+
+
+# -- YAML with line numbers ------------------------------------------------
+
+
+def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise TopologyError([Problem(filename, 1, "", "the file is empty", "start with `name: mylab`")])
+        lines: dict[Loc, int] = {}
+        problems: list[Problem] = []
+        _index(loader, node, (), lines, problems, filename)
+        if problems:
+            raise TopologyError(problems)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise TopologyError(
+            [Problem(filename, line, "", f"YAML syntax error: {what}", "check indentation, colons and quotes")]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise TopologyError([Problem(filename, None, "", f"YAML error: {exc}")]) from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _index(
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    loc: Loc,
+    lines: dict[Loc, int],
+    problems: list[Problem],
+    filename: str,
+) -> None:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int) or isinstance(key, bool):
+                key = str(key)
+            if key in seen:
+                problems.append(
+                    Problem(
+                        filename,
+                        key_node.start_mark.line + 1,
+                        _path(loc),
+                        f"duplicate key {key!r}",
+                        "each key may appear once; merge the two entries",
+                    )
+                )
+            seen.add(key)
+            _index(loader, value_node, (*loc, key), lines, problems, filename)
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index(loader, item, (*loc, i), lines, problems, filename)
+
+
+def _path(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# -- validation ------------------------------------------------------------
+
+
+def _fields_at(loc: Loc) -> list[str]:
+    """Known keys of the model found at ``loc`` (for "did you mean")."""
+    model: Any = TopologySpec
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(str(part)) or next(
+                (f for f in model.model_fields.values() if f.alias == part), None
+            )
+            if field is None:
+                return []
+            model = field.annotation
+            continue
+        model = _unwrap(model, part)
+        if model is None:
+            return []
+    model = _unwrap(model, None) if not (isinstance(model, type) and issubclass(model, BaseModel)) else model
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [f.alias or n for n, f in model.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any, part: str | int | None) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return _unwrap(inner[0], part) if len(inner) == 1 else None
+    if origin is dict and part is not None:
+        return args[1]
+    if origin is list and part is not None:
+        return args[0]
+    return tp if part is None else None
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f"did you mean {match[0]!r}?" if match else ""
+
+
+class _Validator:
+    def __init__(self, filename: str, lines: dict[Loc, int]) -> None:
+        self.filename = filename
+        self.lines = lines
+        self.problems: list[Problem] = []
+
+    def add(self, loc: Loc, message: str, hint: str = "") -> None:
+        line = None
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in self.lines:
+                line = self.lines[loc[:end]]
+                break
+        self.problems.append(Problem(self.filename, line, _path(loc), message, hint))
+
+    def run(self, data: Any) -> Topology:
+        if not isinstance(data, dict):
+            self.add((), "a topology must be a mapping of keys (name, nodes, links, host)", "start with `name: mylab`")
+            raise TopologyError(self.problems)
+        try:
+            spec = TopologySpec.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors():
+                self._pydantic_problem(err)
+            raise TopologyError(self.problems) from None
+        topology = self._semantics(spec)
+        if self.problems:
+            raise TopologyError(self.problems)
+        assert topology is not None
+        return topology
+
+    def _pydantic_problem(self, err: Any) -> None:
+        loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            self.add(
+                loc,
+                f"unknown key {key!r}",
+                _suggest(key, _fields_at(loc[:-1])) or f"allowed keys: {', '.join(_fields_at(loc[:-1]))}",
+            )
+        elif kind == "missing":
+            self.add(loc, f"missing required key {loc[-1]!r}")
+        elif kind == "literal_error":
+            expected = err.get("ctx", {}).get("expected", "")
+            options = [o.strip(" '") for o in expected.replace(" or ", ",").split(",") if o.strip()]
+            value = str(err.get("input"))
+            self.add(loc, f"{value!r} is not allowed here", _suggest(value, options) or f"use one of {expected}")
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if kind.endswith("_type") or kind.endswith("_parsing"):
+                msg = f"wrong type: {msg[0].lower()}{msg[1:]} (got {err.get('input')!r})"
+            self.add(loc, msg)
+
+    # -- cross-references --------------------------------------------------
+
+    def _semantics(self, spec: TopologySpec) -> Topology | None:
+        if not NAME_RE.match(spec.name) or ".." in spec.name or len(spec.name) > LAB_NAME_MAX:
+            self.add(
+                ("name",),
+                f"lab name {spec.name!r} is not allowed",
+                f"use up to {LAB_NAME_MAX} letters, digits, _ . - (no '/' or '..'), starting with a letter or digit",
+            )
+        spaces: dict[str, NamespaceSpec] = {}
+        for node, node_spec in spec.nodes.items():
+            loc: Loc = ("nodes", node)
+            if node in (HOST, "root"):
+                self.add(loc, f"{node!r} is reserved for the lab's host", "give the node another name")
+                continue
+            if not NAME_RE.match(node) or len(node) > NODE_NAME_MAX:
+                self.add(
+                    loc,
+                    f"node name {node!r} is not allowed",
+                    f"use up to {NODE_NAME_MAX} letters, digits, _ . -, starting with a letter or digit",
+                )
+            spaces[node] = node_spec or NamespaceSpec()
+        spaces[HOST] = spec.host
+
+        links = self._links(spec, spaces)
+        result: dict[str, Namespace] = {}
+        for name, space in spaces.items():
+            base: Loc = ("host",) if name == HOST else ("nodes", name)
+            result[name] = self._namespace(name, base, space, links.get(name, {}))
+        self._addresses(result)
+        self._bridge_subnets(result)
+        return Topology(name=spec.name, host_mode=spec.host.mode, namespaces=result)
+
+    def _links(self, spec: TopologySpec, spaces: dict[str, NamespaceSpec]) -> dict[str, dict[str, Endpoint]]:
+        """Veth ends per namespace: {ns: {ifname: peer}}."""
+        ends: dict[str, dict[str, Endpoint]] = {}
+        for i, link in enumerate(spec.links):
+            parsed: list[Endpoint] = []
+            for j, text in enumerate(link.endpoints):
+                long_form = ("links", i, "endpoints") in self.lines
+                loc: Loc = ("links", i, "endpoints", j) if long_form else ("links", i, j)
+                ns, sep, ifname = text.partition(":")
+                if not sep or not ns or not ifname:
+                    self.add(loc, f"endpoint {text!r} is not NODE:IFACE", "write it like RED:reth0 or host:reth1")
+                    continue
+                if ns not in spaces:
+                    self.add(
+                        loc,
+                        f"endpoint {text!r} names node {ns!r}, which does not exist",
+                        _suggest(ns, spaces) or f"nodes are: {', '.join(spaces)}",
+                    )
+                    continue
+                if not self._ifname_ok(loc, ifname):
+                    continue
+                if ifname in ends.get(ns, {}) or ifname in spaces[ns].bridges:
+                    self.add(loc, f"interface {ifname!r} appears twice in {ns}", "give each end its own name")
+                    continue
+                parsed.append(Endpoint(ns, ifname))
+            if len(parsed) == 2:
+                a, b = parsed
+                if a.ns == b.ns:
+                    self.add(
+                        ("links", i),
+                        f"both ends of this link are in {a.ns}",
+                        "a veth link joins two different namespaces (node or host)",
+                    )
+                    continue
+                ends.setdefault(a.ns, {})[a.ifname] = b
+                ends.setdefault(b.ns, {})[b.ifname] = a
+        return ends
+
+    def _ifname_ok(self, loc: Loc, name: str) -> bool:
+        if len(name.encode()) > IFNAME_MAX:
+            self.add(
+                loc,
+                f"interface name {name!r} is {len(name.encode())} bytes long; Linux allows {IFNAME_MAX}",
+                "use a shorter name",
+            )
+            return False
+        if name == "lo" or not all(c.isalnum() or c in "_.-" for c in name) or name in (".", ".."):
+            self.add(loc, f"interface name {name!r} is not allowed", "use letters, digits and _ . - (not 'lo')")
+            return False
+        return True
+
+    def _namespace(self, name: str, base: Loc, space: NamespaceSpec, ends: dict[str, Endpoint]) -> Namespace:
+        role: Literal["node", "host"] = "host" if name == HOST else "node"
+        links: dict[str, Link] = {}
+        for br, br_spec in space.bridges.items():
+            loc = (*base, "bridges", br)
+            if not self._ifname_ok(loc, br):
+                continue
+            b = br_spec or BridgeSpec()
+            links[br] = Link(
+                name=br,
+                kind="bridge",
+                mtu=b.mtu,
+                mac=b.mac,
+                up=b.up,
+                addresses=self._norm_addresses(b.addresses),
+                stp=b.stp,
+                ageing=b.ageing,
+            )
+        for ifname, peer in ends.items():
+            links[ifname] = Link(name=ifname, kind="veth", peer=peer)
+        for ifname, if_spec in space.interfaces.items():
+            loc = (*base, "interfaces", ifname)
+            if ifname not in ends:
+                if ifname in space.bridges:
+                    self.add(loc, f"{ifname!r} is a bridge; set its addresses under bridges.{ifname}")
+                else:
+                    where = "host" if name == HOST else name
+                    self.add(
+                        loc,
+                        f"interface {ifname!r} is not an end of any link in {where}",
+                        _suggest(ifname, ends) or f"add a link [{where}:{ifname}, OTHER:IFACE] or remove it",
+                    )
+                continue
+            if if_spec is None:
+                continue
+            if if_spec.master is not None and if_spec.master not in space.bridges:
+                self.add(
+                    (*loc, "master"),
+                    f"bridge {if_spec.master!r} does not exist in {name}",
+                    _suggest(if_spec.master, space.bridges) or "declare it under bridges:",
+                )
+            links[ifname] = Link(
+                name=ifname,
+                kind="veth",
+                peer=ends[ifname],
+                master=if_spec.master,
+                mtu=if_spec.mtu,
+                mac=if_spec.mac,
+                up=if_spec.up,
+                addresses=self._norm_addresses(if_spec.addresses),
+            )
+        routes = self._routes(base, space, links)
+        sysctls: dict[str, str] = {}
+        for key, value in space.sysctls.items():
+            loc = (*base, "sysctls", key)
+            text = str(int(value)) if isinstance(value, bool) else str(value)
+            if not SYSCTL_RE.match(key):
+                self.add(
+                    loc,
+                    f"sysctl {key!r} is not a per-namespace network setting",
+                    "only net.* keys such as net.ipv4.ip_forward can be set per namespace",
+                )
+            elif not SYSCTL_VALUE_RE.match(text):
+                self.add(loc, f"value {text!r} is not allowed", "use a number or a simple word")
+            else:
+                sysctls[key] = text
+        return Namespace(
+            name=name,
+            label=name,
+            role=role,
+            links=links,
+            routes=frozenset(routes),
+            sysctls=sysctls,
+            firewall=self._firewall(base, space),
+        )
+
+    def _norm_addresses(self, addresses: list[str]) -> frozenset[str]:
+        return frozenset(str(ipaddress.ip_interface(a)) for a in addresses)
+
+    def _routes(self, base: Loc, space: NamespaceSpec, links: dict[str, Link]) -> list[Route]:
+        routes: list[Route] = []
+        subnets = [ipaddress.ip_interface(a).network for link in links.values() for a in link.addresses]
+        for i, r in enumerate(space.routes):
+            loc = (*base, "routes", i)
+            family = ipaddress.ip_address(r.via).version if r.via else 4
+            to = ("0.0.0.0/0" if family == 4 else "::/0") if r.to == "default" else r.to
+            if r.via and ipaddress.ip_network(to).version != family:
+                self.add((*loc, "via"), f"gateway {r.via} and destination {r.to} are of different IP versions")
+                continue
+            if r.dev is not None and r.dev not in links:
+                self.add(
+                    (*loc, "dev"),
+                    f"interface {r.dev!r} does not exist here",
+                    _suggest(r.dev, links) or f"interfaces here: {', '.join(links) or 'none'}",
+                )
+                continue
+            if r.via and r.dev is None and not any(ipaddress.ip_address(r.via) in n for n in subnets):
+                self.add(
+                    (*loc, "via"),
+                    f"gateway {r.via} is not in any subnet of this namespace's interfaces",
+                    "add an address in the gateway's subnet, or name the interface with dev:",
+                )
+                continue
+            route = Route(to=str(ipaddress.ip_network(to)), via=r.via, dev=r.dev, metric=r.metric)
+            if route in routes:
+                self.add(loc, f"route {route} is listed twice", "remove one")
+                continue
+            routes.append(route)
+        return routes
+
+    def _firewall(self, base: Loc, space: NamespaceSpec) -> Firewall:
+        loc0: Loc = (*base, "firewall")
+        policies: dict[str, str] = {}
+        for chain, policy in space.firewall.policies.items():
+            if chain not in POLICY_CHAINS:
+                self.add(
+                    (*loc0, "policies", chain),
+                    f"{chain!r} is not a built-in filter chain",
+                    _suggest(chain.upper(), POLICY_CHAINS) or f"use one of {', '.join(POLICY_CHAINS)}",
+                )
+            else:
+                policies[chain] = policy
+        rules = []
+        for i, r in enumerate(space.firewall.rules):
+            loc = (*loc0, "rules", i)
+            chains = BUILTIN_CHAINS[r.table]
+            if r.chain not in chains:
+                self.add(
+                    (*loc, "chain"),
+                    f"{r.chain!r} is not a built-in chain of the {r.table} table",
+                    _suggest(r.chain.upper(), chains) or f"use one of {', '.join(chains)}",
+                )
+                continue
+            if r.action == "MASQUERADE" and (r.table, r.chain) != ("nat", "POSTROUTING"):
+                self.add(
+                    (*loc, "action"),
+                    "MASQUERADE works only in table nat, chain POSTROUTING",
+                    "set table: nat and chain: POSTROUTING",
+                )
+                continue
+            if (r.sport or r.dport) and r.protocol not in PORT_PROTOCOLS:
+                self.add(loc, "ports need a protocol that has them", "set protocol: tcp, udp or sctp")
+                continue
+            families = {ipaddress.ip_network(a).version for a in (r.source, r.destination) if a}
+            if r.family:
+                families.add(4 if r.family == "ipv4" else 6)
+            if r.protocol in ("icmp", "icmpv6"):
+                families.add(4 if r.protocol == "icmp" else 6)
+            if len(families) > 1:
+                self.add(
+                    loc,
+                    "this rule mixes IPv4 and IPv6 (addresses, family or protocol)",
+                    "split it into one rule per IP version",
+                )
+                continue
+            rules.append(render_rule(r))
+        return Firewall(policies=policies, rules=tuple(rules))
+
+    # -- whole-lab checks --------------------------------------------------
+
+    def _iter_addresses(self, spaces: dict[str, Namespace]) -> Iterator[tuple[Loc, str, str, Link]]:
+        for ns, space in spaces.items():
+            base: Loc = ("host",) if ns == HOST else ("nodes", ns)
+            for link in space.links.values():
+                group = "bridges" if link.kind == "bridge" else "interfaces"
+                for addr in sorted(link.addresses):
+                    yield (*base, group, link.name, "addresses"), ns, addr, link
+
+    def _addresses(self, spaces: dict[str, Namespace]) -> None:
+        seen: dict[str, str] = {}
+        for loc, ns, addr, link in self._iter_addresses(spaces):
+            if ipaddress.ip_interface(addr).network.prefixlen == 0:
+                self.add(loc, f"{addr} has a /0 prefix, which covers every address", "use the subnet's real prefix")
+            ip = str(ipaddress.ip_interface(addr).ip)
+            where = f"{ns}:{link.name}"
+            if ip in seen:
+                self.add(
+                    loc, f"address {ip} is used twice ({seen[ip]} and {where})", "give each interface its own address"
+                )
+            else:
+                seen[ip] = where
+
+    def _bridge_subnets(self, spaces: dict[str, Namespace]) -> None:
+        """Subnets seen on different bridges must not overlap."""
+        segments: dict[str, set[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+        for ns, space in spaces.items():
+            for link in space.links.values():
+                if link.kind == "bridge":
+                    key = f"{ns}:{link.name}"
+                    segments.setdefault(key, set()).update(ipaddress.ip_interface(a).network for a in link.addresses)
+        for space in spaces.values():
+            for link in space.links.values():
+                if link.kind != "veth" or link.peer is None:
+                    continue
+                peer = spaces.get(link.peer.ns)
+                peer_link = peer.links.get(link.peer.ifname) if peer else None
+                if peer_link and peer_link.master:
+                    key = f"{link.peer.ns}:{peer_link.master}"
+                    segments.setdefault(key, set()).update(ipaddress.ip_interface(a).network for a in link.addresses)
+        names = sorted(segments)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                for na in segments[a]:
+                    for nb in segments[b]:
+                        if na.version == nb.version and na.overlaps(nb):
+                            ns, br = b.split(":", 1)
+                            loc: Loc = ("host",) if ns == HOST else ("nodes", ns)
+                            self.add(
+                                (*loc, "bridges", br),
+                                f"subnet {nb} on bridge {b} overlaps {na} on bridge {a}",
+                                "give each bridge its own subnet",
+                            )

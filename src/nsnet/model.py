@@ -1,0 +1,185 @@
+"""Frozen model objects: a topology, and the state of a lab's namespaces.
+
+A :class:`Topology` speaks in logical names (``RED``, ``host``). Binding it to
+a lab name (:func:`bind`) gives a :class:`State`: the same objects keyed by
+the kernel's namespace names. What the kernel holds is read into a
+:class:`State` too (:mod:`nsnet.observe`), so desired and live compare
+directly (:mod:`nsnet.plan`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+HOST = "host"
+"""The logical name of a lab's host namespace."""
+
+ROOT_NS = ""
+"""Key of the machine's root network namespace (never a valid netns name)."""
+
+LinkKind = Literal["veth", "bridge"]
+HostMode = Literal["sandbox", "root"]
+
+
+@dataclass(frozen=True, order=True)
+class Endpoint:
+    """One end of a link: a namespace and an interface name."""
+
+    ns: str
+    ifname: str
+
+    def __str__(self) -> str:
+        return f"{self.ns or 'root'}:{self.ifname}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A network interface nsnet manages in one namespace."""
+
+    name: str
+    kind: LinkKind
+    peer: Endpoint | None = None
+    master: str | None = None
+    mtu: int | None = None
+    mac: str | None = None
+    up: bool = True
+    addresses: frozenset[str] = frozenset()
+    stp: bool | None = None
+    ageing: int | None = None
+    alias: str | None = None
+    """The interface alias; nsnet marks what it creates with ``nsnet:<lab>``."""
+
+
+@dataclass(frozen=True, order=True)
+class Route:
+    """A static route. ``to`` is a network in CIDR form (``0.0.0.0/0`` for default)."""
+
+    to: str
+    via: str | None = None
+    dev: str | None = None
+    metric: int | None = None
+
+    @property
+    def family(self) -> int:
+        return ipaddress.ip_network(self.to).version
+
+    def __str__(self) -> str:
+        text = "default" if ipaddress.ip_network(self.to).prefixlen == 0 else self.to
+        if self.via:
+            text += f" via {self.via}"
+        if self.dev:
+            text += f" dev {self.dev}"
+        if self.metric is not None:
+            text += f" metric {self.metric}"
+        return text
+
+
+@dataclass(frozen=True, order=True)
+class Rule:
+    """A firewall rule in iptables-save form: ``-A <own chain> <args>``."""
+
+    family: int
+    table: str
+    chain: str
+    args: str
+
+    def __str__(self) -> str:
+        tool = "iptables" if self.family == 4 else "ip6tables"
+        return f"{tool} -t {self.table} {self.chain} {self.args}"
+
+
+@dataclass(frozen=True)
+class Firewall:
+    """Filter-table policies (IPv4) and rules, in order."""
+
+    policies: dict[str, str] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+    chains: frozenset[tuple[int, str, str]] = frozenset()
+    """Live only: nsnet chains present, as (family, table, built-in chain)."""
+    jumps: frozenset[tuple[int, str, str]] = frozenset()
+    """Live only: jump rules to nsnet chains present, as (family, table, built-in chain)."""
+
+    @property
+    def families(self) -> set[int]:
+        return {r.family for r in self.rules} | {f for f, _, _ in self.chains}
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """Everything nsnet manages in one network namespace."""
+
+    name: str
+    label: str
+    role: Literal["node", "host"]
+    links: dict[str, Link] = field(default_factory=dict)
+    routes: frozenset[Route] = frozenset()
+    sysctls: dict[str, str] = field(default_factory=dict)
+    firewall: Firewall = field(default_factory=Firewall)
+    mark: str | None = None
+    """Live only: the ownership mark (alias of ``lo``), ``nsnet:<lab>:<label>``."""
+
+
+def link_mark(lab: str) -> str:
+    """The alias nsnet gives every link it creates for ``lab``."""
+    return f"nsnet:{lab}"
+
+
+def namespace_mark(lab: str, label: str) -> str:
+    """The alias nsnet gives ``lo`` in every namespace it creates for ``lab``."""
+    return f"nsnet:{lab}:{label}"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A validated topology in logical names (see :func:`nsnet.load.load`)."""
+
+    name: str
+    host_mode: HostMode
+    namespaces: dict[str, Namespace]
+    source: str | None = None
+
+    @property
+    def nodes(self) -> list[str]:
+        return [n for n in self.namespaces if n != HOST]
+
+
+@dataclass(frozen=True)
+class State:
+    """A lab's namespaces keyed by kernel namespace name (``ROOT_NS`` for root)."""
+
+    lab: str
+    namespaces: dict[str, Namespace]
+
+    def label(self, ns: str) -> str:
+        space = self.namespaces.get(ns)
+        return space.label if space else (ns or "root")
+
+
+def netns_names(topology: Topology, lab: str | None = None) -> dict[str, str]:
+    """Kernel namespace name of each logical namespace of ``topology`` in lab ``lab``.
+
+    Under the topology's own name, nodes keep their names (``RED``); under
+    another lab name they are prefixed with it (``mylab-RED``). The sandbox
+    host is ``<lab>-host``; a ``root`` host is the root namespace.
+    """
+    lab = lab or topology.name
+    prefix = "" if lab == topology.name else f"{lab}-"
+    names = {n: prefix + n for n in topology.nodes}
+    names[HOST] = ROOT_NS if topology.host_mode == "root" else f"{lab}-host"
+    return names
+
+
+def bind(topology: Topology, lab: str | None = None) -> State:
+    """The desired :class:`State` of ``topology`` brought up as lab ``lab``."""
+    lab = lab or topology.name
+    names = netns_names(topology, lab)
+    spaces: dict[str, Namespace] = {}
+    for logical, space in topology.namespaces.items():
+        links = {
+            k: replace(v, peer=Endpoint(names[v.peer.ns], v.peer.ifname)) if v.peer else v
+            for k, v in space.links.items()
+        }
+        spaces[names[logical]] = replace(space, name=names[logical], links=links)
+    return State(lab=lab, namespaces=spaces)

@@ -1,0 +1,424 @@
+"""Desired state vs live state -> an ordered, printable list of actions (pure).
+
+Deletions come first (routes, addresses, links, namespaces), then creation
+in dependency order: namespaces, bridges, veths, link settings, addresses,
+links up, routes, sysctls, firewall. Each action can describe itself in
+words and as the equivalent ``ip`` / ``sysctl`` / ``iptables`` commands.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConflictError
+from .journal import Journal
+from .model import ROOT_NS, Endpoint, Firewall, Link, Namespace, Route, State, link_mark, namespace_mark
+from .rules import restore_text
+
+IPTABLES_RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
+
+
+def _ip(ns: str) -> str:
+    return "ip" if ns == ROOT_NS else f"ip -n {shlex.quote(ns)}"
+
+
+def _exec(ns: str, cmd: str) -> str:
+    return cmd if ns == ROOT_NS else f"ip netns exec {shlex.quote(ns)} {cmd}"
+
+
+def _where(ns: str) -> str:
+    return ns or "root"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of a plan."""
+
+    ns: str
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def commands(self) -> list[str]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CreateNamespace(Action):
+    label: str
+    mark: str
+
+    def describe(self) -> str:
+        return f"create namespace {self.ns}" + (f" ({self.label})" if self.label != self.ns else "")
+
+    def commands(self) -> list[str]:
+        return [f"ip netns add {shlex.quote(self.ns)}", f"{_ip(self.ns)} link set lo up alias {shlex.quote(self.mark)}"]
+
+
+@dataclass(frozen=True)
+class DeleteNamespace(Action):
+    def describe(self) -> str:
+        return f"delete namespace {self.ns} (and every link in it)"
+
+    def commands(self) -> list[str]:
+        return [f"ip netns del {shlex.quote(self.ns)}"]
+
+
+@dataclass(frozen=True)
+class CreateBridge(Action):
+    name: str
+    mark: str
+    stp: bool
+    ageing: int | None
+
+    def describe(self) -> str:
+        return f"create bridge {_where(self.ns)}:{self.name}"
+
+    def commands(self) -> list[str]:
+        extra = " stp_state 1" if self.stp else ""
+        if self.ageing is not None:
+            extra += f" ageing_time {self.ageing * 100}"
+        return [
+            f"{_ip(self.ns)} link add {self.name} type bridge{extra}",
+            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)}",
+        ]
+
+
+@dataclass(frozen=True)
+class CreateVeth(Action):
+    name: str
+    peer: Endpoint
+    mark: str
+
+    def describe(self) -> str:
+        return f"create veth pair {_where(self.ns)}:{self.name} <-> {_where(self.peer.ns)}:{self.peer.ifname}"
+
+    def commands(self) -> list[str]:
+        target = "" if self.peer.ns == self.ns else f" netns {shlex.quote(self.peer.ns) if self.peer.ns else 1}"
+        return [
+            f"{_ip(self.ns)} link add {self.name} type veth peer name {self.peer.ifname}{target}",
+            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)}",
+            f"{_ip(self.peer.ns)} link set {self.peer.ifname} alias {shlex.quote(self.mark)}",
+        ]
+
+
+@dataclass(frozen=True)
+class DeleteLink(Action):
+    name: str
+
+    def describe(self) -> str:
+        return f"delete link {_where(self.ns)}:{self.name}"
+
+    def commands(self) -> list[str]:
+        return [f"{_ip(self.ns)} link del {self.name}"]
+
+
+@dataclass(frozen=True)
+class SetLink(Action):
+    """Change link attributes; ``master`` "" means no master."""
+
+    name: str
+    master: str | None = None
+    mtu: int | None = None
+    mac: str | None = None
+    up: bool | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.master is not None:
+            parts.append(f"attach to bridge {self.master}" if self.master else "detach from its bridge")
+        if self.mtu is not None:
+            parts.append(f"mtu {self.mtu}")
+        if self.mac is not None:
+            parts.append(f"mac {self.mac}")
+        if self.up is not None:
+            parts.append("up" if self.up else "down")
+        return f"set {_where(self.ns)}:{self.name} " + ", ".join(parts)
+
+    def commands(self) -> list[str]:
+        out = []
+        base = f"{_ip(self.ns)} link set {self.name}"
+        if self.master is not None:
+            out.append(f"{base} master {self.master}" if self.master else f"{base} nomaster")
+        if self.mtu is not None:
+            out.append(f"{base} mtu {self.mtu}")
+        if self.mac is not None:
+            out.append(f"{base} address {self.mac}")
+        if self.up is not None:
+            out.append(f"{base} {'up' if self.up else 'down'}")
+        return out
+
+
+@dataclass(frozen=True)
+class SetBridge(Action):
+    name: str
+    stp: bool | None = None
+    ageing: int | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.stp is not None:
+            parts.append(f"stp {'on' if self.stp else 'off'}")
+        if self.ageing is not None:
+            parts.append(f"ageing {self.ageing}s")
+        return f"set bridge {_where(self.ns)}:{self.name} " + ", ".join(parts)
+
+    def commands(self) -> list[str]:
+        extra = ""
+        if self.stp is not None:
+            extra += f" stp_state {int(self.stp)}"
+        if self.ageing is not None:
+            extra += f" ageing_time {self.ageing * 100}"
+        return [f"{_ip(self.ns)} link set {self.name} type bridge{extra}"]
+
+
+@dataclass(frozen=True)
+class Address(Action):
+    """Add (``add=True``) or delete an address."""
+
+    ifname: str
+    cidr: str
+    add: bool = True
+
+    def describe(self) -> str:
+        verb = "add address" if self.add else "delete address"
+        return f"{verb} {self.cidr} {'to' if self.add else 'from'} {_where(self.ns)}:{self.ifname}"
+
+    def commands(self) -> list[str]:
+        return [f"{_ip(self.ns)} addr {'add' if self.add else 'del'} {self.cidr} dev {self.ifname}"]
+
+
+@dataclass(frozen=True)
+class RouteChange(Action):
+    route: Route
+    add: bool = True
+
+    def describe(self) -> str:
+        return f"{'add' if self.add else 'delete'} route {self.route} in {_where(self.ns)}"
+
+    def commands(self) -> list[str]:
+        v6 = " -6" if self.route.family == 6 else ""
+        return [f"{_ip(self.ns)}{v6} route {'add' if self.add else 'del'} {self.route} proto static"]
+
+
+@dataclass(frozen=True)
+class SetSysctl(Action):
+    key: str
+    value: str
+    original: str | None
+    restore: bool = False
+
+    def describe(self) -> str:
+        verb = "restore" if self.restore else "set"
+        was = f" (was {self.original})" if self.original is not None else ""
+        return f"{verb} sysctl {self.key}={self.value} in {_where(self.ns)}{was}"
+
+    def commands(self) -> list[str]:
+        return [_exec(self.ns, f"sysctl -qw {self.key}={self.value}")]
+
+
+@dataclass(frozen=True)
+class ApplyFirewall(Action):
+    family: int
+    text: str
+    changes: tuple[str, ...]
+    originals: dict[str, str] = field(default_factory=dict, compare=False)
+    """Filter policies before this change, for chains whose policy it sets."""
+    restored: tuple[str, ...] = ()
+    """Chains whose original policy this change puts back."""
+
+    def describe(self) -> str:
+        tool = "iptables" if self.family == 4 else "ip6tables"
+        return f"{tool} in {_where(self.ns)}: " + "; ".join(self.changes)
+
+    def commands(self) -> list[str]:
+        return [_exec(self.ns, f"{IPTABLES_RESTORE[self.family]} --noflush <<'EOF'\n{self.text}EOF")]
+
+
+@dataclass
+class Plan:
+    """What ``up`` (or ``down``) would do, in order."""
+
+    lab: str
+    actions: list[Action] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.actions)
+
+    def lines(self) -> list[str]:
+        return [a.describe() for a in self.actions]
+
+    def script(self) -> str:
+        body = [cmd for a in self.actions for cmd in a.commands()]
+        return "#!/bin/sh\n# nsnet plan for lab " + self.lab + "\nset -e\n" + "\n".join(body) + "\n"
+
+
+# -- planning ----------------------------------------------------------------
+
+
+def plan(desired: State, live: State, journal: Journal | None, adopt: bool = False) -> Plan:
+    """The actions that turn ``live`` into ``desired``.
+
+    ``live`` holds every namespace of interest that exists. Only objects nsnet
+    marked as this lab's are deleted or changed; with ``adopt`` (used to roll
+    back to an observed state) unmarked objects that match are left alone
+    without complaint.
+    """
+    lab = desired.lab
+    mark = link_mark(lab)
+    p = Plan(lab)
+    deletes: list[Action] = []
+    bridge_deletes: list[Action] = []
+    creates: dict[str, list[Action]] = {
+        k: [] for k in ("ns", "bridge", "veth", "set", "addr", "up", "route", "sysctl", "fw")
+    }
+    done_pairs: set[tuple[Endpoint, Endpoint]] = set()
+
+    for ns, want in desired.namespaces.items():
+        have = live.namespaces.get(ns)
+        if have is None:
+            creates["ns"].append(CreateNamespace(ns, want.label, namespace_mark(lab, want.label)))
+            have = Namespace(name=ns, label=want.label, role=want.role)
+        elif ns != ROOT_NS and not adopt and not (have.mark or "").startswith(f"nsnet:{lab}:"):
+            owner = (have.mark or "").split(":")
+            who = f"lab {owner[1]!r}" if len(owner) == 3 and owner[0] == "nsnet" else "something other than nsnet"
+            raise ConflictError(
+                f"network namespace {ns!r} already exists and belongs to {who}; "
+                f"bring this lab up under another name (--name) or remove that namespace"
+            )
+        recreate: set[str] = set()
+        for name, link in have.links.items():
+            ours = link.alias == mark
+            target = want.links.get(name)
+            if target is None:
+                if ours:
+                    (bridge_deletes if link.kind == "bridge" else deletes).append(DeleteLink(ns, name))
+                continue
+            if link.kind != target.kind or (target.kind == "veth" and link.peer != target.peer):
+                if not ours and not adopt:
+                    raise ConflictError(
+                        f"interface {_where(ns)}:{name} already exists and was not created by nsnet; "
+                        f"rename the interface in the topology or delete it (ip -n {ns} link del {name})"
+                        if ns
+                        else f"interface {name} already exists in the root namespace; rename it in the topology"
+                    )
+                if ours:
+                    (bridge_deletes if link.kind == "bridge" else deletes).append(DeleteLink(ns, name))
+                recreate.add(name)
+        for name, target in want.links.items():
+            current = None if name in recreate else have.links.get(name)
+            _plan_link(ns, target, current, mark, creates, done_pairs)
+        routes_have = set(have.routes)
+        for route in sorted(routes_have - want.routes):
+            deletes.insert(0, RouteChange(ns, route, add=False))
+        for route in sorted(want.routes - routes_have):
+            creates["route"].append(RouteChange(ns, route))
+        _plan_sysctls(ns, want, have, journal, creates["sysctl"])
+        creates["fw"] += _plan_firewall(lab, ns, want.firewall, have.firewall, journal)
+
+    ns_deletes: list[Action] = []
+    for ns, have in live.namespaces.items():
+        if ns in desired.namespaces:
+            continue
+        if ns == ROOT_NS:
+            # A root host going away: remove only what nsnet put there.
+            empty = Namespace(name=ns, label="host", role="host")
+            sub = plan(State(lab, {ns: empty}), State(lab, {ns: have}), journal, adopt=True)
+            deletes += [a for a in sub.actions if isinstance(a, DeleteLink | RouteChange)]
+            creates["sysctl"] += [a for a in sub.actions if isinstance(a, SetSysctl)]
+            creates["fw"] += [a for a in sub.actions if isinstance(a, ApplyFirewall)]
+        elif (have.mark or "").startswith(f"nsnet:{lab}:"):
+            ns_deletes.append(DeleteNamespace(ns))
+
+    p.actions = deletes + bridge_deletes + ns_deletes + [a for group in creates.values() for a in group]
+    return p
+
+
+def _plan_link(
+    ns: str,
+    want: Link,
+    have: Link | None,
+    mark: str,
+    creates: dict[str, list[Action]],
+    done_pairs: set[tuple[Endpoint, Endpoint]],
+) -> None:
+    if have is None:
+        if want.kind == "bridge":
+            creates["bridge"].append(CreateBridge(ns, want.name, mark, bool(want.stp), want.ageing))
+        else:
+            assert want.peer is not None
+            me = Endpoint(ns, want.name)
+            pair = (min(me, want.peer), max(me, want.peer))
+            if pair not in done_pairs:
+                done_pairs.add(pair)
+                creates["veth"].append(CreateVeth(ns, want.name, want.peer, mark))
+    changes: dict[str, Any] = {}
+    current_master = have.master if have else None
+    if (want.master or None) != current_master:
+        changes["master"] = want.master or ""
+    if want.mtu is not None and (have is None or have.mtu != want.mtu):
+        changes["mtu"] = want.mtu
+    if want.mac is not None and (have is None or (have.mac or "").lower() != want.mac):
+        changes["mac"] = want.mac
+    if changes:
+        creates["set"].append(SetLink(ns, want.name, **changes))
+    if want.kind == "bridge" and have is not None:
+        stp = want.stp if want.stp is not None and have.stp != want.stp else None
+        ageing = want.ageing if want.ageing is not None and have.ageing != want.ageing else None
+        if stp is not None or ageing is not None:
+            creates["set"].append(SetBridge(ns, want.name, stp=stp, ageing=ageing))
+    have_addrs = have.addresses if have else frozenset()
+    for cidr in sorted(have_addrs - want.addresses):
+        creates["addr"].insert(0, Address(ns, want.name, cidr, add=False))
+    for cidr in sorted(want.addresses - have_addrs):
+        creates["addr"].append(Address(ns, want.name, cidr))
+    if want.up != (have.up if have else False):
+        up = SetLink(ns, want.name, up=want.up)
+        # Bridges first, so ports join a bridge that is already up, as in the seed.
+        (creates["up"].insert(0, up) if want.kind == "bridge" else creates["up"].append(up))
+
+
+def _plan_sysctls(ns: str, want: Namespace, have: Namespace, journal: Journal | None, out: list[Action]) -> None:
+    originals = journal.sysctls.get(ns, {}) if journal else {}
+    for key, value in want.sysctls.items():
+        current = have.sysctls.get(key)
+        if current != value:
+            out.append(SetSysctl(ns, key, value, originals.get(key, current)))
+    for key, original in originals.items():
+        if key not in want.sysctls and have.sysctls.get(key) is not None:
+            if have.sysctls.get(key) != original:
+                out.append(SetSysctl(ns, key, original, have.sysctls.get(key), restore=True))
+            else:
+                out.append(SetSysctl(ns, key, original, original, restore=True))
+
+
+def _plan_firewall(lab: str, ns: str, want: Firewall, have: Firewall, journal: Journal | None) -> list[Action]:
+    originals = journal.policies.get(ns, {}) if journal else {}
+    policies = dict(want.policies)
+    restored = tuple(c for c in originals if c not in want.policies)
+    for chain in restored:
+        policies[chain] = originals[chain]
+    out: list[Action] = []
+    for family in sorted(want.families | have.families | ({4} if policies else set())):
+        text = restore_text(lab, want, have, family, policies if family == 4 else {})
+        if not text and not (family == 4 and restored):
+            continue
+        changes: list[str] = []
+        if family == 4:
+            for chain, policy in policies.items():
+                before = have.policies.get(chain)
+                if before != policy:
+                    changes.append(f"{chain} policy {before} -> {policy}" if before else f"{chain} policy {policy}")
+        old = [r for r in have.rules if r.family == family]
+        new = [r for r in want.rules if r.family == family]
+        changes += [f"- {r.chain} {r.args}" for r in old if r not in new]
+        changes += [f"+ {r.chain} {r.args}" for r in new if r not in old]
+        if not changes:
+            changes.append("re-link nsnet chains")
+        saved = {c: have.policies[c] for c in policies if c in have.policies and c not in originals}
+        out.append(
+            ApplyFirewall(ns, family, text, tuple(changes), originals=saved, restored=restored if family == 4 else ())
+        )
+    return out

@@ -1,0 +1,283 @@
+"""The topology file format, as pydantic models.
+
+These models check the *shape* of a topology file (keys, types, value
+syntax); cross-references and kernel limits are checked in :mod:`nsnet.load`.
+The JSON Schema that editors use is generated from them
+(``nsnet schema``, ``docs/topology.schema.json``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
+MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+SYSCTL_RE = re.compile(r"^net(\.[A-Za-z0-9_-]+)+$")
+SYSCTL_VALUE_RE = re.compile(r"^[A-Za-z0-9_.: -]{0,64}$")
+IFNAME_MAX = 15
+
+Policy = Literal["ACCEPT", "DROP"]
+Table = Literal["filter", "nat", "mangle", "raw"]
+Action = Literal["ACCEPT", "DROP", "REJECT", "RETURN", "LOG", "MASQUERADE"]
+Protocol = Literal["all", "tcp", "udp", "icmp", "icmpv6", "sctp"]
+CtState = Literal["NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def _check_ifname(value: str) -> str:
+    if len(value.encode()) > IFNAME_MAX:
+        raise ValueError(
+            f"interface name {value!r} is {len(value.encode())} bytes; "
+            f"Linux allows at most {IFNAME_MAX}: use a shorter name"
+        )
+    if not IFNAME_RE.match(value) or value in (".", ".."):
+        raise ValueError(f"interface name {value!r} may only use letters, digits and _ . : -")
+    return value
+
+
+def _check_cidr(value: str) -> str:
+    try:
+        iface = ipaddress.ip_interface(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an address in CIDR form: write it like 11.11.11.2/24 or fd00::2/64"
+        ) from None
+    if "/" not in value:
+        raise ValueError(f"{value!r} has no prefix length: write it like {value}/{24 if iface.version == 4 else 64}")
+    ip = iface.ip
+    if (
+        ip.is_multicast
+        or ip.is_unspecified
+        or ip.is_loopback
+        or ((iface.version == 4 and int(ip) >> 24 in (0, 127)) or str(ip) == "255.255.255.255")
+    ):
+        raise ValueError(f"{value!r} is a multicast, loopback or unspecified address: use a unicast address")
+    net = iface.network
+    if iface.version == 4 and net.prefixlen < 31 and ip in (net.network_address, net.broadcast_address):
+        which = "network" if ip == net.network_address else "broadcast"
+        raise ValueError(f"{value!r} is the {which} address of {net}: pick a host address inside it")
+    return value
+
+
+def _check_mac(value: str) -> str:
+    if not MAC_RE.match(value):
+        raise ValueError(f"{value!r} is not a MAC address: write it like 02:00:00:00:00:01")
+    if int(value[:2], 16) & 1:
+        raise ValueError(
+            f"{value!r} is a multicast MAC (lowest bit of the first octet set): "
+            "use a unicast one such as 02:00:00:00:00:01"
+        )
+    return value.lower()
+
+
+def _check_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a network: write it like 10.0.0.0/8 ({exc})") from None
+    return value
+
+
+def _check_address_or_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an address or network: write it like 11.11.11.0/24 or 11.11.11.3") from None
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
+Mac = Annotated[str, AfterValidator(_check_mac)]
+AddressOrNetwork = Annotated[str, AfterValidator(_check_address_or_network)]
+
+
+class InterfaceSpec(_Strict):
+    """Settings of one interface (a veth end) in a namespace."""
+
+    addresses: list[Cidr] = Field(default_factory=list, description="Addresses in CIDR form.")
+    mtu: int | None = Field(default=None, ge=68, le=65535, description="MTU in bytes.")
+    mac: Mac | None = Field(default=None, description="MAC address, e.g. 02:00:00:00:00:01.")
+    up: bool = Field(default=True, description="Bring the interface up.")
+    master: str | None = Field(default=None, description="Bridge in the same namespace to attach to.")
+
+
+class BridgeSpec(_Strict):
+    """A Linux bridge in a namespace."""
+
+    addresses: list[Cidr] = Field(default_factory=list, description="Addresses in CIDR form.")
+    mtu: int | None = Field(default=None, ge=68, le=65535)
+    mac: Mac | None = None
+    up: bool = True
+    stp: bool = Field(default=False, description="Spanning tree protocol.")
+    ageing: int | None = Field(
+        default=None, ge=0, le=1_000_000, description="FDB ageing time in seconds (kernel default 300)."
+    )
+
+
+class RouteSpec(_Strict):
+    """A static route: ``to`` is a network or ``default``."""
+
+    to: str = Field(description="Destination network, or 'default'.")
+    via: str | None = Field(default=None, description="Gateway address.")
+    dev: str | None = Field(default=None, description="Output interface.")
+    metric: int | None = Field(default=None, ge=0, le=2**32 - 1)
+
+    @field_validator("to")
+    @classmethod
+    def check_to(cls, value: str) -> str:
+        if value == "default":
+            return value
+        return _check_network(value)
+
+    @field_validator("via")
+    @classmethod
+    def check_via(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a gateway address: write it like 11.11.11.1") from None
+        return value
+
+    @field_validator("dev")
+    @classmethod
+    def check_dev(cls, value: str | None) -> str | None:
+        return None if value is None else _check_ifname(value)
+
+    @model_validator(mode="after")
+    def check_needs_target(self) -> RouteSpec:
+        if self.via is None and self.dev is None:
+            raise ValueError("a route needs 'via' (a gateway) or 'dev' (an interface), or both")
+        return self
+
+
+class RuleSpec(_Strict):
+    """One firewall rule, in iptables terms."""
+
+    family: Literal["ipv4", "ipv6"] | None = Field(
+        default=None, description="iptables (ipv4) or ip6tables (ipv6); inferred from addresses."
+    )
+    table: Table = "filter"
+    chain: str = Field(description="Built-in chain: INPUT, FORWARD, OUTPUT, PREROUTING or POSTROUTING.")
+    source: AddressOrNetwork | None = Field(default=None, description="-s: address or network.")
+    destination: AddressOrNetwork | None = Field(default=None, description="-d: address or network.")
+    protocol: Protocol | None = Field(default=None, description="-p")
+    sport: int | str | None = Field(default=None, description="--sport: port or range A:B (tcp/udp/sctp).")
+    dport: int | str | None = Field(default=None, description="--dport: port or range A:B (tcp/udp/sctp).")
+    in_: str | None = Field(default=None, alias="in", description="-i: input interface (+ as wildcard).")
+    out: str | None = Field(default=None, description="-o: output interface (+ as wildcard).")
+    state: list[CtState] | None = Field(default=None, description="-m conntrack --ctstate")
+    action: Action = Field(description="-j: ACCEPT, DROP, REJECT, RETURN, LOG or MASQUERADE.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("sport", "dport")
+    @classmethod
+    def check_port(cls, value: int | str | None) -> str | None:
+        if value is None:
+            return None
+        text = str(value)
+        parts = text.split(":")
+        if len(parts) > 2 or not all(p.isdigit() and 0 < int(p) < 65536 for p in parts):
+            raise ValueError(f"{text!r} is not a port or range: write 80 or 1000:2000 (1-65535)")
+        if len(parts) == 2 and int(parts[0]) > int(parts[1]):
+            raise ValueError(f"port range {text!r} is backwards: write the smaller port first")
+        return text
+
+    @field_validator("in_", "out")
+    @classmethod
+    def check_iface(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        stem = value[:-1] if value.endswith("+") else value
+        if not stem and value == "+":
+            return value
+        _check_ifname(stem)
+        return value
+
+
+class FirewallSpec(_Strict):
+    """Built-in chain policies (filter table) and rules."""
+
+    policies: dict[str, Policy] = Field(
+        default_factory=dict, description="Filter-table policies, e.g. {FORWARD: DROP}."
+    )
+    rules: list[RuleSpec] = Field(default_factory=list)
+
+
+class NamespaceSpec(_Strict):
+    """What lives in one network namespace: interfaces, bridges, routes, sysctls, firewall."""
+
+    interfaces: dict[str, InterfaceSpec | None] = Field(default_factory=dict)
+    bridges: dict[str, BridgeSpec | None] = Field(default_factory=dict)
+    routes: list[RouteSpec] = Field(default_factory=list)
+    sysctls: dict[str, int | str] = Field(default_factory=dict)
+    firewall: FirewallSpec = Field(default_factory=FirewallSpec)
+
+
+class NodeSpec(NamespaceSpec):
+    """A node: a network namespace of its own."""
+
+
+class HostSpec(NamespaceSpec):
+    """The lab's host: ``mode: sandbox`` (a private namespace, the default) or ``root``."""
+
+    mode: Literal["sandbox", "root"] = "sandbox"
+
+
+class LinkSpec(_Strict):
+    """A veth pair between two endpoints written ``NODE:IFACE`` (or ``host:IFACE``)."""
+
+    endpoints: list[str] = Field(min_length=2, max_length=2)
+
+
+class TopologySpec(_Strict):
+    """A whole topology file."""
+
+    name: str = Field(description="The lab's name.")
+    host: HostSpec = Field(default_factory=HostSpec)
+    nodes: dict[str, NodeSpec | None] = Field(default_factory=dict)
+    links: list[LinkSpec] = Field(default_factory=list)
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _host_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"mode": value}
+        return value
+
+    @field_validator("links", mode="before")
+    @classmethod
+    def _link_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"endpoints": v} if isinstance(v, list) else v for v in value]
+        return value
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the topology file format."""
+    schema = TopologySpec.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "nsnet topology"
+    # Accept the documented shorthands too.
+    props = schema["properties"]
+    props["host"] = {
+        "anyOf": [{"enum": ["sandbox", "root"]}, {"$ref": "#/$defs/HostSpec"}],
+        "description": "The lab's host: sandbox (default) or root, or a namespace spec.",
+    }
+    props["links"]["items"] = {
+        "anyOf": [
+            {"$ref": "#/$defs/LinkSpec"},
+            {"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 2},
+        ]
+    }
+    return schema
