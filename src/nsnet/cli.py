@@ -21,8 +21,9 @@ from .model import HOST, ROOT_NS, Topology, netns_names
 from .plan import Action, Plan
 from .schema import json_schema
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# When piped, print whole lines rather than cutting tables at 80 columns.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 1000)
 F = TypeVar("F", bound=Callable[..., Any])
 
 SHELL_RC = """[ -f ~/.bashrc ] && . ~/.bashrc

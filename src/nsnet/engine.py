@@ -52,7 +52,8 @@ def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = No
             live = observe(nl, lab, desired, previous)
             steps = plan(desired, live, previous)
             if not steps:
-                if previous is None or previous.status != "up":
+                if previous is None or previous.status != "up" or _adopt(journal, desired):
+                    _adopt(journal, desired)
                     journal.status = "up"
                     journal.save()
                 return steps
@@ -63,9 +64,17 @@ def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = No
             except StepFailed as exc:
                 rolled_back = _roll_back(nl, lab, live, journal, fresh=previous is None)
                 raise ApplyError(exc.action.describe(), exc.__cause__ or exc, rolled_back) from exc
+        _adopt(journal, desired)
         journal.status = "up"
         journal.save()
         return steps
+
+
+def _adopt(journal: Journal, desired: State) -> bool:
+    """Record every namespace of ``desired`` as the lab's (all exist and carry its mark now)."""
+    missing = {ns: s.label for ns, s in desired.namespaces.items() if ns != ROOT_NS and ns not in journal.namespaces}
+    journal.namespaces.update(missing)
+    return bool(missing)
 
 
 def _roll_back(nl: Netlink, lab: str, before: State, journal: Journal, fresh: bool) -> bool:

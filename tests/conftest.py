@@ -1,0 +1,103 @@
+"""Shared fixtures: unique lab names, running the CLI, and leak checks.
+
+Every lab a test brings up gets a unique name (so tests run in parallel
+under pytest-xdist) and is brought down at the end of the test, even when
+the test fails; the test then fails if any namespace of that lab is left.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+_counter = itertools.count()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def nsnet(*args: str, input: str | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> Result:
+    """Run the nsnet CLI of this checkout in a child process."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "nsnet", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def sh(*argv: str) -> str:
+    """Run a command, fail the test if it fails, return its output."""
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, f"{' '.join(argv)} failed: {proc.stderr}"
+    return proc.stdout
+
+
+def netns_list() -> set[str]:
+    try:
+        return set(os.listdir("/run/netns"))
+    except FileNotFoundError:
+        return set()
+
+
+def root_links() -> str:
+    """The root namespace's link names (for 'unchanged' checks; read only)."""
+    return "\n".join(sorted(line.split(":")[1].strip() for line in sh("ip", "-o", "link", "show").splitlines()))
+
+
+def unique_name(prefix: str = "t") -> str:
+    return f"{prefix}{os.getpid() % 100000}x{next(_counter)}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _must_be_root() -> None:
+    if os.geteuid() != 0:
+        pytest.exit("the nsnet test suite builds real namespaces: run it as root", returncode=2)
+
+
+@pytest.fixture
+def lab_name() -> Iterator[str]:
+    """A fresh lab name; whatever lab of that name is left at the end is brought down and checked."""
+    name = unique_name()
+    yield name
+    _teardown(name)
+
+
+def _teardown(name: str) -> None:
+    if Path(f"/run/nsnet/labs/{name}.json").exists():
+        result = nsnet("down", name, "-q")
+        assert result.code == 0, f"down {name} failed: {result.text}"
+    leaked = sorted(ns for ns in netns_list() if ns.startswith(f"{name}-"))
+    for ns in leaked:  # clean up so one failure does not cascade, then fail
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    assert not leaked, f"namespaces left behind by lab {name}: {leaked}"
+
+
+@pytest.fixture
+def new_lab_name() -> Iterator[list[str]]:
+    """Several lab names for one test: call ``names.append(unique_name())``."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        _teardown(name)
