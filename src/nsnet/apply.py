@@ -100,9 +100,11 @@ def _run(a: Action, nl: Netlink, journal: Journal) -> None:
         nl.route(a.ns, "add" if a.add else "del", a.route)
     elif isinstance(a, SetSysctl):
         saved = journal.sysctls.setdefault(a.ns, {})
-        if not a.restore and a.key not in saved and a.original is not None:
-            saved[a.key] = a.original
-            journal.save()
+        if not a.restore and a.key not in saved:
+            original = a.original if a.original is not None else sysctl.read(a.ns, [a.key])[a.key]
+            if original is not None:
+                saved[a.key] = original
+                journal.save()
         sysctl.write(a.ns, a.key, a.value)
         if a.restore:
             saved.pop(a.key, None)

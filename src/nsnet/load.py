@@ -100,7 +100,7 @@ def _index(
         seen: set[Any] = set()
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str | int) or isinstance(key, bool):
+            if not isinstance(key, str):  # every key must be text; index the others by str()
                 key = str(key)
             if key in seen:
                 problems.append(
@@ -134,6 +134,7 @@ def _fields_at(loc: Loc) -> list[str]:
     """Known keys of the model found at ``loc`` (for "did you mean")."""
     model: Any = TopologySpec
     for part in loc:
+        model = _unwrap(model, None)  # NodeSpec | None -> NodeSpec
         if isinstance(model, type) and issubclass(model, BaseModel):
             field = model.model_fields.get(str(part)) or next(
                 (f for f in model.model_fields.values() if f.alias == part), None
@@ -174,6 +175,8 @@ class _Validator:
         self.filename = filename
         self.lines = lines
         self.problems: list[Problem] = []
+        self.named_in_links: set[tuple[str, str]] = set()
+        """(namespace, interface) of every well-formed link endpoint, even of rejected links."""
 
     def add(self, loc: Loc, message: str, hint: str = "") -> None:
         line = None
@@ -202,7 +205,14 @@ class _Validator:
     def _pydantic_problem(self, err: Any) -> None:
         loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         kind = err["type"]
-        if kind == "extra_forbidden":
+        if loc and loc[-1] == "[key]":
+            key = err.get("input")
+            self.add(
+                (*loc[:-2], str(key)),
+                f"this key is not text: YAML reads it as {key!r}",
+                "put the name in quotes, e.g. 'yes' or '123'",
+            )
+        elif kind == "extra_forbidden":
             key = str(loc[-1])
             self.add(
                 loc,
@@ -267,6 +277,7 @@ class _Validator:
                 if not sep or not ns or not ifname:
                     self.add(loc, f"endpoint {text!r} is not NODE:IFACE", "write it like RED:reth0 or host:reth1")
                     continue
+                self.named_in_links.add((ns, ifname))
                 if ns not in spaces:
                     self.add(
                         loc,
@@ -331,7 +342,7 @@ class _Validator:
             if ifname not in ends:
                 if ifname in space.bridges:
                     self.add(loc, f"{ifname!r} is a bridge; set its addresses under bridges.{ifname}")
-                else:
+                elif (name, ifname) not in self.named_in_links:  # else its link's problem is reported
                     where = "host" if name == HOST else name
                     self.add(
                         loc,
@@ -341,17 +352,19 @@ class _Validator:
                 continue
             if if_spec is None:
                 continue
-            if if_spec.master is not None and if_spec.master not in space.bridges:
+            master = if_spec.master
+            if master is not None and master not in space.bridges:
                 self.add(
                     (*loc, "master"),
-                    f"bridge {if_spec.master!r} does not exist in {name}",
-                    _suggest(if_spec.master, space.bridges) or "declare it under bridges:",
+                    f"bridge {master!r} does not exist in {name}",
+                    _suggest(master, space.bridges) or "declare it under bridges:",
                 )
+                master = None  # reported; no subnet checks against a bridge that does not exist
             links[ifname] = Link(
                 name=ifname,
                 kind="veth",
                 peer=ends[ifname],
-                master=if_spec.master,
+                master=master,
                 mtu=if_spec.mtu,
                 mac=if_spec.mac,
                 up=if_spec.up,

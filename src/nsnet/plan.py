@@ -1,8 +1,9 @@
 """Desired state vs live state -> an ordered, printable list of actions (pure).
 
-Deletions come first (routes, addresses, links, namespaces), then creation
-in dependency order: namespaces, bridges, veths, link settings, addresses,
-links up, routes, sysctls, firewall. Each action can describe itself in
+Creation comes in dependency order: namespaces, bridges, veths, link
+settings, addresses, links up, routes, sysctls, firewall. Removals come
+last (links, bridges, namespaces), except routes, addresses and links that
+must go before their replacements are made. Each action can describe itself in
 words and as the equivalent ``ip`` / ``sysctl`` / ``iptables`` commands.
 """
 
@@ -269,6 +270,10 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
     lab = desired.lab
     mark = link_mark(lab)
     p = Plan(lab)
+    # Removals that must precede creation (routes that may clash, links to
+    # rebuild) go first; every other removal waits until all additions have
+    # succeeded, so that a failure rolls back by undoing additions only.
+    early: list[Action] = []
     deletes: list[Action] = []
     bridge_deletes: list[Action] = []
     creates: dict[str, list[Action]] = {
@@ -305,16 +310,17 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
                         else f"interface {name} already exists in the root namespace; rename it in the topology"
                     )
                 if ours:
-                    (bridge_deletes if link.kind == "bridge" else deletes).append(DeleteLink(ns, name))
+                    early.append(DeleteLink(ns, name))
                 recreate.add(name)
         for name, target in want.links.items():
             current = None if name in recreate else have.links.get(name)
             _plan_link(ns, target, current, mark, creates, done_pairs)
-        routes_have = set(have.routes)
-        for route in sorted(routes_have - want.routes):
-            deletes.insert(0, RouteChange(ns, route, add=False))
-        for route in sorted(want.routes - routes_have):
-            creates["route"].append(RouteChange(ns, route))
+        matched = {r for r in have.routes if any(_same_route(w, r) for w in want.routes)}
+        for route in sorted(set(have.routes) - matched):
+            early.insert(0, RouteChange(ns, route, add=False))
+        for route in sorted(want.routes):
+            if not any(_same_route(route, r) for r in have.routes):
+                creates["route"].append(RouteChange(ns, route))
         _plan_sysctls(ns, want, have, journal, creates["sysctl"])
         creates["fw"] += _plan_firewall(lab, ns, want.firewall, have.firewall, journal)
 
@@ -326,14 +332,25 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
             # A root host going away: remove only what nsnet put there.
             empty = Namespace(name=ns, label="host", role="host")
             sub = plan(State(lab, {ns: empty}), State(lab, {ns: have}), journal, adopt=True)
-            deletes += [a for a in sub.actions if isinstance(a, DeleteLink | RouteChange)]
+            deletes += [a for a in sub.actions if isinstance(a, DeleteLink | RouteChange | Address)]
             creates["sysctl"] += [a for a in sub.actions if isinstance(a, SetSysctl)]
             creates["fw"] += [a for a in sub.actions if isinstance(a, ApplyFirewall)]
         elif (have.mark or "").startswith(f"nsnet:{lab}:"):
             ns_deletes.append(DeleteNamespace(ns))
 
-    p.actions = deletes + bridge_deletes + ns_deletes + [a for group in creates.values() for a in group]
+    additions = [a for group in creates.values() for a in group]
+    p.actions = early + additions + deletes + bridge_deletes + ns_deletes
     return p
+
+
+def _same_route(want: Route, have: Route) -> bool:
+    """Whether a live route satisfies a desired one (unset dev and metric match anything)."""
+    return (
+        want.to == have.to
+        and want.via == have.via
+        and (want.dev is None or want.dev == have.dev)
+        and (want.metric is None or want.metric == have.metric)
+    )
 
 
 def _plan_link(
@@ -371,6 +388,7 @@ def _plan_link(
             creates["set"].append(SetBridge(ns, want.name, stp=stp, ageing=ageing))
     have_addrs = have.addresses if have else frozenset()
     for cidr in sorted(have_addrs - want.addresses):
+        # Before the new ones: deleting a primary address also deletes its secondaries.
         creates["addr"].insert(0, Address(ns, want.name, cidr, add=False))
     for cidr in sorted(want.addresses - have_addrs):
         creates["addr"].append(Address(ns, want.name, cidr))
@@ -417,7 +435,8 @@ def _plan_firewall(lab: str, ns: str, want: Firewall, have: Firewall, journal: J
         changes += [f"+ {r.chain} {r.args}" for r in new if r not in old]
         if not changes:
             changes.append("re-link nsnet chains")
-        saved = {c: have.policies[c] for c in policies if c in have.policies and c not in originals}
+        # A namespace created by this run has the kernel's default policy, ACCEPT.
+        saved = {c: have.policies.get(c, "ACCEPT") for c in policies if c not in originals}
         out.append(
             ApplyFirewall(ns, family, text, tuple(changes), originals=saved, restored=restored if family == 4 else ())
         )

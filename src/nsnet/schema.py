@@ -14,11 +14,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
-MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
-SYSCTL_RE = re.compile(r"^net(\.[A-Za-z0-9_-]+)+$")
-SYSCTL_VALUE_RE = re.compile(r"^[A-Za-z0-9_.: -]{0,64}$")
+# \Z, not $: $ also matches before a trailing newline, which would let "eth0\n" through.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+\Z")
+MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
+SYSCTL_RE = re.compile(r"^net(\.[A-Za-z0-9_-]+)+\Z")
+SYSCTL_VALUE_RE = re.compile(r"^[A-Za-z0-9_.: -]{0,64}\Z")
 IFNAME_MAX = 15
 
 Policy = Literal["ACCEPT", "DROP"]

@@ -168,7 +168,9 @@ class Netlink:
         kwargs: dict[str, Any] = {"br_stp_state": int(stp)}
         if ageing is not None:
             kwargs["br_ageing_time"] = ageing * 100
-        self.call(ns, f"create bridge {name}", "link", "add", ifname=name, kind="bridge", ifalias=mark, **kwargs)
+        self.call(ns, f"create bridge {name}", "link", "add", ifname=name, kind="bridge", **kwargs)
+        # The kernel ignores an alias given at creation; set it separately.
+        self.set_link(ns, name, ifalias=mark)
 
     def set_link(self, ns: str, name: str, **attrs: Any) -> None:
         self.call(ns, f"set {name} {attrs}", "link", "set", index=self.index(ns, name), **attrs)
