@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from conftest import EXAMPLES, netns_list, nsnet, root_links, sh, unique_name
 
 BASE = """

@@ -16,7 +16,9 @@ LAB2_FIXED = str(EXAMPLES / "lab2-bridge-fixed.yaml")
 def ping(ns: str, address: str, count: int = 1) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["ip", "netns", "exec", ns, "ping", "-c", str(count), "-W", "1", "-i", "0.2", address],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -87,7 +89,9 @@ def test_lab2_ping_dies_at_forward_drop_then_fix_adds_only_the_rule(lab_name: st
     assert "-A NSNET-FORWARD -s 11.11.11.0/24 -j ACCEPT" in rules
     # Every namespace has its own firewall: RED's and BLUE's are untouched.
     for ns in (red, blue):
-        assert sh("ip", "netns", "exec", ns, "iptables", "-S") == "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n"
+        assert (
+            sh("ip", "netns", "exec", ns, "iptables", "-S") == "-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n"
+        )
 
 
 def test_up_twice_changes_nothing(lab_name: str) -> None:
@@ -158,6 +162,6 @@ def test_plan_script_builds_the_same_network(lab_name: str, tmp_path: object) ->
         assert again.code == 0, again.text
         assert "nothing changed" in again.out
     finally:
-        if not nsnet("down", lab_name, "-q").code == 0:
+        if nsnet("down", lab_name, "-q").code != 0:
             for ns in (f"{lab_name}-RED", f"{lab_name}-BLUE", f"{lab_name}-host"):
                 subprocess.run(["ip", "netns", "del", ns], check=False)
