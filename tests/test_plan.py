@@ -1,0 +1,63 @@
+"""Planning is pure: desired vs live state -> ordered actions, without the kernel."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from conftest import EXAMPLES
+from nsnet.load import load
+from nsnet.model import Firewall, Rule, State, bind, link_mark, namespace_mark
+from nsnet.plan import plan
+from nsnet.rules import restore_text
+
+
+def test_fresh_plan_of_lab2_follows_the_seed_order() -> None:
+    desired = bind(load(EXAMPLES / "lab2-bridge-fixed.yaml"))
+    steps = plan(desired, State("lab2", {}), None)
+    kinds = [type(a).__name__ for a in steps.actions]
+    assert kinds == (
+        ["CreateNamespace"] * 3
+        + ["CreateBridge"]
+        + ["CreateVeth"] * 2
+        + ["SetLink"] * 2
+        + ["Address"] * 2
+        + ["SetLink"] * 5
+        + ["SetSysctl", "ApplyFirewall"]
+    )
+    assert steps.lines()[:3] == ["create namespace RED", "create namespace BLUE", "create namespace lab2-host (host)"]
+    assert steps.actions[-1].commands() == [
+        "ip netns exec lab2-host iptables-restore --noflush <<'EOF'\n*filter\n:FORWARD DROP [0:0]\n"
+        ":NSNET-FORWARD - [0:0]\n-A NSNET-FORWARD -s 11.11.11.0/24 -j ACCEPT\n"
+        '-I FORWARD 1 -m comment --comment "nsnet:lab2" -j NSNET-FORWARD\nCOMMIT\nEOF'
+    ]
+
+
+def test_a_live_state_equal_to_the_desired_one_needs_nothing() -> None:
+    desired = bind(load(EXAMPLES / "lab2-bridge.yaml"), "x")
+    live = State(
+        "x",
+        {
+            ns: replace(
+                space,
+                mark=namespace_mark("x", space.label),
+                links={n: replace(link, alias=link_mark("x")) for n, link in space.links.items()},
+                firewall=replace(space.firewall),
+            )
+            for ns, space in desired.namespaces.items()
+        },
+    )
+    assert not plan(desired, live, None)
+
+
+def test_dropping_every_rule_removes_chain_and_jump() -> None:
+    live = Firewall(
+        rules=(Rule(4, "filter", "FORWARD", "-j ACCEPT"),),
+        chains=frozenset({(4, "filter", "FORWARD")}),
+        jumps=frozenset({(4, "filter", "FORWARD")}),
+    )
+    text = restore_text("lab", Firewall(), live, 4, {})
+    assert text == (
+        "*filter\n:NSNET-FORWARD - [0:0]\n"
+        '-D FORWARD -m comment --comment "nsnet:lab" -j NSNET-FORWARD\n-X NSNET-FORWARD\nCOMMIT\n'
+    )
+    assert restore_text("lab", live, live, 4, {}) == ""
