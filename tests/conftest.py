@@ -70,10 +70,22 @@ def unique_name(prefix: str = "t") -> str:
     return f"{prefix}{os.getpid() % 100000}x{next(_counter)}"
 
 
+def _root_state() -> tuple[str, str]:
+    """The root namespace's links and iptables rules (read only)."""
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True, check=False).stdout
+    return root_links(), "\n".join(line for line in rules.splitlines() if line.startswith("-A "))
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _must_be_root() -> None:
+def _must_be_root_and_leave_nothing() -> Iterator[None]:
     if os.geteuid() != 0:
         pytest.exit("the nsnet test suite builds real namespaces: run it as root", returncode=2)
+    before = _root_state()
+    yield
+    mine = tuple(f"{p}{os.getpid() % 100000}x" for p in ("t", "keep", "none"))
+    leaked = sorted(ns for ns in netns_list() if ns.startswith(mine))
+    assert not leaked, f"namespaces left behind by this test session: {leaked}"
+    assert _root_state() == before, "the tests changed the root namespace's links or iptables rules"
 
 
 @pytest.fixture

@@ -30,15 +30,16 @@ host:
 nodes:
   A:
     interfaces:
-      a0: {addresses: [10.20.0.2/24], mtu: 1400}
+      a0: {addresses: [10.20.0.2/24, "fd00:20::2/64"], mtu: 1400}
     routes:
       - {to: default, via: 10.20.0.1}
+      - {to: "fd00:99::/64", via: "fd00:20::3"}
   B:
     interfaces:
-      b0: {addresses: [10.20.0.3/24]}
+      b0: {addresses: [10.20.0.3/24, "fd00:20::3/64"], mac: "02:00:00:00:00:0b"}
   C:
     interfaces:
-      c0: {addresses: [10.20.0.4/24]}
+      c0: {addresses: [10.20.0.4/24], up: false}
 links:
   - [A:a0, host:a1]
   - [B:b0, host:b1]
@@ -63,12 +64,12 @@ host:
 nodes:
   A:
     interfaces:
-      a0: {addresses: [10.20.0.12/24], mtu: 1300}
+      a0: {addresses: [10.20.0.12/24, "fd00:20::2/64"], mtu: 1300}
     routes:
       - {to: 192.0.2.0/24, via: 10.20.0.1}
   B:
     interfaces:
-      b0: {addresses: [10.20.0.3/24, 10.20.0.13/24]}
+      b0: {addresses: [10.20.0.3/24, 10.20.0.13/24, "fd00:20::3/64"], mac: "02:00:00:00:00:0b"}
 links:
   - [A:a0, host:a1]
   - [B:b0, host:b1]
@@ -117,11 +118,22 @@ def test_edit_and_up_applies_only_the_difference(lab_name: str, tmp_path: Path) 
     host, a, b = f"{lab_name}-host", f"{lab_name}-A", f"{lab_name}-B"
     assert sh("ip", "netns", "exec", host, "sysctl", "-n", "net.ipv4.ip_forward").strip() == "1"
     assert "mtu 1400" in sh("ip", "-n", a, "link", "show", "a0")
+    assert "link/ether 02:00:00:00:00:0b" in sh("ip", "-n", b, "link", "show", "b0")
+    assert "state DOWN" in sh("ip", "-n", f"{lab_name}-C", "link", "show", "c0")
+    v6 = subprocess.run(
+        ["ip", "netns", "exec", a, "ping", "-6", "-c", "1", "-W", "2", "fd00:20::3"], capture_output=True, text=True
+    )
+    assert v6.returncode == 0, v6.stdout
+    assert sh("ip", "-n", a, "-6", "route", "show", "proto", "static").strip() == (
+        "fd00:99::/64 via fd00:20::3 dev a0 metric 1024 pref medium"
+    )
+    assert "nothing to do" in nsnet("plan", write(tmp_path, BASE), "--name", lab_name).out
 
     changed = write(tmp_path, CHANGED, "changed.yaml")
     plan = json.loads(nsnet("plan", changed, "--name", lab_name, "--json").out)
     described = [s["description"] for s in plan["steps"]]
     assert described == [
+        f"delete route fd00:99::/64 via fd00:20::3 dev a0 metric 1024 in {a}",
         f"delete route default via 10.20.0.1 dev a0 in {a}",
         f"set {a}:a0 mtu 1300",
         f"delete address 10.20.0.2/24 from {a}:a0",

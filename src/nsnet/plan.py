@@ -188,7 +188,8 @@ class Address(Action):
         return f"{verb} {self.cidr} {'to' if self.add else 'from'} {_where(self.ns)}:{self.ifname}"
 
     def commands(self) -> list[str]:
-        return [f"{_ip(self.ns)} addr {'add' if self.add else 'del'} {self.cidr} dev {self.ifname}"]
+        nodad = " nodad" if self.add and ":" in self.cidr else ""
+        return [f"{_ip(self.ns)} addr {'add' if self.add else 'del'} {self.cidr} dev {self.ifname}{nodad}"]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from . import netns
 
 RTPROT_STATIC = 4
 IFF_UP = 1
+IFA_F_NODAD = 0x02
 
 
 @dataclass
@@ -189,6 +190,8 @@ class Netlink:
 
     def address(self, ns: str, op: str, ifname: str, cidr: str) -> None:
         ip = ipaddress.ip_interface(cidr)
+        # IPv6 addresses skip duplicate address detection, so a lab is usable at once.
+        extra = {"flags": IFA_F_NODAD} if ip.version == 6 and op == "add" else {}
         self.call(
             ns,
             f"{op} address {cidr} on {ifname}",
@@ -197,6 +200,7 @@ class Netlink:
             index=self.index(ns, ifname),
             address=str(ip.ip),
             prefixlen=ip.network.prefixlen,
+            **extra,
         )
 
     def route(self, ns: str, op: str, route: Route) -> None:
