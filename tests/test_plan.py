@@ -61,3 +61,22 @@ def test_dropping_every_rule_removes_chain_and_jump() -> None:
         '-D FORWARD -m comment --comment "nsnet:lab" -j NSNET-FORWARD\n-X NSNET-FORWARD\nCOMMIT\n'
     )
     assert restore_text("lab", live, live, 4, {}) == ""
+
+
+def test_root_host_plans_commands_in_the_root_namespace() -> None:
+    from nsnet.load import loads
+
+    topology = loads(
+        "name: r\nhost: root\nnodes:\n  A:\n    interfaces:\n      a0: {addresses: [10.9.0.2/24]}\n"
+        "links:\n  - [A:a0, host:ra0]\n"
+    )
+    steps = plan(bind(topology), State("r", {}), None)
+    commands = [c for a in steps.actions for c in a.commands()]
+    assert "ip netns add A" in commands
+    assert "ip -n A link add a0 type veth peer name ra0 netns 1" in commands
+    assert "ip link set ra0 alias nsnet:r" in commands
+    assert "ip link set ra0 up" in commands
+    assert [c for c in commands if "netns add" in c or "lo up" in c] == [
+        "ip netns add A",
+        "ip -n A link set lo up alias nsnet:r:A",
+    ]

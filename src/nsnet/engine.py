@@ -24,7 +24,7 @@ def plan_up(topology: Topology, lab: str | None = None, fresh: bool = False) -> 
     desired = bind(topology, lab)
     if fresh:
         return plan(desired, State(desired.lab, {}), None)
-    preflight.require_root("read the lab's namespaces")
+    preflight.require_root("read the lab's namespaces (or plan with --fresh, as if nothing existed yet)")
     journal = Journal.load(desired.lab)
     with Netlink() as nl:
         return plan(desired, observe(nl, desired.lab, desired, journal), journal)

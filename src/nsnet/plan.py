@@ -285,7 +285,8 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
     for ns, want in desired.namespaces.items():
         have = live.namespaces.get(ns)
         if have is None:
-            creates["ns"].append(CreateNamespace(ns, want.label, namespace_mark(lab, want.label)))
+            if ns != ROOT_NS:
+                creates["ns"].append(CreateNamespace(ns, want.label, namespace_mark(lab, want.label)))
             have = Namespace(name=ns, label=want.label, role=want.role)
         elif ns != ROOT_NS and not adopt and not (have.mark or "").startswith(f"nsnet:{lab}:"):
             owner = (have.mark or "").split(":")
