@@ -81,7 +81,7 @@ def test_lab2_ping_dies_at_forward_drop_then_fix_adds_only_the_rule(lab_name: st
     assert steps[0]["action"] == "ApplyFirewall"
     assert steps[0]["description"] == f"iptables in {host}: + FORWARD -s 11.11.11.0/24 -j ACCEPT"
     out = up(LAB2_FIXED, lab_name)
-    assert "(1 changes)" in out
+    assert "(1 change)" in out
 
     result = ping(red, "11.11.11.3", count=2)
     assert result.returncode == 0, result.stdout

@@ -53,6 +53,10 @@ def _guard(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
 
@@ -151,7 +155,7 @@ def _print_plan(steps: Plan, script: bool, as_json: bool) -> None:
     elif not steps:
         out.print(f"lab {steps.lab}: nothing to do, the kernel matches the topology", markup=False)
     else:
-        out.print(f"lab {steps.lab}: {len(steps.actions)} steps", markup=False)
+        out.print(f"lab {steps.lab}: {_count(len(steps.actions), 'step')}", markup=False)
         for line in steps.lines():
             out.print(f"  {line}", markup=False, soft_wrap=True)
 
@@ -175,7 +179,7 @@ def up(file: str, name: str | None, quiet: bool, as_json: bool) -> None:
     elif verbose:
         names = netns_names(topology, lab)
         if steps:
-            out.print(f"lab {lab}: up ({len(steps.actions)} changes)", markup=False)
+            out.print(f"lab {lab}: up ({_count(len(steps.actions), 'change')})", markup=False)
         else:
             out.print(f"lab {lab}: already up to date, nothing changed", markup=False)
         out.print(
@@ -194,7 +198,7 @@ def down(target: str, name: str | None, quiet: bool) -> None:
     lab, _ = _lab_and_topology(target, name)
     steps = engine.down(lab, on_step=_step_printer(not quiet))
     if not quiet:
-        out.print(f"lab {lab}: down ({len(steps.actions)} steps)", markup=False)
+        out.print(f"lab {lab}: down ({_count(len(steps.actions), 'step')})", markup=False)
 
 
 @main.command(name="ls")

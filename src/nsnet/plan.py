@@ -83,7 +83,7 @@ class CreateBridge(Action):
             extra += f" ageing_time {self.ageing * 100}"
         return [
             f"{_ip(self.ns)} link add {self.name} type bridge{extra}",
-            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)}",
+            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)} addrgenmode none",
         ]
 
 
@@ -100,8 +100,8 @@ class CreateVeth(Action):
         target = "" if self.peer.ns == self.ns else f" netns {shlex.quote(self.peer.ns) if self.peer.ns else 1}"
         return [
             f"{_ip(self.ns)} link add {self.name} type veth peer name {self.peer.ifname}{target}",
-            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)}",
-            f"{_ip(self.peer.ns)} link set {self.peer.ifname} alias {shlex.quote(self.mark)}",
+            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)} addrgenmode none",
+            f"{_ip(self.peer.ns)} link set {self.peer.ifname} alias {shlex.quote(self.mark)} addrgenmode none",
         ]
 
 

@@ -18,6 +18,9 @@ from . import netns
 RTPROT_STATIC = 4
 IFF_UP = 1
 IFA_F_NODAD = 0x02
+# As Docker does: no IPv6 link-local addresses (nor the DAD, MLD and router
+# solicitations they bring) on lab links; IPv6 works where addresses are given.
+NO_LINK_LOCAL = {"attrs": [("AF_INET6", {"attrs": [("IFLA_INET6_ADDR_GEN_MODE", 1)]})]}
 
 
 @dataclass
@@ -162,8 +165,8 @@ class Netlink:
         finally:
             if fd is not None:
                 os.close(fd)
-        self.set_link(a.ns, a.ifname, ifalias=mark)
-        self.set_link(b.ns, b.ifname, ifalias=mark)
+        self.set_link(a.ns, a.ifname, ifalias=mark, IFLA_AF_SPEC=NO_LINK_LOCAL)
+        self.set_link(b.ns, b.ifname, ifalias=mark, IFLA_AF_SPEC=NO_LINK_LOCAL)
 
     def add_bridge(self, ns: str, name: str, mark: str, stp: bool, ageing: int | None) -> None:
         kwargs: dict[str, Any] = {"br_stp_state": int(stp)}
@@ -171,7 +174,7 @@ class Netlink:
             kwargs["br_ageing_time"] = ageing * 100
         self.call(ns, f"create bridge {name}", "link", "add", ifname=name, kind="bridge", **kwargs)
         # The kernel ignores an alias given at creation; set it separately.
-        self.set_link(ns, name, ifalias=mark)
+        self.set_link(ns, name, ifalias=mark, IFLA_AF_SPEC=NO_LINK_LOCAL)
 
     def set_link(self, ns: str, name: str, **attrs: Any) -> None:
         self.call(ns, f"set {name} {attrs}", "link", "set", index=self.index(ns, name), **attrs)
