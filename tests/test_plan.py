@@ -80,3 +80,18 @@ def test_root_host_plans_commands_in_the_root_namespace() -> None:
         "ip netns add A",
         "ip -n A link set lo up alias nsnet:r:A",
     ]
+
+
+def test_root_host_never_deletes_the_machines_own_routes() -> None:
+    from nsnet.journal import Journal
+    from nsnet.model import ROOT_NS, Namespace, Route
+
+    machine = Route(to="0.0.0.0/0", via="192.168.1.1", dev="eth0")
+    mine = Route(to="10.99.0.0/16", via="10.9.0.1", dev="ra0")
+    live = State("r", {ROOT_NS: Namespace(name=ROOT_NS, label="host", role="host", routes=frozenset({machine, mine}))})
+    desired = State("r", {ROOT_NS: Namespace(name=ROOT_NS, label="host", role="host")})
+    journal = Journal(lab="r", host_mode="root", root_routes=[str(mine)])
+    assert plan(desired, live, journal, adopt=True).lines() == [
+        "delete route 10.99.0.0/16 via 10.9.0.1 dev ra0 in root"
+    ]
+    assert plan(desired, live, None, adopt=True).lines() == []

@@ -98,6 +98,13 @@ def _run(a: Action, nl: Netlink, journal: Journal) -> None:
         nl.address(a.ns, "add" if a.add else "del", a.ifname, a.cidr)
     elif isinstance(a, RouteChange):
         nl.route(a.ns, "add" if a.add else "del", a.route)
+        if a.ns == ROOT_NS:
+            key = str(a.route)
+            if a.add and key not in journal.root_routes:
+                journal.root_routes.append(key)
+            elif not a.add and key in journal.root_routes:
+                journal.root_routes.remove(key)
+            journal.save()
     elif isinstance(a, SetSysctl):
         saved = journal.sysctls.setdefault(a.ns, {})
         if not a.restore and a.key not in saved:

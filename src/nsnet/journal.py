@@ -41,6 +41,8 @@ class Journal:
     """Kernel namespace name -> logical name, for every namespace nsnet created."""
     root_links: list[str] = field(default_factory=list)
     """Links nsnet created in the root namespace (``host: root``)."""
+    root_routes: list[str] = field(default_factory=list)
+    """Routes nsnet added in the root namespace; no other root route is ever deleted."""
     sysctls: dict[str, dict[str, str]] = field(default_factory=dict)
     """Original values of the sysctls nsnet changed: {ns: {key: value}}."""
     policies: dict[str, dict[str, str]] = field(default_factory=dict)

@@ -318,6 +318,9 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
             current = None if name in recreate else have.links.get(name)
             _plan_link(ns, target, current, mark, creates, done_pairs)
         matched = {r for r in have.routes if any(_same_route(w, r) for w in want.routes)}
+        if ns == ROOT_NS:  # the machine's own static routes are never nsnet's to delete
+            added = set(journal.root_routes) if journal else set()
+            matched |= {r for r in have.routes if str(r) not in added}
         for route in sorted(set(have.routes) - matched):
             early.insert(0, RouteChange(ns, route, add=False))
         for route in sorted(want.routes):
