@@ -282,3 +282,20 @@ def test_shell_prompt_names_the_node(lab_name: str) -> None:
     assert result.code == 3
     assert "inet 11.11.11.2/24" in result.out
     assert f"[nsnet {lab_name}:RED]" in result.err
+
+
+def test_exec_missing_command_is_127(lab_name: str) -> None:
+    up(str(EXAMPLES / "lab1-veth.yaml"), lab_name)
+    result = nsnet("exec", lab_name, "RED", "--", "no-such-command-here")
+    assert result.code == 127
+    assert "command not found: no-such-command-here" in result.err
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "x" * 33, ".hidden"])
+def test_bad_lab_names_are_refused_everywhere(name: str) -> None:
+    path = str(EXAMPLES / "lab1-veth.yaml")
+    message = f"{name!r} is not a lab name: use up to 32 letters"
+    for args in (("plan", path, "--fresh", "--name", name), ("up", path, "--name", name), ("down", name)):
+        result = nsnet(*args)
+        assert result.code == 2, (args, result.text)
+        assert message in result.err, (args, result.err)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -241,6 +242,8 @@ def exec_(lab: str, node: str, command: tuple[str, ...]) -> None:
     if not argv:
         _fail("no command given: nsnet exec LAB NODE -- COMMAND...")
     full = _enter_argv(lab, node, argv)
+    if shutil.which(argv[0]) is None:
+        _fail(f"command not found: {argv[0]}", 127)
     try:
         os.execvp(full[0], full)
     except FileNotFoundError:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from . import preflight
 from .apply import StepFailed, execute
 from .errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
-from .journal import Journal, all_labs, locked
+from .journal import Journal, all_labs, check_lab_name, locked
 from .kernel import netns
 from .kernel.netlink import Netlink
 from .model import HOST, ROOT_NS, Namespace, State, Topology, bind
@@ -21,6 +21,7 @@ StepHook = Callable[[Action], None]
 
 def plan_up(topology: Topology, lab: str | None = None, fresh: bool = False) -> Plan:
     """What ``up`` would do now (``fresh``: as if nothing existed yet; needs no root)."""
+    check_lab_name(lab or topology.name)
     desired = bind(topology, lab)
     if fresh:
         return plan(desired, State(desired.lab, {}), None)
@@ -36,6 +37,7 @@ def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = No
     On failure everything this call changed is undone and :class:`ApplyError`
     names the step that failed.
     """
+    check_lab_name(lab or topology.name)
     desired = bind(topology, lab)
     lab = desired.lab
     preflight.require_root()

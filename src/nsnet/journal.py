@@ -24,9 +24,16 @@ from .schema import NAME_RE
 STATE_DIR = Path(os.environ.get("NSNET_STATE_DIR", "/run/nsnet"))
 
 
-def _check_lab(lab: str) -> None:
-    if not NAME_RE.match(lab) or ".." in lab or len(lab) > 64:
-        raise NsnetError(f"{lab!r} is not a lab name: use letters, digits, _ . - (no '/' or '..')")
+LAB_NAME_MAX = 32
+
+
+def check_lab_name(lab: str) -> None:
+    """Raise :class:`NsnetError` unless ``lab`` is a safe lab name (it names files and namespaces)."""
+    if not NAME_RE.match(lab) or ".." in lab or len(lab) > LAB_NAME_MAX:
+        raise NsnetError(
+            f"{lab!r} is not a lab name: use up to {LAB_NAME_MAX} letters, digits, _ . - "
+            "(no '/' or '..'), starting with a letter or digit"
+        )
 
 
 @dataclass
@@ -54,7 +61,7 @@ class Journal:
 
     @staticmethod
     def path_for(lab: str) -> Path:
-        _check_lab(lab)
+        check_lab_name(lab)
         return STATE_DIR / "labs" / f"{lab}.json"
 
     @classmethod
@@ -97,7 +104,7 @@ def all_labs() -> list[Journal]:
 @contextlib.contextmanager
 def locked(lab: str, wait: bool = True) -> Iterator[None]:
     """Hold the lab's lock: one ``up``/``down`` of a lab at a time."""
-    _check_lab(lab)
+    check_lab_name(lab)
     lock_dir = STATE_DIR / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     with open(lock_dir / f"{lab}.lock", "w") as f:
