@@ -1,98 +1,28 @@
-"""The ``nsnet`` command: parse, call the engine, render."""
+"""Lab lifecycle commands: validate, plan, up, down, ls, exec, shell, schema."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from . import __version__, engine, preflight
-from .errors import NsnetError, TopologyError
-from .load import load
-from .model import HOST, ROOT_NS, Topology, netns_names
-from .plan import Action, Plan
-from .schema import json_schema
-
-# When piped, print whole lines rather than cutting tables at 80 columns.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 1000)
-F = TypeVar("F", bound=Callable[..., Any])
+from .. import engine, preflight
+from ..errors import TopologyError
+from ..load import load
+from ..model import HOST, ROOT_NS, netns_names
+from ..plan import Plan
+from ..schema import json_schema
+from ._common import emit_json, err, fail, guard, lab_and_topology, load_topology, main, out, plural, step_printer
 
 SHELL_RC = """[ -f ~/.bashrc ] && . ~/.bashrc
 PS1="[nsnet $NSNET_LAB:$NSNET_NODE] \\w\\$ "
 """
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
-    sys.exit(code)
-
-
-def _guard(func: F) -> F:
-    """Turn nsnet errors into one clear message and exit code 2."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except TopologyError as exc:
-            err.print(str(exc), markup=False, soft_wrap=True)
-            sys.exit(2)
-        except NsnetError as exc:
-            _fail(str(exc))
-
-    wrapper.__name__ = func.__name__
-    wrapper.__doc__ = func.__doc__
-    return wrapper  # type: ignore[return-value]
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False))
-
-
-def _load(path: str) -> Topology:
-    return load(path)
-
-
-def _lab_and_topology(target: str, name: str | None) -> tuple[str, Topology | None]:
-    if engine.is_file(target):
-        topology = _load(target)
-        return name or topology.name, topology
-    return name or target, None
-
-
-def _step_printer(enabled: bool) -> Callable[[Action], None] | None:
-    if not enabled:
-        return None
-    return lambda a: out.print(f"  [green]+[/] {a.describe()}", markup=True, soft_wrap=True)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="nsnet")
-def main() -> None:
-    """Build, inspect and tear down container networks on plain Linux network namespaces.
-
-    \b
-    A topology file (YAML) describes nodes (network namespaces), veth links,
-    bridges, addresses, routes, sysctls and firewall rules. Typical use:
-      nsnet validate examples/lab2-bridge.yaml   check the file, every problem at once
-      nsnet plan examples/lab2-bridge.yaml       what `up` would change
-      nsnet up examples/lab2-bridge.yaml         build it (again: changes nothing)
-      nsnet exec lab2 RED -- ping -c1 11.11.11.3 run a command in a node
-      nsnet down lab2                            remove everything nsnet created
-    """
 
 
 @main.command()
@@ -111,7 +41,7 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
             if not as_json:
                 err.print(str(exc), markup=False, soft_wrap=True)
     if as_json:
-        _json({"valid": not problems, "problems": problems})
+        emit_json({"valid": not problems, "problems": problems})
     sys.exit(1 if problems else 0)
 
 
@@ -122,14 +52,14 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 @click.option("--fresh", is_flag=True, help="Plan as if nothing existed yet (no root needed).")
 @click.option("--down", "for_down", is_flag=True, help="Plan `down` instead of `up`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the steps as JSON.")
-@_guard
+@guard
 def plan(target: str, name: str | None, script: bool, fresh: bool, for_down: bool, as_json: bool) -> None:
     """Show what `up` would do to the live kernel (TARGET: a topology file, or a lab with --down)."""
-    lab, topology = _lab_and_topology(target, name)
+    lab, topology = lab_and_topology(target, name)
     if for_down:
         steps = engine.plan_down(lab)
     elif topology is None:
-        _fail(f"{target!r} is not a topology file; `nsnet plan FILE` or `nsnet plan --down LAB`")
+        fail(f"{target!r} is not a topology file; `nsnet plan FILE` or `nsnet plan --down LAB`")
     else:
         steps = engine.plan_up(topology, lab, fresh=fresh)
     _print_plan(steps, script, as_json)
@@ -139,7 +69,7 @@ def _print_plan(steps: Plan, script: bool, as_json: bool) -> None:
     if script:
         click.echo(steps.script(), nl=False)
     elif as_json:
-        _json(
+        emit_json(
             {
                 "lab": steps.lab,
                 "steps": [
@@ -156,7 +86,7 @@ def _print_plan(steps: Plan, script: bool, as_json: bool) -> None:
     elif not steps:
         out.print(f"lab {steps.lab}: nothing to do, the kernel matches the topology", markup=False)
     else:
-        out.print(f"lab {steps.lab}: {_count(len(steps.actions), 'step')}", markup=False)
+        out.print(f"lab {steps.lab}: {plural(len(steps.actions), 'step')}", markup=False)
         for line in steps.lines():
             out.print(f"  {line}", markup=False, soft_wrap=True)
 
@@ -166,21 +96,21 @@ def _print_plan(steps: Plan, script: bool, as_json: bool) -> None:
 @click.option("--name", help="Lab name (default: the topology's name); nodes become NAME-NODE.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the steps done as JSON.")
-@_guard
+@guard
 def up(file: str, name: str | None, quiet: bool, as_json: bool) -> None:
     """Build the lab in FILE, or bring it in line with FILE (only the difference is applied)."""
-    topology = _load(file)
+    topology = load_topology(file)
     verbose = not quiet and not as_json
     lab = name or topology.name
     if verbose:
         out.print(f"lab {lab}: bringing up {file}", markup=False)
-    steps = engine.up(topology, name, on_step=_step_printer(verbose))
+    steps = engine.up(topology, name, on_step=step_printer(verbose))
     if as_json:
-        _json({"lab": lab, "changed": bool(steps), "steps": steps.lines()})
+        emit_json({"lab": lab, "changed": bool(steps), "steps": steps.lines()})
     elif verbose:
         names = netns_names(topology, lab)
         if steps:
-            out.print(f"lab {lab}: up ({_count(len(steps.actions), 'change')})", markup=False)
+            out.print(f"lab {lab}: up ({plural(len(steps.actions), 'change')})", markup=False)
         else:
             out.print(f"lab {lab}: already up to date, nothing changed", markup=False)
         out.print(
@@ -193,23 +123,23 @@ def up(file: str, name: str | None, quiet: bool, as_json: bool) -> None:
 @click.argument("target")
 @click.option("--name", help="Lab name, when TARGET is a file brought up under another name.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-@_guard
+@guard
 def down(target: str, name: str | None, quiet: bool) -> None:
     """Remove everything nsnet created for a lab (TARGET: lab name or topology file), nothing else."""
-    lab, _ = _lab_and_topology(target, name)
-    steps = engine.down(lab, on_step=_step_printer(not quiet))
+    lab, _ = lab_and_topology(target, name)
+    steps = engine.down(lab, on_step=step_printer(not quiet))
     if not quiet:
-        out.print(f"lab {lab}: down ({_count(len(steps.actions), 'step')})", markup=False)
+        out.print(f"lab {lab}: down ({plural(len(steps.actions), 'step')})", markup=False)
 
 
 @main.command(name="ls")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-@_guard
+@guard
 def ls(as_json: bool) -> None:
     """List the labs that are up, with their nodes and namespaces."""
     labs = engine.labs()
     if as_json:
-        _json([asdict(lab) for lab in labs])
+        emit_json([asdict(lab) for lab in labs])
         return
     if not labs:
         out.print("no labs are up", markup=False)
@@ -235,25 +165,25 @@ def _enter_argv(lab: str, node: str, argv: list[str]) -> list[str]:
 @click.argument("lab")
 @click.argument("node")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@_guard
+@guard
 def exec_(lab: str, node: str, command: tuple[str, ...]) -> None:
     """Run COMMAND in NODE's namespace (NODE may be `host`): nsnet exec lab2 RED -- ip addr."""
     argv = list(command[1:] if command and command[0] == "--" else command)
     if not argv:
-        _fail("no command given: nsnet exec LAB NODE -- COMMAND...")
+        fail("no command given: nsnet exec LAB NODE -- COMMAND...")
     full = _enter_argv(lab, node, argv)
     if shutil.which(argv[0]) is None:
-        _fail(f"command not found: {argv[0]}", 127)
+        fail(f"command not found: {argv[0]}", 127)
     try:
         os.execvp(full[0], full)
     except FileNotFoundError:
-        _fail(f"command not found: {full[0]}", 127)
+        fail(f"command not found: {full[0]}", 127)
 
 
 @main.command()
 @click.argument("lab")
 @click.argument("node")
-@_guard
+@guard
 def shell(lab: str, node: str) -> None:
     """Open an interactive shell in NODE's namespace, with a prompt that names it."""
     env = dict(os.environ, NSNET_LAB=lab, NSNET_NODE=node, PS1=f"[nsnet {lab}:{node}] \\$ ")
@@ -271,9 +201,4 @@ def shell(lab: str, node: str) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the topology file format (for editors)."""
-    _json(json_schema())
-
-
-def run() -> None:
-    """Console-script entry point."""
-    main()
+    emit_json(json_schema())

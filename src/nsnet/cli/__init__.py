@@ -1,0 +1,14 @@
+"""The ``nsnet`` command: parse, call the library, render."""
+
+from __future__ import annotations
+
+from . import graph, inspect, lab, watch  # noqa: F401  (each module registers its commands)
+from ._common import main
+
+
+def run() -> None:
+    """Console-script entry point."""
+    main()
+
+
+__all__ = ["main", "run"]

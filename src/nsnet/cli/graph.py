@@ -1,0 +1,3 @@
+"""The `nsnet graph` command."""
+
+from __future__ import annotations

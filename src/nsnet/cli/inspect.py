@@ -1,0 +1,3 @@
+"""The `nsnet inspect` command."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""The `nsnet watch` command."""
+
+from __future__ import annotations
