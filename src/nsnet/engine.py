@@ -159,6 +159,16 @@ def labs() -> list[LabInfo]:
     return out
 
 
+def lab_namespaces(lab: str) -> dict[str, str]:
+    """Kernel namespace -> node label for every namespace of ``lab`` that exists (host last)."""
+    journal = _journal(lab)
+    spaces = {ns: label for ns, label in journal.namespaces.items() if netns.exists(ns) and label != HOST}
+    spaces.update({ns: label for ns, label in journal.namespaces.items() if netns.exists(ns) and label == HOST})
+    if journal.host_mode == "root":
+        spaces[ROOT_NS] = HOST
+    return spaces
+
+
 def namespace_of(lab: str, node: str) -> str:
     """Kernel namespace of ``node`` (or ``host``) in ``lab``."""
     journal = _journal(lab)

@@ -230,7 +230,10 @@ class _Validator:
             msg = str(err["msg"]).removeprefix("Value error, ")
             if kind.endswith("_type") or kind.endswith("_parsing"):
                 msg = f"wrong type: {msg[0].lower()}{msg[1:]} (got {err.get('input')!r})"
-            self.add(loc, msg)
+            hint = ""
+            if kind == "string_type" and isinstance(err.get("input"), int | float):  # e.g. mac: 52:54:00:12:34:56
+                hint = "put it in quotes (unquoted, YAML reads it as a number or true/false)"
+            self.add(loc, msg, hint)
 
     # -- cross-references --------------------------------------------------
 

@@ -1,3 +1,187 @@
-"""The `nsnet inspect` command."""
+"""The ``nsnet inspect`` command: every namespace of a lab side by side."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+
+import click
+from rich.columns import Columns
+from rich.console import RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from ..inspect import SECTIONS, inspect
+from ..views import NamespaceView
+from ._common import emit_json, guard, main, out
+
+TITLES = {
+    "links": "links (ip link)",
+    "addr": "addresses (ip address)",
+    "route": "routes (ip route show table all)",
+    "neigh": "neighbours (ip neigh)",
+    "fdb": "bridge fdb (bridge fdb)",
+    "fw": "firewall (iptables-save -c)",
+    "sysctl": "sysctls",
+    "conntrack": "conntrack",
+}
+
+
+def _table(v: NamespaceView, *columns: str) -> Table:
+    title = Text(f"[{v.node}] {v.netns or 'root'}", style="bold cyan")
+    return Table(*columns, title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
+
+
+def _links(v: NamespaceView) -> Table:
+    t = _table(v, "IF", "STATE", "MTU", "MAC", "MASTER", "PEER")
+    for link in v.links or []:
+        peer = ""
+        if link.peer:
+            where = link.peer.node or link.peer.netns or "?"
+            peer = f"{where}:{link.peer.name or '?'} (@if{link.peer.index})"
+        mac = link.mac or ""
+        if link.vendor:
+            mac += f" ({link.vendor})"
+        name = f"{link.name}@if{link.peer.index}" if link.peer else link.name
+        t.add_row(
+            f"{link.index}: {name}", f"{link.state}/{link.operstate}", str(link.mtu), mac, link.master or "", peer
+        )
+    for bridge in v.bridges or []:
+        t.add_row(
+            f"bridge {bridge.name}",
+            f"stp {'on' if bridge.stp else 'off'}",
+            "",
+            f"ageing {bridge.ageing_time}s",
+            "",
+            "ports: " + " ".join(bridge.ports),
+        )
+    return t
+
+
+def _addr(v: NamespaceView) -> Table:
+    t = _table(v, "IF", "ADDRESS", "SCOPE")
+    for a in v.addresses or []:
+        t.add_row(a.dev or "", f"{a.address}/{a.prefixlen}", a.scope)
+    return t
+
+
+def _route(v: NamespaceView) -> Table:
+    t = _table(v, "TABLE", "ROUTE")
+    for r in v.routes or []:
+        if r.table == "local":
+            continue
+        text = r.dst if r.type == "unicast" else f"{r.type} {r.dst}"
+        for key, value in (
+            ("via", r.gateway),
+            ("dev", r.dev),
+            ("proto", r.proto),
+            ("scope", r.scope),
+            ("src", r.src),
+            ("metric", r.metric),
+        ):
+            if value is not None and not (key == "scope" and value == "global"):
+                text += f" {key} {value}"
+        t.add_row(r.table, text)
+    return t
+
+
+def _neigh(v: NamespaceView) -> Table:
+    t = _table(v, "ADDRESS", "DEV", "MAC", "STATE")
+    for n in v.neighbours or []:
+        t.add_row(n.address or "", n.dev or "", n.mac or "", ",".join(n.state))
+    return t
+
+
+def _fdb(v: NamespaceView) -> Table:
+    t = _table(v, "MAC", "PORT", "BRIDGE", "KIND", "USED")
+    for f in v.fdb or []:
+        kind = f.kind + (" self" if f.self else "")
+        used = f"{f.used:.0f}s ago" if f.used is not None else ""
+        vlan = f" vlan {f.vlan}" if f.vlan else ""
+        t.add_row(f.mac or "", (f.port or "") + vlan, f.bridge or "", kind, used)
+    return t
+
+
+def _fw(v: NamespaceView) -> Table:
+    t = _table(v, "CHAIN", "POLICY/RULE", "PKTS", "BYTES", "")
+    for table in v.firewall or []:
+        family = "" if table.family == 4 else " (ipv6)"
+        for chain in table.chains:
+            if chain.policy is None and not chain.rules and not chain.owned:
+                continue
+            name = f"{table.table}/{chain.name}{family}"
+            t.add_row(
+                name,
+                f"policy {chain.policy}" if chain.policy else "",
+                str(chain.packets),
+                str(chain.bytes),
+                "nsnet" if chain.owned else "",
+            )
+            for rule in chain.rules:
+                t.add_row("", rule.rule, str(rule.packets), str(rule.bytes), "nsnet" if rule.owned else "")
+    return t
+
+
+def _sysctl(v: NamespaceView) -> Table:
+    t = _table(v, "SYSCTL", "VALUE")
+    for key, value in (v.sysctls or {}).items():
+        t.add_row(key, value)
+    return t
+
+
+def _conntrack(v: NamespaceView) -> Table:
+    t = _table(v, "PROTO", "ORIGINAL", "REPLY", "STATE")
+    for c in v.conntrack or []:
+
+        def show(d: dict[str, str | int | None]) -> str:
+            return f"{d.get('src')}:{d.get('sport') or ''} -> {d.get('dst')}:{d.get('dport') or ''}"
+
+        t.add_row(str(c.protocol), show(c.original), show(c.reply), c.state or "")
+    return t
+
+
+RENDER: dict[str, Callable[[NamespaceView], Table]] = {
+    "links": _links,
+    "addr": _addr,
+    "route": _route,
+    "neigh": _neigh,
+    "fdb": _fdb,
+    "fw": _fw,
+    "sysctl": _sysctl,
+    "conntrack": _conntrack,
+}
+
+
+def _what(value: str) -> list[str]:
+    chosen = [w.strip() for w in value.split(",") if w.strip()]
+    bad = [w for w in chosen if w not in SECTIONS]
+    if bad:
+        raise click.BadParameter(f"unknown section {', '.join(bad)}; choose from {', '.join(SECTIONS)}")
+    return chosen
+
+
+@main.command(name="inspect")
+@click.argument("lab")
+@click.argument("nodes", nargs=-1)
+@click.option("--what", default=",".join(SECTIONS), show_default=True, help="Sections to show, comma-separated.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON (schema: docs/inspect.md).")
+@guard
+def inspect_(lab: str, nodes: tuple[str, ...], what: str, as_json: bool) -> None:
+    """Show every namespace of LAB (or only NODES; `host` is the lab's host) side by side.
+
+    \b
+    Links with their veth peers and bridge ports, addresses, routes,
+    neighbours (ARP/NDP with NUD state), the bridge fdb, firewall chains with
+    counters, sysctls and conntrack: what `ip`, `bridge` and `iptables-save`
+    show, for all the lab's namespaces at once.
+    """
+    sections = _what(what)
+    view = inspect(lab, nodes, sections)
+    if as_json:
+        emit_json(asdict(view))
+        return
+    for section in sections:
+        panels: list[RenderableType] = [RENDER[section](v) for v in view.namespaces]
+        out.print(Text(f"== {TITLES[section]}", style="bold"))
+        out.print(Columns(panels, padding=(0, 4)))
+        out.print()

@@ -12,6 +12,7 @@ import subprocess
 from ..errors import KernelError
 from ..model import ROOT_NS, Firewall, Rule
 from ..rules import OWN_PREFIX, POLICY_CHAINS
+from ..views import ChainView, RuleView, TableView
 from . import netns
 
 TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
@@ -65,3 +66,39 @@ def read(ns: str, lab: str, families: set[int]) -> Firewall:
 def restore(ns: str, family: int, text: str) -> None:
     if text:
         _run(ns, [TOOLS[family][1], "--noflush", "--wait"], stdin=text)
+
+
+_COUNTED_RE = re.compile(r"^\[(\d+):(\d+)\] (-A (\S+) .*)$")
+
+
+def read_tables(ns: str, lab: str | None, family: int) -> list[TableView]:
+    """Every table, chain and rule with packet/byte counters (``iptables-save -c``).
+
+    Chains and rules nsnet owns (its ``NSNET-*`` chains, and the jumps to them
+    carrying ``nsnet:<lab>``) are flagged ``owned``.
+    """
+    tables: list[TableView] = []
+    chains: dict[str, ChainView] = {}
+    for line in _run(ns, [TOOLS[family][0], "-c"]).splitlines():
+        if line.startswith("*"):
+            chains = {}
+            tables.append(TableView(family=family, table=line[1:], chains=[]))
+        elif line.startswith(":"):
+            name, policy, counters = line[1:].split()[:3]
+            packets, _, size = counters.strip("[]").partition(":")
+            chains[name] = ChainView(
+                name=name,
+                policy=None if policy == "-" else policy,
+                packets=int(packets),
+                bytes=int(size),
+                owned=name.startswith(OWN_PREFIX),
+            )
+            tables[-1].chains.append(chains[name])
+        elif match := _COUNTED_RE.match(line):
+            rule, chain = match.group(3), match.group(4)
+            jump = _JUMP_RE.match(rule)
+            owned = chain.startswith(OWN_PREFIX) or bool(jump and jump.group(2) == lab)
+            chains[chain].rules.append(
+                RuleView(rule=rule, packets=int(match.group(1)), bytes=int(match.group(2)), owned=owned)
+            )
+    return tables

@@ -1,0 +1,134 @@
+"""Everything the kernel holds for a lab's namespaces, side by side: ``nsnet inspect``."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import netaddr
+
+from .engine import lab_namespaces
+from .errors import LabNotFoundError, NsnetError
+from .kernel import firewall, readers, sysctl
+from .kernel.netlink import Netlink
+from .model import link_mark
+from .views import BridgeView, LabView, LinkView, NamespaceView, PeerView
+
+SECTIONS = ("links", "addr", "route", "neigh", "fdb", "fw", "sysctl", "conntrack")
+SYSCTLS = (
+    "net.ipv4.ip_forward",
+    "net.ipv6.conf.all.forwarding",
+    "net.bridge.bridge-nf-call-iptables",
+    "net.bridge.bridge-nf-call-ip6tables",
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def vendor(mac: str | None) -> str | None:
+    """The maker registered for a MAC's OUI (IEEE registry), or ``None``."""
+    if not mac or mac == "00:00:00:00:00:00":
+        return None
+    try:
+        eui = netaddr.EUI(mac)
+        if int(eui) >> 41 & 1:  # locally administered: random, no maker (veths, bridges)
+            return None
+        return str(eui.oui.registration().org)
+    except (netaddr.AddrFormatError, netaddr.NotRegisteredError, IndexError, ValueError):
+        return None
+
+
+def inspect(lab: str, nodes: Sequence[str] = (), what: Iterable[str] = SECTIONS) -> LabView:
+    """Read the lab's namespaces (or only ``nodes``; ``host`` names the lab's host)."""
+    sections = set(what)
+    unknown = sections - set(SECTIONS)
+    if unknown:
+        raise NsnetError(f"unknown section {', '.join(sorted(unknown))}: choose from {', '.join(SECTIONS)}")
+    spaces = lab_namespaces(lab)  # kernel namespace -> node label
+    if nodes:
+        by_label = {label: ns for ns, label in spaces.items()}
+        missing = [n for n in nodes if n not in by_label]
+        if missing:
+            raise LabNotFoundError(
+                f"lab {lab!r} has no node {', '.join(map(repr, missing))}; nodes: {', '.join(sorted(by_label))}"
+            )
+        chosen = {by_label[n]: n for n in nodes}
+    else:
+        chosen = spaces
+    with Netlink() as nl:
+        all_links = {ns: readers.links(nl, ns) for ns in spaces} if "links" in sections else {}
+        views = [_namespace(nl, lab, ns, label, spaces, all_links, sections) for ns, label in chosen.items()]
+    return LabView(lab=lab, namespaces=views)
+
+
+def _namespace(
+    nl: Netlink,
+    lab: str,
+    ns: str,
+    label: str,
+    spaces: dict[str, str],
+    all_links: dict[str, list[dict[str, Any]]],
+    sections: set[str],
+) -> NamespaceView:
+    names = readers.index_names(nl, ns)
+    found: dict[str, Any] = {}
+    if "links" in sections:
+        links = all_links[ns]
+        nsids = readers.netnsids(nl, ns, list(spaces)) if any(raw["peer_nsid"] is not None for raw in links) else {}
+        found["links"] = [_link(lab, ns, raw, nsids, spaces, all_links) for raw in links]
+        found["bridges"] = [
+            BridgeView(
+                name=raw["name"],
+                stp=bool(raw["stp"]),
+                ageing_time=int(raw["ageing"] or 0),
+                ports=sorted(link["name"] for link in links if link["master"] == raw["name"]),
+            )
+            for raw in links
+            if raw["kind"] == "bridge"
+        ]
+    if "addr" in sections:
+        found["addresses"] = readers.addresses(nl, ns, names)
+    if "route" in sections:
+        found["routes"] = readers.routes(nl, ns, names)
+    if "neigh" in sections:
+        found["neighbours"] = readers.neighbours(nl, ns, names)
+    if "fdb" in sections:
+        found["fdb"] = readers.fdb(nl, ns, names)
+    if "fw" in sections:
+        found["firewall"] = [t for family in (4, 6) for t in firewall.read_tables(ns, lab, family)]
+    if "sysctl" in sections:
+        found["sysctls"] = {k: v for k, v in sysctl.read(ns, list(SYSCTLS)).items() if v is not None}
+    if "conntrack" in sections:
+        found["conntrack"] = readers.conntrack(ns)
+    return NamespaceView(node=label, netns=ns, **found)
+
+
+def _link(
+    lab: str,
+    ns: str,
+    raw: dict[str, Any],
+    nsids: dict[int, str],
+    spaces: dict[str, str],
+    all_links: dict[str, list[dict[str, Any]]],
+) -> LinkView:
+    peer = None
+    if raw["peer_index"] is not None:
+        where = ns if raw["peer_nsid"] is None else nsids.get(raw["peer_nsid"])
+        name = None
+        if where is not None:
+            name = next((link["name"] for link in all_links.get(where, []) if link["index"] == raw["peer_index"]), None)
+        peer = PeerView(node=spaces.get(where) if where else None, netns=where, name=name, index=raw["peer_index"])
+    return LinkView(
+        name=raw["name"],
+        index=raw["index"],
+        kind=raw["kind"],
+        state="up" if raw["up"] else "down",
+        operstate=raw["operstate"],
+        mtu=raw["mtu"],
+        mac=raw["mac"],
+        vendor=vendor(raw["mac"]),
+        master=raw["master"],
+        peer=peer,
+        alias=raw["alias"],
+        owned=raw["alias"] == link_mark(lab),
+    )

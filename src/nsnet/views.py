@@ -1,0 +1,145 @@
+"""What ``inspect`` reports, as frozen dataclasses; ``asdict`` of them is the ``--json`` schema."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PeerView:
+    """The other end of a veth: its node, namespace, name and index."""
+
+    node: str | None
+    netns: str | None
+    name: str | None
+    index: int | None
+
+
+@dataclass(frozen=True)
+class LinkView:
+    name: str
+    index: int
+    kind: str
+    state: str
+    """``up`` or ``down`` (administrative), as ``ip link`` shows UP in the flags."""
+    operstate: str
+    mtu: int
+    mac: str | None
+    vendor: str | None
+    """The maker registered for the MAC's OUI, where the IEEE registry knows it."""
+    master: str | None
+    peer: PeerView | None
+    alias: str | None
+    owned: bool
+    """Created by nsnet for this lab (alias ``nsnet:<lab>``)."""
+
+
+@dataclass(frozen=True)
+class AddressView:
+    dev: str | None
+    family: int
+    address: str | None
+    prefixlen: int
+    scope: str
+
+
+@dataclass(frozen=True)
+class RouteView:
+    family: int
+    table: str
+    type: str
+    dst: str
+    gateway: str | None
+    dev: str | None
+    proto: str
+    scope: str
+    src: str | None
+    metric: int | None
+
+
+@dataclass(frozen=True)
+class NeighbourView:
+    dev: str | None
+    address: str | None
+    mac: str | None
+    state: list[str]
+    router: bool
+
+
+@dataclass(frozen=True)
+class FdbView:
+    mac: str | None
+    port: str | None
+    bridge: str | None
+    vlan: int | None
+    kind: str
+    """``learned``, ``permanent`` or ``static``."""
+    self: bool
+    """An entry of the port device itself (``bridge fdb`` flag ``self``)."""
+    used: float | None
+    """Seconds since the entry was last used (learned entries)."""
+    updated: float | None
+
+
+@dataclass(frozen=True)
+class BridgeView:
+    name: str
+    stp: bool
+    ageing_time: int
+    """Seconds a learned entry lives without traffic."""
+    ports: list[str]
+
+
+@dataclass(frozen=True)
+class RuleView:
+    rule: str
+    packets: int
+    bytes: int
+    owned: bool
+
+
+@dataclass(frozen=True)
+class ChainView:
+    name: str
+    policy: str | None
+    """Built-in chains only; ``None`` for user chains."""
+    packets: int
+    bytes: int
+    owned: bool
+    rules: list[RuleView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TableView:
+    family: int
+    table: str
+    chains: list[ChainView]
+
+
+@dataclass(frozen=True)
+class ConntrackView:
+    protocol: int | None
+    original: dict[str, str | int | None]
+    reply: dict[str, str | int | None]
+    state: str | None
+
+
+@dataclass(frozen=True)
+class NamespaceView:
+    node: str
+    netns: str
+    links: list[LinkView] | None = None
+    addresses: list[AddressView] | None = None
+    routes: list[RouteView] | None = None
+    neighbours: list[NeighbourView] | None = None
+    fdb: list[FdbView] | None = None
+    bridges: list[BridgeView] | None = None
+    firewall: list[TableView] | None = None
+    sysctls: dict[str, str] | None = None
+    conntrack: list[ConntrackView] | None = None
+
+
+@dataclass(frozen=True)
+class LabView:
+    lab: str
+    namespaces: list[NamespaceView]
