@@ -8,9 +8,10 @@ import subprocess
 from typing import Any
 
 import pytest
-from conftest import EXAMPLES, nsnet, sh
 
 from nsnet.inspect import vendor
+
+from conftest import EXAMPLES, nsnet, sh
 
 
 def ipj(ns: str, *args: str) -> Any:

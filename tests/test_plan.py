@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from conftest import EXAMPLES
 from nsnet.load import load
 from nsnet.model import Firewall, Rule, State, bind, link_mark, namespace_mark
 from nsnet.plan import plan
 from nsnet.rules import restore_text
+
+from conftest import EXAMPLES
 
 
 def test_fresh_plan_of_lab2_follows_the_seed_order() -> None:

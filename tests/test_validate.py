@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, netns_list, nsnet, root_links, sh
 from nsnet import Problem, TopologyError, loads
+
+from conftest import EXAMPLES, netns_list, nsnet, root_links, sh
 
 FILE = "lab.yaml"
 LAB2 = str(EXAMPLES / "lab2-bridge.yaml")
