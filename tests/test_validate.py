@@ -187,12 +187,12 @@ CASES: list[tuple[str, str, Expected | list[Expected]]] = [
         (5, f"{IFACE}.addresses", "wrong type: input should be a valid list (got '11.11.11.2/24')", ""),
     ),
     (
-        "mac-read-as-number",  # YAML 1.1 reads 52:54:00:12:34:56 as a base-60 integer
-        edit(RED5, "reth0: {addresses: [11.11.11.2/24], mac: 52:54:00:12:34:56}"),
+        "mac-read-as-number",
+        edit(RED5, "reth0: {addresses: [11.11.11.2/24], mac: 525400123456}"),
         (
             5,
             f"{IFACE}.mac",
-            "wrong type: input should be a valid string (got 41135085296)",
+            "wrong type: input should be a valid string (got 525400123456)",
             "put it in quotes (unquoted, YAML reads it as a number or true/false)",
         ),
     ),
@@ -1077,3 +1077,15 @@ def test_the_snapshot_check_sees_a_new_namespace(lab_name: str) -> None:
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
     assert_nothing_changed(before, kernel_snapshot(), lab_name)
+
+
+def test_colon_values_stay_text() -> None:
+    """YAML 1.1 would read 10:20 and 52:54:00:12:34:56 as base-60 numbers; nsnet keeps them as written."""
+    topology = loads(
+        "name: lab\nnodes:\n  RED:\n    interfaces:\n      reth0: {mac: 52:54:00:12:34:56}\n"
+        "    firewall:\n      rules:\n        - {chain: INPUT, protocol: tcp, dport: 10:20, action: ACCEPT}\n"
+        "links:\n  - [RED:reth0, host:reth1]\n"
+    )
+    red = topology.namespaces["RED"]
+    assert red.links["reth0"].mac == "52:54:00:12:34:56"
+    assert red.firewall.rules[0].args == "-p tcp -m tcp --dport 10:20 -j ACCEPT"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 import types
 import typing
 from collections.abc import Iterable, Iterator
@@ -32,6 +33,7 @@ from .schema import (
 )
 
 LAB_NAME_MAX = 32
+LINK_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+\Z")
 NODE_NAME_MAX = 48
 Loc = tuple[str | int, ...]
 
@@ -61,8 +63,23 @@ def from_dict(data: dict[str, Any], filename: str = "<dict>") -> Topology:
 # -- YAML with line numbers ------------------------------------------------
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 without its base-60 integers, so that ``dport: 10:20`` stays the text "10:20"."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:int"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+    list("-+0123456789"),
+)
+
+
 def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -88,7 +105,7 @@ def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
 
 
 def _index(
-    loader: yaml.SafeLoader,
+    loader: _Loader,
     node: yaml.Node,
     loc: Loc,
     lines: dict[Loc, int],
@@ -315,7 +332,7 @@ class _Validator:
                 "use a shorter name",
             )
             return False
-        if name == "lo" or not all(c.isalnum() or c in "_.-" for c in name) or name in (".", ".."):
+        if name == "lo" or not LINK_NAME_RE.match(name) or name in (".", ".."):
             self.add(loc, f"interface name {name!r} is not allowed", "use letters, digits and _ . - (not 'lo')")
             return False
         return True
@@ -377,7 +394,7 @@ class _Validator:
         sysctls: dict[str, str] = {}
         for key, value in space.sysctls.items():
             loc = (*base, "sysctls", key)
-            text = str(int(value)) if isinstance(value, bool) else str(value)
+            text = value
             if not SYSCTL_RE.match(key):
                 self.add(
                     loc,

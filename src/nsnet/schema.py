@@ -12,7 +12,7 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 # \Z, not $: $ also matches before a trailing newline, which would let "eth0\n" through.
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -95,6 +95,17 @@ def _check_address_or_network(value: str) -> str:
     return value
 
 
+def _scalar_text(value: Any) -> Any:
+    """Numbers (and YAML booleans, as 1/0) to text; anything else is left for the str check."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+Scalar = Annotated[str, BeforeValidator(_scalar_text, json_schema_input_type=int | bool | str)]
+"""A number or a word, kept as text (ports, sysctl values)."""
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 Mac = Annotated[str, AfterValidator(_check_mac)]
 AddressOrNetwork = Annotated[str, AfterValidator(_check_address_or_network)]
@@ -172,8 +183,8 @@ class RuleSpec(_Strict):
     source: AddressOrNetwork | None = Field(default=None, description="-s: address or network.")
     destination: AddressOrNetwork | None = Field(default=None, description="-d: address or network.")
     protocol: Protocol | None = Field(default=None, description="-p")
-    sport: int | str | None = Field(default=None, description="--sport: port or range A:B (tcp/udp/sctp).")
-    dport: int | str | None = Field(default=None, description="--dport: port or range A:B (tcp/udp/sctp).")
+    sport: Scalar | None = Field(default=None, description="--sport: port or range A:B (tcp/udp/sctp).")
+    dport: Scalar | None = Field(default=None, description="--dport: port or range A:B (tcp/udp/sctp).")
     in_: str | None = Field(default=None, alias="in", description="-i: input interface (+ as wildcard).")
     out: str | None = Field(default=None, description="-o: output interface (+ as wildcard).")
     state: list[CtState] | None = Field(default=None, description="-m conntrack --ctstate")
@@ -183,7 +194,7 @@ class RuleSpec(_Strict):
 
     @field_validator("sport", "dport")
     @classmethod
-    def check_port(cls, value: int | str | None) -> str | None:
+    def check_port(cls, value: str | None) -> str | None:
         if value is None:
             return None
         text = str(value)
@@ -221,7 +232,7 @@ class NamespaceSpec(_Strict):
     interfaces: dict[str, InterfaceSpec | None] = Field(default_factory=dict)
     bridges: dict[str, BridgeSpec | None] = Field(default_factory=dict)
     routes: list[RouteSpec] = Field(default_factory=list)
-    sysctls: dict[str, int | str] = Field(default_factory=dict)
+    sysctls: dict[str, Scalar] = Field(default_factory=dict)
     firewall: FirewallSpec = Field(default_factory=FirewallSpec)
 
 
