@@ -12,7 +12,7 @@ from .engine import lab_namespaces
 from .errors import LabNotFoundError, NsnetError
 from .kernel import firewall, readers, sysctl
 from .kernel.netlink import Netlink
-from .model import link_mark
+from .model import HOST, link_mark
 from .views import BridgeView, LabView, LinkView, NamespaceView, PeerView
 
 SECTIONS = ("links", "addr", "route", "neigh", "fdb", "fw", "sysctl", "conntrack")
@@ -74,7 +74,10 @@ def _namespace(
     found: dict[str, Any] = {}
     if "links" in sections:
         links = all_links[ns]
-        nsids = readers.netnsids(nl, ns, list(spaces)) if any(raw["peer_nsid"] is not None for raw in links) else {}
+        wanted = {raw["peer_nsid"] for raw in links if raw["peer_nsid"] is not None}
+        # The host holds most peers: ask about it first.
+        order = sorted(spaces, key=lambda other: spaces[other] != HOST)
+        nsids = readers.netnsids(nl, ns, order, wanted) if wanted else {}
         found["links"] = [_link(lab, ns, raw, nsids, spaces, all_links) for raw in links]
         found["bridges"] = [
             BridgeView(

@@ -224,11 +224,15 @@ def links(nl: Netlink, ns: str) -> list[dict[str, Any]]:
     return out
 
 
-def netnsids(nl: Netlink, ns: str, others: list[str]) -> dict[int, str]:
-    """The ids under which ``ns`` knows each of ``others`` (veth peers name their namespace by it)."""
+def netnsids(nl: Netlink, ns: str, others: list[str], wanted: set[int]) -> dict[int, str]:
+    """Which of ``others`` are the namespaces ``ns`` knows by the ids in ``wanted``.
+
+    A veth names its peer's namespace by such an id; lookups stop as soon as
+    every wanted id is found.
+    """
     out: dict[int, str] = {}
     for other in others:
-        if other == ns:
+        if other == ns or not wanted - out.keys():
             continue
         fd = os.open(netns.path(other), os.O_RDONLY)
         try:
@@ -236,6 +240,6 @@ def netnsids(nl: Netlink, ns: str, others: list[str]) -> dict[int, str]:
         finally:
             os.close(fd)
         nsid = answer.get("nsid") if isinstance(answer, dict) else None
-        if nsid is not None and nsid < 2**31:
+        if nsid in wanted:
             out[int(nsid)] = other
     return out
