@@ -299,3 +299,16 @@ def test_bad_lab_names_are_refused_everywhere(name: str) -> None:
         result = nsnet(*args)
         assert result.code == 2, (args, result.text)
         assert message in result.err, (args, result.err)
+
+
+def test_up_adopts_a_namespace_it_created_but_never_marked(lab_name: str, tmp_path: Path) -> None:
+    """An `up` interrupted between creating a namespace and marking it is finished by the next `up`."""
+    path = str(EXAMPLES / "lab1-veth.yaml")
+    up(path, lab_name)
+    red = f"{lab_name}-RED"
+    sh("ip", "-n", red, "link", "set", "lo", "alias", "")
+    result = nsnet("up", path, "--name", lab_name)
+    assert result.code == 0, result.text
+    down = nsnet("down", lab_name)
+    assert down.code == 0, down.text
+    assert red not in netns_list()

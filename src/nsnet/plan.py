@@ -288,7 +288,7 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
             if ns != ROOT_NS:
                 creates["ns"].append(CreateNamespace(ns, want.label, namespace_mark(lab, want.label)))
             have = Namespace(name=ns, label=want.label, role=want.role)
-        elif ns != ROOT_NS and not adopt and not (have.mark or "").startswith(f"nsnet:{lab}:"):
+        elif ns != ROOT_NS and not adopt and not _owned(lab, have, journal):
             owner = (have.mark or "").split(":")
             who = f"lab {owner[1]!r}" if len(owner) == 3 and owner[0] == "nsnet" else "something other than nsnet"
             raise ConflictError(
@@ -340,12 +340,20 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
             deletes += [a for a in sub.actions if isinstance(a, DeleteLink | RouteChange | Address)]
             creates["sysctl"] += [a for a in sub.actions if isinstance(a, SetSysctl)]
             creates["fw"] += [a for a in sub.actions if isinstance(a, ApplyFirewall)]
-        elif (have.mark or "").startswith(f"nsnet:{lab}:"):
+        elif _owned(lab, have, journal):
             ns_deletes.append(DeleteNamespace(ns))
 
     additions = [a for group in creates.values() for a in group]
     p.actions = early + additions + deletes + bridge_deletes + ns_deletes
     return p
+
+
+def _owned(lab: str, have: Namespace, journal: Journal | None) -> bool:
+    """Whether a live namespace is this lab's: it carries the lab's mark, or the
+    journal recorded creating it and it carries no mark yet (created, then interrupted)."""
+    if have.mark:
+        return have.mark.startswith(f"nsnet:{lab}:")
+    return journal is not None and have.name in journal.namespaces
 
 
 def _same_route(want: Route, have: Route) -> bool:
