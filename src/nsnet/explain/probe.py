@@ -1,0 +1,227 @@
+"""Send the real packet and read the kernel's own account of its fate.
+
+Two kernel sources are read while the probe runs:
+- netfilter trace: a TRACE rule in each namespace that has iptables tables,
+  and ``xtables-monitor --trace`` there, name the table, chain and rule or
+  policy that took each verdict;
+- the ``skb:kfree_skb`` tracepoint, in a tracing instance of its own, gives
+  the kernel's drop reasons (e.g. ``NETFILTER_DROP``, ``NO_SOCKET``).
+Both are removed afterwards; the raw table is deleted again where nsnet had
+to create it for the TRACE rules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import socket
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from ..kernel import netns
+from ..kernel.firewall import in_ns
+from .model import Explanation, Snapshot
+from .walk import parse_proto
+
+TRACEFS = "/sys/kernel/tracing"
+_TRACE_RE = re.compile(r"^\s*TRACE: \d+ (\w+) (\w+):(\w+):(rule|policy|return):?(?:0x[0-9a-f]+:)?(\w+)\s*(.*)$")
+_KFREE_RE = re.compile(r"kfree_skb: .*protocol=(\d+) location=(\S+) reason: (\S+)")
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class TraceEvent:
+    """One netfilter trace verdict: where, and what decided."""
+
+    node: str
+    packet: str
+    table: str
+    chain: str
+    kind: str
+    """``rule``, ``policy`` or ``return``."""
+    verdict: str
+    rule: str
+
+
+@dataclass
+class Observation:
+    """What happened to the real packet."""
+
+    answered: bool
+    result: str
+    trace: list[TraceEvent] = field(default_factory=list)
+    drops: dict[str, int] = field(default_factory=dict)
+    """Kernel drop reasons seen while the probe ran (``REASON at function``: count)."""
+    verdict: TraceEvent | None = None
+    """The netfilter verdict that dropped the packet, if one did."""
+    agrees: bool = True
+    disagreement: str = ""
+
+
+def _send(ns: str, dst: str, proto: str, port: int | None) -> tuple[bool, str]:
+    if proto == "icmp":
+        done = subprocess.run(
+            in_ns(ns, ["ping", "-c", "1", "-W", "1", dst]), capture_output=True, text=True, check=False
+        )
+        return done.returncode == 0, "echo reply received" if done.returncode == 0 else "no echo reply within 1 s"
+    assert port is not None
+    family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    with netns.entered(ns):
+        sock = socket.socket(family, kind)
+    with sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect((dst, port))
+            if proto == "tcp":
+                return True, f"connected to tcp/{port}"
+            sock.send(b"nsnet probe")
+            sock.recv(1)
+            return True, f"an answer came from udp/{port}"
+        except ConnectionRefusedError:
+            return True, "refused: RST" if proto == "tcp" else "refused: ICMP port unreachable"
+        except TimeoutError:
+            return False, f"no answer within 1 s on {proto}/{port}"
+        except OSError as exc:
+            return False, f"{proto}/{port}: {exc.strerror}"
+
+
+@contextlib.contextmanager
+def _netfilter_trace(snap: Snapshot, src: str, dst: str, proto: str) -> Iterator[list[TraceEvent]]:
+    events: list[TraceEvent] = []
+    watched = [s for s in snap.spaces.values() if any(t.family == 4 for t in s.view.firewall or [])]
+    match = f"-p {proto} -m comment --comment nsnet-trace -j TRACE"
+    rules = [f"-s {src} -d {dst} {match}", f"-s {dst} -d {src} {match}"]
+    monitors: list[tuple[str, subprocess.Popen[str]]] = []
+    created_raw: list[str] = []
+    try:
+        for space in watched:
+            ns = space.view.netns
+            if not any(t.table == "raw" and t.family == 4 for t in space.view.firewall or []):
+                created_raw.append(ns)
+            text = "*raw\n" + "".join(f"-I {c} 1 {r}\n" for c in ("PREROUTING", "OUTPUT") for r in rules) + "COMMIT\n"
+            subprocess.run(
+                in_ns(ns, ["iptables-restore", "--noflush", "--wait"]),
+                input=text,
+                text=True,
+                check=True,
+                capture_output=True,
+            )
+            monitor = subprocess.Popen(
+                in_ns(ns, ["xtables-monitor", "--trace"]), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            )
+            monitors.append((space.node, monitor))
+        if monitors:
+            time.sleep(0.3)  # let the monitors subscribe before the packet goes
+        yield events
+        if monitors:
+            time.sleep(0.3)
+    finally:
+        for node, monitor in monitors:
+            monitor.terminate()
+            output, _ = monitor.communicate(timeout=5)
+            for line in output.splitlines():
+                m = _TRACE_RE.match(line)
+                if m:
+                    events.append(
+                        TraceEvent(node, m.group(1), m.group(2), m.group(3), m.group(4), m.group(5), m.group(6).strip())
+                    )
+        for space in watched:
+            ns = space.view.netns
+            if ns in created_raw:
+                subprocess.run(in_ns(ns, ["nft", "delete", "table", "ip", "raw"]), capture_output=True, check=False)
+            else:
+                text = "*raw\n" + "".join(f"-D {c} {r}\n" for c in ("PREROUTING", "OUTPUT") for r in rules)
+                subprocess.run(
+                    in_ns(ns, ["iptables-restore", "--noflush", "--wait"]),
+                    input=text + "COMMIT\n",
+                    text=True,
+                    capture_output=True,
+                    check=False,
+                )
+
+
+@contextlib.contextmanager
+def _drop_reasons() -> Iterator[Counter[str]]:
+    """Count ``skb:kfree_skb`` drop reasons (IP packets) while the block runs, in a private instance."""
+    reasons: Counter[str] = Counter()
+    mounted = False
+    if not os.path.isdir(os.path.join(TRACEFS, "instances")):
+        mounted = subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], capture_output=True).returncode == 0
+    instance = os.path.join(TRACEFS, "instances", f"nsnet-{os.getpid()}-{next(_counter)}")
+    try:
+        os.mkdir(instance)
+    except OSError:
+        yield reasons  # tracing is not available here: no reasons, said as such by an empty result
+        return
+    try:
+        with open(os.path.join(instance, "events/skb/kfree_skb/enable"), "w") as f:
+            f.write("1")
+        yield reasons
+        with open(os.path.join(instance, "events/skb/kfree_skb/enable"), "w") as f:
+            f.write("0")
+        with open(os.path.join(instance, "trace")) as f:
+            for line in f:
+                m = _KFREE_RE.search(line)
+                if m and m.group(1) in ("2048", "34525") and m.group(3) != "NOT_SPECIFIED":
+                    reasons[f"{m.group(3)} at {m.group(2).split('+')[0]}"] += 1
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(instance)
+        if mounted:
+            subprocess.run(["umount", TRACEFS], capture_output=True, check=False)
+
+
+def probe(snap: Snapshot, predicted: Explanation) -> Observation:
+    """Send the packet ``predicted`` describes, watch it, and compare with the prediction."""
+    src = snap.spaces[predicted.src]
+    dst = predicted.legs[0].dst
+    name, port = parse_proto(predicted.proto)
+    source_ip = predicted.legs[0].source
+    trace_proto = "icmp" if name == "icmp" else name
+    with _drop_reasons() as reasons, _netfilter_trace(snap, source_ip or "0.0.0.0/0", dst, trace_proto) as events:
+        answered, result = _send(src.view.netns, dst, name, port)
+    obs = Observation(answered=answered, result=result, trace=events, drops=dict(reasons))
+    obs.verdict = next((e for e in events if e.verdict in ("DROP", "REJECT")), None)
+    _compare(predicted, obs)
+    return obs
+
+
+def _expects_answer(predicted: Explanation) -> bool | None:
+    """Whether the prediction says an answer (reply, RST, ICMP error) comes back; None if none is due."""
+    request = predicted.legs[0]
+    if request.outcome in ("dropped", "rejected", "unknown"):
+        return False
+    if len(predicted.legs) == 1:
+        return None  # delivered to a UDP socket: nothing has to answer
+    return predicted.legs[1].outcome == "delivered"
+
+
+def _compare(predicted: Explanation, obs: Observation) -> None:
+    problems = []
+    expected = _expects_answer(predicted)
+    if expected is not None and expected != obs.answered:
+        problems.append(f"predicted {'an answer' if expected else 'no answer'}, observed: {obs.result}")
+    blocked = next((s for leg in predicted.legs for s in leg.steps if not s.ok and s.what == "netfilter"), None)
+    if blocked is not None and obs.verdict is None:
+        problems.append("predicted a netfilter drop, but the kernel's trace shows none")
+    elif blocked is None and obs.verdict is not None:
+        v = obs.verdict
+        problems.append(
+            f"the kernel's netfilter dropped it in {v.node} ({v.table}:{v.chain}:{v.kind}:{v.verdict}), "
+            "which was not predicted"
+        )
+    elif blocked is not None and obs.verdict is not None:
+        v = obs.verdict
+        if f" {v.table}/{v.chain} " not in f" {blocked.text} " and v.node != blocked.node:
+            problems.append(
+                f"predicted the drop at [{blocked.node}] {blocked.text}; the kernel dropped it in "
+                f"{v.node} ({v.table}:{v.chain})"
+            )
+    obs.agrees = not problems
+    obs.disagreement = "; ".join(problems)
