@@ -13,13 +13,12 @@ to create it for the TRACE rules.
 from __future__ import annotations
 
 import contextlib
-import itertools
-import os
+import json
 import re
 import socket
 import subprocess
+import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -28,10 +27,7 @@ from ..kernel.firewall import in_ns
 from .model import Explanation, Snapshot
 from .walk import parse_proto
 
-TRACEFS = "/sys/kernel/tracing"
-_TRACE_RE = re.compile(r"^\s*TRACE: \d+ (\w+) (\w+):(\w+):(rule|policy|return):?(?:0x[0-9a-f]+:)?(\w+)\s*(.*)$")
-_KFREE_RE = re.compile(r"kfree_skb: .*protocol=(\d+) location=(\S+) reason: (\S+)")
-_counter = itertools.count()
+_TRACE_RE = re.compile(r"^\s*TRACE: \d+ (\w+) (\w+):([^:\s]+):(rule|policy|return):?(?:0x[0-9a-f]+:)?(\w+)\s*(.*)$")
 
 
 @dataclass(frozen=True)
@@ -147,34 +143,29 @@ def _netfilter_trace(snap: Snapshot, src: str, dst: str, proto: str) -> Iterator
 
 
 @contextlib.contextmanager
-def _drop_reasons() -> Iterator[Counter[str]]:
-    """Count ``skb:kfree_skb`` drop reasons (IP packets) while the block runs, in a private instance."""
-    reasons: Counter[str] = Counter()
-    mounted = False
-    if not os.path.isdir(os.path.join(TRACEFS, "instances")):
-        mounted = subprocess.run(["mount", "-t", "tracefs", "nodev", TRACEFS], capture_output=True).returncode == 0
-    instance = os.path.join(TRACEFS, "instances", f"nsnet-{os.getpid()}-{next(_counter)}")
+def _drop_reasons() -> Iterator[dict[str, int]]:
+    """Kernel drop reasons (IP packets) seen while the block runs; empty where tracing is unavailable."""
+    reasons: dict[str, int] = {}
+    argv = ["unshare", "--mount", "--propagation", "private", sys.executable, "-m", "nsnet.explain.dropwatch"]
+    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert child.stdin is not None and child.stdout is not None
     try:
-        os.mkdir(instance)
-    except OSError:
-        yield reasons  # tracing is not available here: no reasons, said as such by an empty result
-        return
-    try:
-        with open(os.path.join(instance, "events/skb/kfree_skb/enable"), "w") as f:
-            f.write("1")
+        ready = child.stdout.readline().strip() == "ready"
         yield reasons
-        with open(os.path.join(instance, "events/skb/kfree_skb/enable"), "w") as f:
-            f.write("0")
-        with open(os.path.join(instance, "trace")) as f:
-            for line in f:
-                m = _KFREE_RE.search(line)
-                if m and m.group(1) in ("2048", "34525") and m.group(3) != "NOT_SPECIFIED":
-                    reasons[f"{m.group(3)} at {m.group(2).split('+')[0]}"] += 1
+        if ready:
+            child.stdin.write("stop\n")
+            child.stdin.flush()
+            line = child.stdout.readline()
+            with contextlib.suppress(ValueError):
+                reasons.update(json.loads(line))
     finally:
         with contextlib.suppress(OSError):
-            os.rmdir(instance)
-        if mounted:
-            subprocess.run(["umount", TRACEFS], capture_output=True, check=False)
+            child.stdin.close()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def probe(snap: Snapshot, predicted: Explanation) -> Observation:
@@ -186,7 +177,7 @@ def probe(snap: Snapshot, predicted: Explanation) -> Observation:
     trace_proto = "icmp" if name == "icmp" else name
     with _drop_reasons() as reasons, _netfilter_trace(snap, source_ip or "0.0.0.0/0", dst, trace_proto) as events:
         answered, result = _send(src.view.netns, dst, name, port)
-    obs = Observation(answered=answered, result=result, trace=events, drops=dict(reasons))
+    obs = Observation(answered=answered, result=result, trace=events, drops=reasons)
     obs.verdict = next((e for e in events if e.verdict in ("DROP", "REJECT")), None)
     _compare(predicted, obs)
     return obs
