@@ -12,6 +12,7 @@ from .errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
 from .journal import Journal, all_labs, check_lab_name, locked
 from .kernel import netns
 from .kernel.netlink import Netlink
+from .load import load
 from .model import HOST, ROOT_NS, Namespace, State, Topology, bind
 from .observe import observe
 from .plan import Action, Plan, plan
@@ -167,6 +168,14 @@ def lab_namespaces(lab: str) -> dict[str, str]:
     if journal.host_mode == "root":
         spaces[ROOT_NS] = HOST
     return spaces
+
+
+def lab_topology(lab: str) -> Topology | None:
+    """The topology file ``lab`` was last brought up from, loaded again (None if it is gone)."""
+    journal = _journal(lab)
+    if not journal.source or not os.path.isfile(journal.source):
+        return None
+    return load(journal.source)
 
 
 def namespace_of(lab: str, node: str) -> str:

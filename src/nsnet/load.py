@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from .errors import Problem, TopologyError
-from .model import HOST, Endpoint, Firewall, Link, Namespace, Route, Topology
+from .model import HOST, Endpoint, Expectation, Firewall, Link, Namespace, Route, Topology
 from .rules import BUILTIN_CHAINS, POLICY_CHAINS, PORT_PROTOCOLS, render_rule
 from .schema import (
     IFNAME_MAX,
@@ -283,7 +283,32 @@ class _Validator:
             result[name] = self._namespace(name, base, space, links.get(name, {}))
         self._addresses(result)
         self._bridge_subnets(result)
-        return Topology(name=spec.name, host_mode=spec.host.mode, namespaces=result)
+        expectations = self._expectations(spec, result)
+        return Topology(name=spec.name, host_mode=spec.host.mode, namespaces=result, expectations=expectations)
+
+    def _expectations(self, spec: TopologySpec, spaces: dict[str, Namespace]) -> tuple[Expectation, ...]:
+        out = []
+        for i, e in enumerate(spec.expect):
+            loc: Loc = ("expect", i)
+            if e.from_ not in spaces:
+                self.add(
+                    (*loc, "from"),
+                    f"node {e.from_!r} does not exist",
+                    _suggest(e.from_, spaces) or f"nodes are: {', '.join(spaces)}",
+                )
+                continue
+            if e.to not in spaces:
+                try:
+                    ipaddress.ip_address(e.to)
+                except ValueError:
+                    self.add(
+                        (*loc, "to"),
+                        f"{e.to!r} is neither a node nor an address",
+                        _suggest(e.to, spaces) or f"nodes are: {', '.join(spaces)}",
+                    )
+                    continue
+            out.append(Expectation(src=e.from_, dst=e.to, proto=e.proto, reach=e.reach))
+        return tuple(out)
 
     def _links(self, spec: TopologySpec, spaces: dict[str, NamespaceSpec]) -> dict[str, dict[str, Endpoint]]:
         """Veth ends per namespace: {ns: {ifname: peer}}."""

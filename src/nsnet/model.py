@@ -132,6 +132,16 @@ def namespace_mark(lab: str, label: str) -> str:
 
 
 @dataclass(frozen=True)
+class Expectation:
+    """``src`` must (``reach``) or must not reach ``dst`` (a node or an address) over ``proto``."""
+
+    src: str
+    dst: str
+    proto: str = "icmp"
+    reach: bool = True
+
+
+@dataclass(frozen=True)
 class Topology:
     """A validated topology in logical names (see :func:`nsnet.load.load`)."""
 
@@ -139,6 +149,7 @@ class Topology:
     host_mode: HostMode
     namespaces: dict[str, Namespace]
     source: str | None = None
+    expectations: tuple[Expectation, ...] = ()
 
     @property
     def nodes(self) -> list[str]:

@@ -252,6 +252,25 @@ class LinkSpec(_Strict):
     endpoints: list[str] = Field(min_length=2, max_length=2)
 
 
+class ExpectSpec(_Strict):
+    """A reachability expectation checked by ``nsnet reach``."""
+
+    from_: str = Field(alias="from", description="Source node.")
+    to: str = Field(description="Destination node or address.")
+    proto: str = Field(default="icmp", description="icmp, tcp:PORT or udp:PORT.")
+    reach: bool = Field(default=True, description="Whether it must get through (true) or must not (false).")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("proto")
+    @classmethod
+    def check_proto(cls, value: str) -> str:
+        name, _, port = value.partition(":")
+        if (name == "icmp" and not port) or (name in ("tcp", "udp") and port.isdigit() and 0 < int(port) < 65536):
+            return value
+        raise ValueError(f"{value!r} is not a protocol: write icmp, tcp:PORT or udp:PORT")
+
+
 class TopologySpec(_Strict):
     """A whole topology file."""
 
@@ -259,6 +278,9 @@ class TopologySpec(_Strict):
     host: HostSpec = Field(default_factory=HostSpec)
     nodes: dict[str, NodeSpec | None] = Field(default_factory=dict)
     links: list[LinkSpec] = Field(default_factory=list)
+    expect: list[ExpectSpec] = Field(
+        default_factory=list, description="Pairs that must (or must not) reach each other: checked by nsnet reach."
+    )
 
     @field_validator("host", mode="before")
     @classmethod
