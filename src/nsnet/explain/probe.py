@@ -27,7 +27,9 @@ from ..kernel.firewall import in_ns
 from .model import Explanation, Snapshot
 from .walk import parse_proto
 
-_TRACE_RE = re.compile(r"^\s*TRACE: \d+ (\w+) (\w+):([^:\s]+):(rule|policy|return):?(?:0x[0-9a-f]+:)?(\w+)\s*(.*)$")
+_TRACE_RE = re.compile(
+    r"^\s*TRACE: \d+ (\w+) (\w+):([^:\s]+):(rule|policy|return):?(?:0x[0-9a-f]+:)?(\w+)(?:\s*:(\S+))?\s*(.*)$"
+)
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,9 @@ def _netfilter_trace(snap: Snapshot, src: str, dst: str, proto: str) -> Iterator
             for line in output.splitlines():
                 m = _TRACE_RE.match(line)
                 if m:
+                    verdict = f"{m.group(5)} {m.group(6)}" if m.group(6) else m.group(5)
                     events.append(
-                        TraceEvent(node, m.group(1), m.group(2), m.group(3), m.group(4), m.group(5), m.group(6).strip())
+                        TraceEvent(node, m.group(1), m.group(2), m.group(3), m.group(4), verdict, m.group(7).strip())
                     )
         for space in watched:
             ns = space.view.netns
