@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -143,3 +149,27 @@ class NamespaceView:
 class LabView:
     lab: str
     namespaces: list[NamespaceView]
+
+
+def from_dict(cls: type[T], data: Any) -> T:
+    """Rebuild a view dataclass from ``asdict`` output (e.g. ``nsnet inspect --json``)."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in data:
+            values[f.name] = _convert(hints[f.name], data[f.name])
+    return cls(**values)
+
+
+def _convert(tp: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(tp)
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if origin in (typing.Union, types.UnionType):
+        return _convert(args[0], value) if len(args) == 1 else value
+    if origin is list:
+        return [_convert(args[0], v) for v in value]
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return from_dict(tp, value)
+    return value

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+
 from ..inspect import inspect
 from ..kernel import netns
+from ..views import NamespaceView, from_dict
 from .model import Snapshot, Space
 
 _PROC = {"tcp": ("/proc/net/tcp", "/proc/net/tcp6"), "udp": ("/proc/net/udp", "/proc/net/udp6")}
@@ -36,3 +40,19 @@ def snapshot(lab: str) -> Snapshot:
         lab=lab,
         spaces={v.node: Space(view=v, listening=listening(v.netns)) for v in view.namespaces},
     )
+
+
+def to_json(snap: Snapshot) -> dict[str, Any]:
+    """A snapshot as plain data (``from_json`` reads it back): explain without root, on saved state."""
+    return {
+        "lab": snap.lab,
+        "spaces": [{"view": asdict(s.view), "listening": sorted(s.listening)} for s in snap.spaces.values()],
+    }
+
+
+def from_json(data: dict[str, Any]) -> Snapshot:
+    spaces = {}
+    for item in data["spaces"]:
+        view = from_dict(NamespaceView, item["view"])
+        spaces[view.node] = Space(view=view, listening=frozenset((p, int(n)) for p, n in item["listening"]))
+    return Snapshot(lab=data["lab"], spaces=spaces)
