@@ -141,7 +141,8 @@ def test_edit_and_up_applies_only_the_difference(lab_name: str, tmp_path: Path) 
         f"add address 10.20.0.13/24 to {b}:b0",
         f"add route 192.0.2.0/24 via 10.20.0.1 in {a}",
         f"restore sysctl net.ipv4.ip_forward=0 in {host} (was 1)",
-        f"iptables in {host}: INPUT policy ACCEPT -> DROP; - INPUT -p tcp -m tcp --dport 22 -j DROP; "
+        f"iptables in {host}: INPUT policy ACCEPT -> DROP; - FORWARD -i br0 -o br9 -j DROP; "
+        "- FORWARD -i br9 -o br0 -j DROP; - INPUT -p tcp -m tcp --dport 22 -j DROP; "
         "+ FORWARD -s 10.20.0.0/24 -p udp -m udp --dport 53 -j ACCEPT",
         f"delete link {host}:c1",
         f"delete link {host}:br9",

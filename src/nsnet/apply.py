@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from . import servers
 from .errors import KernelError, NsnetError
 from .journal import Journal
 from .kernel import firewall, netns, sysctl
 from .kernel.netlink import Netlink
 from .model import ROOT_NS, Endpoint
+from .network import DOCKER_RULES
 from .plan import (
     Action,
     Address,
@@ -18,11 +20,14 @@ from .plan import (
     CreateVeth,
     DeleteLink,
     DeleteNamespace,
+    DockerHost,
     Plan,
     RouteChange,
     SetBridge,
     SetLink,
     SetSysctl,
+    StartServer,
+    StopServer,
 )
 
 
@@ -55,6 +60,16 @@ def _run(a: Action, nl: Netlink, journal: Journal) -> None:
         except KernelError:
             netns.delete(a.ns)
             raise
+    elif isinstance(a, StartServer):
+        journal.servers[a.ns] = [servers.start(a.ns, a.port), a.port]
+        journal.save()
+    elif isinstance(a, StopServer):
+        entry = journal.servers.pop(a.ns, None)
+        if entry:
+            servers.stop(entry[0])
+        journal.save()
+    elif isinstance(a, DockerHost):
+        firewall.restore(a.ns, 4, DOCKER_RULES)
     elif isinstance(a, DeleteNamespace):
         nl.forget(a.ns)
         netns.delete(a.ns)

@@ -56,6 +56,8 @@ class Journal:
     """Original filter policies nsnet changed: {ns: {chain: policy}}."""
     firewall: list[str] = field(default_factory=list)
     """Namespaces where nsnet has firewall chains or policies."""
+    servers: dict[str, list[int]] = field(default_factory=dict)
+    """Processes nsnet started (the outside's HTTP server): {ns: [pid, port]}."""
     status: str = "applying"
     updated: float = 0.0
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from . import network
 from .errors import Problem, TopologyError
 from .model import HOST, Endpoint, Expectation, Firewall, Link, Namespace, Route, Topology
 from .rules import BUILTIN_CHAINS, POLICY_CHAINS, PORT_PROTOCOLS, render_rule
@@ -28,7 +29,10 @@ from .schema import (
     SYSCTL_RE,
     SYSCTL_VALUE_RE,
     BridgeSpec,
+    InterfaceSpec,
+    LinkSpec,
     NamespaceSpec,
+    NodeSpec,
     TopologySpec,
 )
 
@@ -261,6 +265,7 @@ class _Validator:
                 f"lab name {spec.name!r} is not allowed",
                 f"use up to {LAB_NAME_MAX} letters, digits, _ . - (no '/' or '..'), starting with a letter or digit",
             )
+        spec = self._with_outside(spec)
         spaces: dict[str, NamespaceSpec] = {}
         for node, node_spec in spec.nodes.items():
             loc: Loc = ("nodes", node)
@@ -283,8 +288,114 @@ class _Validator:
             result[name] = self._namespace(name, base, space, links.get(name, {}))
         self._addresses(result)
         self._bridge_subnets(result)
+        result = self._outside_world(spec, result)
         expectations = self._expectations(spec, result)
         return Topology(name=spec.name, host_mode=spec.host.mode, namespaces=result, expectations=expectations)
+
+    def _with_outside(self, spec: TopologySpec) -> TopologySpec:
+        """``outside:`` is a node named outside, linked to the host by the uplink."""
+        if spec.outside is None:
+            return spec
+        o = spec.outside
+        if spec.host.mode == "root":
+            self.add(
+                ("outside",),
+                "an outside namespace stands in for the world only in a sandbox lab",
+                "with host: root the machine's real uplink is the outside; remove outside:",
+            )
+            return spec
+        if "outside" in spec.nodes:
+            self.add(
+                ("nodes", "outside"),
+                "the name 'outside' is taken by the outside: block",
+                "rename the node or remove outside:",
+            )
+            return spec
+        nodes = dict(spec.nodes)
+        nodes["outside"] = NodeSpec(interfaces={"eth0": InterfaceSpec(addresses=[o.address])})
+        interfaces = dict(spec.host.interfaces)
+        interfaces[o.uplink] = InterfaceSpec(addresses=[o.host_address])
+        host = spec.host.model_copy(update={"interfaces": interfaces})
+        links = [*spec.links, LinkSpec(endpoints=["outside:eth0", f"host:{o.uplink}"])]
+        return spec.model_copy(update={"nodes": nodes, "host": host, "links": links})
+
+    def _outside_world(self, spec: TopologySpec, spaces: dict[str, Namespace]) -> dict[str, Namespace]:
+        """Gateways, NAT, published ports, isolation and forwarding (see :mod:`nsnet.network`)."""
+        gateways = False
+        for name, space in list(spaces.items()):
+            node_spec = spec.host if name == HOST else spec.nodes.get(name) or NamespaceSpec()
+            extra = []
+            for ifname, if_spec in node_spec.interfaces.items():
+                if if_spec is None or not if_spec.gateway:
+                    continue
+                loc: Loc = ("host",) if name == HOST else ("nodes", name)
+                bridge = network.bridge_of(spaces, name, ifname)
+                gw = [i for i in sorted(bridge.addresses) if ipaddress.ip_interface(i).version == 4] if bridge else []
+                if not gw:
+                    self.add(
+                        (*loc, "interfaces", ifname, "gateway"),
+                        "gateway: true needs the other end of this link to be a port of a host bridge "
+                        "that has an IPv4 address",
+                        "give the bridge an address, e.g. addresses: [10.0.0.1/24]",
+                    )
+                    continue
+                extra.append(Route(to="0.0.0.0/0", via=str(ipaddress.ip_interface(gw[0]).ip)))
+                gateways = True
+            if extra:
+                spaces[name] = replace(space, routes=space.routes | frozenset(extra))
+        host = spaces[HOST]
+        published: list[network.Published] = []
+        for i, p in enumerate(spec.host.publish):
+            loc = ("host", "publish", i)
+            if p.node not in spaces or p.node == HOST:
+                self.add((*loc, "node"), f"node {p.node!r} does not exist", _suggest(p.node, spaces) or "")
+                continue
+            behind = network.node_behind_bridge(spaces, p.node)
+            if behind is None:
+                self.add(
+                    (*loc, "node"),
+                    f"{p.node} has no IPv4 address on a link to a host bridge",
+                    "publish a node that sits behind one of the host's bridges",
+                )
+                continue
+            if any((q.host_port, q.proto) == (p.host_port, p.proto) for q in published):
+                self.add(
+                    (*loc, "host_port"),
+                    f"host port {p.host_port}/{p.proto} is published twice",
+                    "use another host port",
+                )
+                continue
+            published.append(network.Published(p.host_port, p.node, behind[0], p.port, p.proto, behind[1].name))
+        bridges = {n for n, link in host.links.items() if link.kind == "bridge"}
+        allowed = set()
+        for i, pair in enumerate(spec.host.allow):
+            if len(pair) != 2 or not set(pair) <= bridges:
+                self.add(
+                    ("host", "allow", i),
+                    f"{pair} is not a pair of the host's bridges",
+                    f"write two of: {', '.join(sorted(bridges)) or 'no bridges yet'}",
+                )
+                continue
+            allowed.add(frozenset(pair))
+        if spec.host.docker and host.firewall.policies:
+            self.add(
+                ("host", "firewall", "policies"),
+                "with docker: true the host's policies are Docker's",
+                "remove firewall.policies from the host",
+            )
+        rules = network.firewall_rules(host, published, allowed)
+        sysctls = dict(host.sysctls)
+        if network.needs_forwarding(host, published, gateways, spec.outside is not None):
+            sysctls.setdefault("net.ipv4.ip_forward", "1")
+        spaces[HOST] = replace(
+            host,
+            firewall=replace(host.firewall, rules=host.firewall.rules + tuple(rules)),
+            sysctls=sysctls,
+            docker=spec.host.docker,
+        )
+        if spec.outside is not None and "outside" in spaces:
+            spaces["outside"] = replace(spaces["outside"], server=spec.outside.serve)
+        return spaces
 
     def _expectations(self, spec: TopologySpec, spaces: dict[str, Namespace]) -> tuple[Expectation, ...]:
         out = []
@@ -379,6 +490,8 @@ class _Validator:
                 addresses=self._norm_addresses(b.addresses),
                 stp=b.stp,
                 ageing=b.ageing,
+                masquerade=b.masquerade,
+                forward=b.forward,
             )
         for ifname, peer in ends.items():
             links[ifname] = Link(name=ifname, kind="veth", peer=peer)

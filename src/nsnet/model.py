@@ -50,6 +50,10 @@ class Link:
     ageing: int | None = None
     alias: str | None = None
     """The interface alias; nsnet marks what it creates with ``nsnet:<lab>``."""
+    masquerade: bool = False
+    """Bridges: outbound NAT for their subnets (see :mod:`nsnet.network`)."""
+    forward: bool = False
+    """Bridges: same-bridge traffic accepted in FORWARD."""
 
 
 @dataclass(frozen=True, order=True)
@@ -119,6 +123,10 @@ class Namespace:
     firewall: Firewall = field(default_factory=Firewall)
     mark: str | None = None
     """Live only: the ownership mark (alias of ``lo``), ``nsnet:<lab>:<label>``."""
+    docker: bool = False
+    """Host only: set up like a Docker host when created (see :data:`nsnet.network.DOCKER_RULES`)."""
+    server: int | None = None
+    """A port on which nsnet runs a small HTTP server in this namespace (the ``outside``)."""
 
 
 def link_mark(lab: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from . import servers
 from .journal import Journal
 from .kernel import firewall, netns, sysctl
 from .kernel.netlink import Netlink, RawLink
@@ -50,10 +51,17 @@ def observe(
             sysctls={k: v for k, v in sysctl.read(ns, keys).items() if v is not None} if keys else {},
             firewall=fw,
             mark=None if ns == ROOT_NS else nl.lo_alias(ns),
+            server=_server(journal, ns),
         )
     for ns, links in raw.items():
         spaces[ns] = replace(spaces[ns], links={name: _resolve(ns, r, raw) for name, r in links.items()})
     return State(lab=lab, namespaces=spaces)
+
+
+def _server(journal: Journal | None, ns: str) -> int | None:
+    """The port of nsnet's HTTP server in ``ns``, if the journal has one that still runs."""
+    entry = journal.servers.get(ns) if journal else None
+    return entry[1] if entry and servers.running(entry[0]) else None
 
 
 def _resolve(ns: str, r: RawLink, raw: dict[str, dict[str, RawLink]]) -> Link:

@@ -16,6 +16,7 @@ from typing import Any
 from .errors import ConflictError
 from .journal import Journal
 from .model import ROOT_NS, Endpoint, Firewall, Link, Namespace, Route, State, link_mark, namespace_mark
+from .network import DOCKER_RULES
 from .rules import restore_text
 
 IPTABLES_RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
@@ -56,6 +57,39 @@ class CreateNamespace(Action):
 
     def commands(self) -> list[str]:
         return [f"ip netns add {shlex.quote(self.ns)}", f"{_ip(self.ns)} link set lo up alias {shlex.quote(self.mark)}"]
+
+
+@dataclass(frozen=True)
+class DockerHost(Action):
+    """Set a new host up as Docker leaves one: FORWARD policy DROP, DOCKER-USER jumped to first."""
+
+    def describe(self) -> str:
+        return f"set {self.ns} up as a Docker host (FORWARD policy DROP, DOCKER-USER, DOCKER-FORWARD)"
+
+    def commands(self) -> list[str]:
+        return [_exec(self.ns, f"iptables-restore --noflush <<'EOF'\n{DOCKER_RULES}EOF")]
+
+
+@dataclass(frozen=True)
+class StartServer(Action):
+    """Run nsnet's small HTTP server (the outside's) in a namespace."""
+
+    port: int
+
+    def describe(self) -> str:
+        return f"start an HTTP server on port {self.port} in {_where(self.ns)}"
+
+    def commands(self) -> list[str]:
+        return [_exec(self.ns, f"python3 -m nsnet.outside_server {self.port} &")]
+
+
+@dataclass(frozen=True)
+class StopServer(Action):
+    def describe(self) -> str:
+        return f"stop the HTTP server in {_where(self.ns)}"
+
+    def commands(self) -> list[str]:
+        return [f"pkill -f 'nsnet.outside_server'  # the one in {self.ns}"]
 
 
 @dataclass(frozen=True)
@@ -278,7 +312,7 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
     deletes: list[Action] = []
     bridge_deletes: list[Action] = []
     creates: dict[str, list[Action]] = {
-        k: [] for k in ("ns", "bridge", "veth", "set", "addr", "up", "route", "sysctl", "fw")
+        k: [] for k in ("ns", "bridge", "veth", "set", "addr", "up", "route", "sysctl", "fw", "server")
     }
     done_pairs: set[tuple[Endpoint, Endpoint]] = set()
 
@@ -287,6 +321,8 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
         if have is None:
             if ns != ROOT_NS:
                 creates["ns"].append(CreateNamespace(ns, want.label, namespace_mark(lab, want.label)))
+                if want.docker:
+                    creates["ns"].append(DockerHost(ns))
             have = Namespace(name=ns, label=want.label, role=want.role)
         elif ns != ROOT_NS and not adopt and not _owned(lab, have, journal):
             owner = (have.mark or "").split(":")
@@ -327,6 +363,11 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
             if not any(_same_route(route, r) for r in have.routes):
                 creates["route"].append(RouteChange(ns, route))
         _plan_sysctls(ns, want, have, journal, creates["sysctl"])
+        if have.server != want.server:
+            if have.server:
+                early.append(StopServer(ns))
+            if want.server:
+                creates["server"].append(StartServer(ns, want.server))
         creates["fw"] += _plan_firewall(lab, ns, want.firewall, have.firewall, journal)
 
     ns_deletes: list[Action] = []
@@ -341,6 +382,8 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
             creates["sysctl"] += [a for a in sub.actions if isinstance(a, SetSysctl)]
             creates["fw"] += [a for a in sub.actions if isinstance(a, ApplyFirewall)]
         elif _owned(lab, have, journal):
+            if have.server:
+                ns_deletes.append(StopServer(ns))
             ns_deletes.append(DeleteNamespace(ns))
 
     additions = [a for group in creates.values() for a in group]

@@ -19,6 +19,9 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+\Z")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
 SYSCTL_RE = re.compile(r"^net(\.[A-Za-z0-9_-]+)+\Z")
+PUBLISH_RE = re.compile(
+    r"^(?P<host>\d{1,5}):(?P<node>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<port>\d{1,5})(?:/(?P<proto>tcp|udp))?\Z"
+)
 SYSCTL_VALUE_RE = re.compile(r"^[A-Za-z0-9_.: -]{0,64}\Z")
 IFNAME_MAX = 15
 
@@ -119,6 +122,10 @@ class InterfaceSpec(_Strict):
     mac: Mac | None = Field(default=None, description="MAC address, e.g. 02:00:00:00:00:01.")
     up: bool = Field(default=True, description="Bring the interface up.")
     master: str | None = Field(default=None, description="Bridge in the same namespace to attach to.")
+    gateway: bool = Field(
+        default=False,
+        description="Default route via the address of the bridge this link's other end is a port of.",
+    )
 
 
 class BridgeSpec(_Strict):
@@ -131,6 +138,13 @@ class BridgeSpec(_Strict):
     stp: bool = Field(default=False, description="Spanning tree protocol.")
     ageing: int | None = Field(
         default=None, ge=0, le=1_000_000, description="FDB ageing time in seconds (kernel default 300)."
+    )
+    masquerade: bool = Field(
+        default=False,
+        description="Outbound NAT for the bridge's subnets leaving through another interface (Docker's MASQUERADE).",
+    )
+    forward: bool = Field(
+        default=False, description="Let traffic between this bridge's ports through a FORWARD policy DROP."
     )
 
 
@@ -240,10 +254,60 @@ class NodeSpec(NamespaceSpec):
     """A node: a network namespace of its own."""
 
 
+class PublishSpec(_Strict):
+    """A published port: the host's ``host_port`` forwarded to ``node``'s ``port`` (``docker run -p``)."""
+
+    host_port: int = Field(ge=1, le=65535)
+    node: str
+    port: int = Field(ge=1, le=65535)
+    proto: Literal["tcp", "udp"] = "tcp"
+
+
 class HostSpec(NamespaceSpec):
     """The lab's host: ``mode: sandbox`` (a private namespace, the default) or ``root``."""
 
     mode: Literal["sandbox", "root"] = "sandbox"
+    publish: list[PublishSpec] = Field(
+        default_factory=list, description="Published ports, as mappings or 'HOSTPORT:NODE:PORT[/tcp|udp]'."
+    )
+    allow: list[list[str]] = Field(
+        default_factory=list, description="Pairs of bridges allowed to talk; others are isolated from each other."
+    )
+    docker: bool = Field(
+        default=False,
+        description="Build the host as Docker leaves it: FORWARD policy DROP and a DOCKER-USER chain jumped to first.",
+    )
+
+    @field_validator("publish", mode="before")
+    @classmethod
+    def _publish_shorthand(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        out = []
+        for item in value:
+            if isinstance(item, str):
+                m = PUBLISH_RE.match(item.strip())
+                if not m:
+                    raise ValueError(f"{item!r} is not a published port: write it like 8080:RED:80/tcp")
+                item = {
+                    "host_port": int(m["host"]),
+                    "node": m["node"],
+                    "port": int(m["port"]),
+                    "proto": m["proto"] or "tcp",
+                }
+            out.append(item)
+        return out
+
+
+class OutsideSpec(_Strict):
+    """A stand-in for the outside world: a namespace joined to the host by an uplink veth."""
+
+    address: Cidr = Field(default="203.0.113.2/24", description="The outside's address (a documentation range).")
+    host_address: Cidr = Field(default="203.0.113.1/24", description="The host's uplink address.")
+    uplink: str = Field(default="up0", description="The uplink's name in the host.")
+    serve: int | None = Field(
+        default=80, ge=1, le=65535, description="Port of a small HTTP server run in the outside (null: none)."
+    )
 
 
 class LinkSpec(_Strict):
@@ -278,6 +342,9 @@ class TopologySpec(_Strict):
     host: HostSpec = Field(default_factory=HostSpec)
     nodes: dict[str, NodeSpec | None] = Field(default_factory=dict)
     links: list[LinkSpec] = Field(default_factory=list)
+    outside: OutsideSpec | None = Field(
+        default=None, description="A namespace named 'outside' standing for the world beyond the host's uplink."
+    )
     expect: list[ExpectSpec] = Field(
         default_factory=list, description="Pairs that must (or must not) reach each other: checked by nsnet reach."
     )
@@ -307,6 +374,12 @@ def json_schema() -> dict[str, Any]:
     props["host"] = {
         "anyOf": [{"enum": ["sandbox", "root"]}, {"$ref": "#/$defs/HostSpec"}],
         "description": "The lab's host: sandbox (default) or root, or a namespace spec.",
+    }
+    schema["$defs"]["HostSpec"]["properties"]["publish"]["items"] = {
+        "anyOf": [
+            {"$ref": "#/$defs/PublishSpec"},
+            {"type": "string", "pattern": r"^\d{1,5}:[A-Za-z0-9][A-Za-z0-9_.-]*:\d{1,5}(/(tcp|udp))?$"},
+        ]
     }
     props["links"]["items"] = {
         "anyOf": [

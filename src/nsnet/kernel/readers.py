@@ -8,7 +8,6 @@ from typing import Any
 
 from pyroute2 import Conntrack
 
-from ..errors import KernelError
 from ..views import AddressView, ConntrackView, FdbView, NeighbourView, RouteView
 from . import netns
 from .netlink import Netlink
@@ -132,43 +131,22 @@ def addresses(nl: Netlink, ns: str, names: dict[int, str]) -> list[AddressView]:
 def conntrack(ns: str) -> list[ConntrackView]:
     """Connection tracking entries of ``ns`` (empty where conntrack is not in use there)."""
     try:
-        with netns.entered(ns):
-            ct = Conntrack()
+        ct = Conntrack() if ns == "" else Conntrack(netns=ns, flags=0)
         try:
             entries = list(ct.dump_entries())
         finally:
             ct.close()
-    except (OSError, KernelError):
+    except OSError:
         return []
-    out = []
-    for e in entries:
-        orig = e.get("CTA_TUPLE_ORIG")
-        reply = e.get("CTA_TUPLE_REPLY")
-        out.append(
-            ConntrackView(protocol=_tuple_proto(orig), original=_tuple(orig), reply=_tuple(reply), state=_ct_state(e))
+    return [
+        ConntrackView(
+            protocol=e.tuple_orig.proto,
+            original=_tuple(e.tuple_orig),
+            reply=_tuple(e.tuple_reply),
+            state=_tcp_state(getattr(e.protoinfo, "state", None)),
         )
-    return out
-
-
-def _tuple(t: Any) -> dict[str, Any]:
-    if t is None:
-        return {}
-    ip = t.get("CTA_TUPLE_IP") or {}
-    proto = t.get("CTA_TUPLE_PROTO") or {}
-    return {
-        "src": ip.get("CTA_IP_V4_SRC") or ip.get("CTA_IP_V6_SRC"),
-        "dst": ip.get("CTA_IP_V4_DST") or ip.get("CTA_IP_V6_DST"),
-        "sport": proto.get("CTA_PROTO_SRC_PORT"),
-        "dport": proto.get("CTA_PROTO_DST_PORT"),
-    }
-
-
-def _tuple_proto(t: Any) -> int | None:
-    if t is None:
-        return None
-    proto = t.get("CTA_TUPLE_PROTO") or {}
-    value = proto.get("CTA_PROTO_NUM")
-    return int(value) if value is not None else None
+        for e in entries
+    ]
 
 
 _TCP_STATES = [
@@ -185,14 +163,14 @@ _TCP_STATES = [
 ]
 
 
-def _ct_state(e: Any) -> str | None:
-    protoinfo = e.get("CTA_PROTOINFO")
-    tcp = protoinfo.get("CTA_PROTOINFO_TCP") if protoinfo else None
-    if tcp is not None:
-        state = tcp.get("CTA_PROTOINFO_TCP_STATE")
-        if state is not None and int(state) < len(_TCP_STATES):
-            return _TCP_STATES[int(state)]
-    return None
+def _tcp_state(state: Any) -> str | None:
+    if isinstance(state, int):
+        return _TCP_STATES[state] if state < len(_TCP_STATES) else str(state)
+    return None if state is None else str(state)
+
+
+def _tuple(t: Any) -> dict[str, str | int | None]:
+    return {"src": t.saddr, "dst": t.daddr, "sport": t.sport, "dport": t.dport}
 
 
 def links(nl: Netlink, ns: str) -> list[dict[str, Any]]:

@@ -1,0 +1,37 @@
+"""The small HTTP server nsnet runs in a lab's ``outside`` namespace.
+
+Every GET is answered with who asked, so a test sees through which address
+a node reached the outside (``client 203.0.113.1:40612`` after masquerade).
+Run by nsnet as ``python -m nsnet.outside_server PORT``; prints ``ready``.
+"""
+
+from __future__ import annotations
+
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        host, port = self.client_address[:2]
+        body = f"hello from outside\nclient {host}:{port}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def main() -> None:
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 80
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    print("ready", flush=True)
+    sys.stdout.close()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
