@@ -16,6 +16,7 @@ from .load import load
 from .model import HOST, ROOT_NS, Namespace, State, Topology, bind
 from .observe import observe
 from .plan import Action, Plan, plan
+from .recover import orphans
 
 StepHook = Callable[[Action], None]
 
@@ -102,6 +103,14 @@ def plan_down(lab: str) -> Plan:
         return _down_plan(nl, journal)
 
 
+def _recovered(lab: str) -> Journal:
+    """A journal rebuilt from the kernel's marks, for a lab whose journal is lost."""
+    found = orphans(lab)
+    if not found:
+        raise LabNotFoundError(f"no lab named {lab!r} is up (see `nsnet ls`)")
+    return Journal(lab=lab, namespaces={m.netns: m.node for m in found}, status="recovered")
+
+
 def _journal(lab: str) -> Journal:
     journal = Journal.load(lab)
     if journal is None:
@@ -121,7 +130,7 @@ def down(lab: str, on_step: StepHook | None = None) -> Plan:
     """Remove everything nsnet created for ``lab``, and nothing else; returns what was done."""
     preflight.require_root()
     with locked(lab):
-        journal = _journal(lab)
+        journal = Journal.load(lab) or _recovered(lab)
         preflight.require_tools(*preflight.tools_for(State(lab, {}), firewall_in_use=bool(journal.firewall)))
         journal.status = "removing"
         journal.save()

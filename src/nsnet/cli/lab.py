@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from .. import engine, preflight
+from .. import engine, preflight, recover
 from ..errors import TopologyError
 from ..load import load
 from ..model import HOST, ROOT_NS, netns_names
@@ -202,3 +202,28 @@ def shell(lab: str, node: str) -> None:
 def schema() -> None:
     """Print the JSON Schema of the topology file format (for editors)."""
     emit_json(json_schema())
+
+
+@main.command()
+@click.argument("lab", required=False)
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was (or would be) removed as JSON.")
+@guard
+def gc(lab: str | None, dry_run: bool, as_json: bool) -> None:
+    """Remove namespaces nsnet marked for LAB (or any lab) that no journal knows of.
+
+    \b
+    After a crash, a reboot of /run, or a deleted journal, nsnet still finds
+    its namespaces by their mark (the alias of their `lo`: nsnet:LAB:NODE)
+    and removes those, and nothing else. `nsnet down LAB` does the same for
+    one lab whose journal is gone.
+    """
+    found = recover.gc(lab, dry_run=dry_run)
+    if as_json:
+        emit_json([asdict(m) for m in found])
+        return
+    verb = "would remove" if dry_run else "removed"
+    for m in found:
+        out.print(f"{verb} namespace {m.netns} (lab {m.lab}, node {m.node})", markup=False)
+    if not found:
+        out.print("nothing to collect: every marked namespace belongs to a lab nsnet knows", markup=False)

@@ -1,0 +1,63 @@
+"""Find and remove what nsnet left in the kernel, by its marks, when the journal is gone.
+
+Every namespace nsnet creates carries a mark on its ``lo`` (alias
+``nsnet:<lab>:<node>``), every link an alias ``nsnet:<lab>``, and every jump
+to its chains the comment ``nsnet:<lab>``. ``gc`` reads those marks only:
+nothing without one is ever touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from . import preflight
+from .errors import KernelError
+from .journal import Journal, all_labs, check_lab_name, locked
+from .kernel import netns
+from .kernel.netlink import Netlink
+
+
+@dataclass(frozen=True)
+class Marked:
+    """A namespace carrying nsnet's mark."""
+
+    lab: str
+    node: str
+    netns: str
+
+
+def marked_namespaces(nl: Netlink) -> list[Marked]:
+    """Every named namespace on the machine whose ``lo`` carries an nsnet mark."""
+    found = []
+    for ns in netns.names():
+        with contextlib.suppress(KernelError, OSError):
+            mark = nl.lo_alias(ns) or ""
+            nl.forget(ns)
+            parts = mark.split(":")
+            if len(parts) == 3 and parts[0] == "nsnet":
+                found.append(Marked(lab=parts[1], node=parts[2], netns=ns))
+    return found
+
+
+def orphans(lab: str | None = None) -> list[Marked]:
+    """Marked namespaces of ``lab`` (or of every lab) that no journal knows of."""
+    preflight.require_root("read the machine's namespaces")
+    known = {ns for j in all_labs() for ns in j.namespaces}
+    with Netlink() as nl:
+        return [m for m in marked_namespaces(nl) if (lab is None or m.lab == lab) and m.netns not in known]
+
+
+def gc(lab: str | None = None, dry_run: bool = False) -> list[Marked]:
+    """Delete the namespaces nsnet marked for ``lab`` (or any lab) that no journal lists; returns them."""
+    if lab is not None:
+        check_lab_name(lab)
+    found = orphans(lab)
+    if dry_run:
+        return found
+    for m in found:
+        with locked(m.lab):
+            journal = Journal.load(m.lab)
+            if journal is None or m.netns not in journal.namespaces:  # not claimed since we looked
+                netns.delete(m.netns)
+    return found
