@@ -101,6 +101,8 @@ def _run(a: Action, nl: Netlink, journal: Journal) -> None:
             attrs["address"] = a.mac
         if a.up is not None:
             attrs["state"] = "up" if a.up else "down"
+        if a.alias is not None:
+            attrs["ifalias"] = a.alias
         nl.set_link(a.ns, a.name, **attrs)
     elif isinstance(a, SetBridge):
         attrs = {}

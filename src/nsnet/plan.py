@@ -159,9 +159,13 @@ class SetLink(Action):
     mtu: int | None = None
     mac: str | None = None
     up: bool | None = None
+    alias: str | None = None
+    """nsnet's mark, for a link it created but had not yet marked (an interrupted ``up``)."""
 
     def describe(self) -> str:
         parts = []
+        if self.alias is not None:
+            parts.append(f"mark as {self.alias}")
         if self.master is not None:
             parts.append(f"attach to bridge {self.master}" if self.master else "detach from its bridge")
         if self.mtu is not None:
@@ -175,6 +179,8 @@ class SetLink(Action):
     def commands(self) -> list[str]:
         out = []
         base = f"{_ip(self.ns)} link set {self.name}"
+        if self.alias is not None:
+            out.append(f"{base} alias {shlex.quote(self.alias)}")
         if self.master is not None:
             out.append(f"{base} master {self.master}" if self.master else f"{base} nomaster")
         if self.mtu is not None:
@@ -435,6 +441,8 @@ def _plan_link(
         changes["mtu"] = want.mtu
     if want.mac is not None and (have is None or (have.mac or "").lower() != want.mac):
         changes["mac"] = want.mac
+    if have is not None and have.alias != mark and ns != ROOT_NS:
+        changes["alias"] = mark  # in a namespace of the lab: created by an interrupted up
     if changes:
         creates["set"].append(SetLink(ns, want.name, **changes))
     if want.kind == "bridge" and have is not None:
