@@ -87,6 +87,9 @@ class Journal:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        for stale in path.parent.glob(f"{self.lab}.tmp*"):  # left by a process killed while saving
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
     def remove(self) -> None:
         with contextlib.suppress(FileNotFoundError):
