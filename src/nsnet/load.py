@@ -83,7 +83,12 @@ _Loader.add_implicit_resolver(
 
 
 def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise TopologyError(
+            [Problem(filename, None, "", f"the file is not YAML text: {exc.reason}", "save it as UTF-8 text")]
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:
