@@ -15,17 +15,27 @@ from .errors import (
     Problem,
     TopologyError,
 )
+from .lab import Capture, CommandError, Completed, Lab, Node, Packet
 from .load import from_dict, load, loads
 from .model import Topology, netns_names
+from .netexec import Child, ChildError
 from .plan import Plan
 
 __all__ = [
     "ApplyError",
+    "Capture",
+    "Child",
+    "ChildError",
+    "CommandError",
+    "Completed",
     "ConflictError",
     "KernelError",
+    "Lab",
     "LabInfo",
     "LabNotFoundError",
+    "Node",
     "NsnetError",
+    "Packet",
     "Plan",
     "PreflightError",
     "Problem",
