@@ -7,6 +7,8 @@ __version__ = "0.1.0"
 from .engine import LabInfo, down, labs, plan_down, plan_up, up
 from .errors import (
     ApplyError,
+    ChildError,
+    CommandError,
     ConflictError,
     KernelError,
     LabNotFoundError,
@@ -15,10 +17,10 @@ from .errors import (
     Problem,
     TopologyError,
 )
-from .lab import Capture, CommandError, Completed, Lab, Node, Packet
+from .lab import Capture, Completed, Lab, Node, Packet
 from .load import from_dict, load, loads
 from .model import Topology, netns_names
-from .netexec import Child, ChildError
+from .netexec import Child
 from .plan import Plan
 
 __all__ = [

@@ -6,6 +6,7 @@ Every error nsnet raises is a :class:`NsnetError`; lower-level errors
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -68,3 +69,38 @@ class ApplyError(NsnetError):
             else "rolling back failed too: run `nsnet up` again to converge or `nsnet down` to remove the lab"
         )
         super().__init__(f"failed at step: {step}: {cause}; {state}")
+
+
+class CommandError(NsnetError):
+    """A command run in a node failed (``check=True``), timed out, or does not exist.
+
+    :attr:`returncode` is ``None`` when the command timed out or could not start.
+    """
+
+    def __init__(
+        self, node: str, argv: Sequence[str], returncode: int | None, stdout: str, stderr: str, why: str
+    ) -> None:
+        self.node = node
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        text = f"[{node}] {' '.join(self.argv)}: {why}"
+        for name, value in (("stdout", stdout), ("stderr", stderr)):
+            if value.strip():
+                text += f"\n--- {name} ---\n{value.rstrip()}"
+        super().__init__(text)
+
+
+class ChildError(NsnetError):
+    """A function run in a namespace raised, died, or did not finish in time.
+
+    :attr:`traceback` holds the child's traceback text (empty if it died
+    without one); :attr:`exception` the exception itself when it could be
+    pickled back (it is also this error's ``__cause__``).
+    """
+
+    def __init__(self, message: str, traceback: str = "", exception: BaseException | None = None) -> None:
+        self.traceback = traceback
+        self.exception = exception
+        super().__init__(message + (f"\n--- traceback in the child ---\n{traceback.rstrip()}" if traceback else ""))

@@ -32,7 +32,7 @@ from . import engine, netexec
 from . import explain as _explain
 from . import inspect as _inspect
 from . import reach as _reach
-from .errors import ConflictError, LabNotFoundError, NsnetError
+from .errors import CommandError, ConflictError, LabNotFoundError, NsnetError
 from .explain import Explanation
 from .explain.walk import parse_proto
 from .load import load
@@ -44,27 +44,6 @@ T = TypeVar("T")
 TopologySource = Topology | str | os.PathLike[str]
 """A topology object, or the path of a topology file."""
 KEEP_PACKETS = 200
-
-
-class CommandError(NsnetError):
-    """A command run in a node failed (``check=True``), timed out, or does not exist.
-
-    :attr:`returncode` is ``None`` when the command timed out or could not start.
-    """
-
-    def __init__(
-        self, node: str, argv: Sequence[str], returncode: int | None, stdout: str, stderr: str, why: str
-    ) -> None:
-        self.node = node
-        self.argv = list(argv)
-        self.returncode = returncode
-        self.stdout = stdout
-        self.stderr = stderr
-        text = f"[{node}] {' '.join(self.argv)}: {why}"
-        for name, value in (("stdout", stdout), ("stderr", stderr)):
-            if value.strip():
-                text += f"\n--- {name} ---\n{value.rstrip()}"
-        super().__init__(text)
 
 
 @dataclass(frozen=True)

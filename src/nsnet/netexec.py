@@ -23,24 +23,10 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from .errors import NsnetError
+from .errors import ChildError, NsnetError
 from .kernel import netns
 
 T = TypeVar("T")
-
-
-class ChildError(NsnetError):
-    """A function run in a namespace raised, died, or did not finish in time.
-
-    :attr:`traceback` holds the child's traceback text (empty if it died
-    without one); :attr:`exception` the exception itself when it could be
-    pickled back (it is also this error's ``__cause__``).
-    """
-
-    def __init__(self, message: str, traceback: str = "", exception: BaseException | None = None) -> None:
-        self.traceback = traceback
-        self.exception = exception
-        super().__init__(message + (f"\n--- traceback in the child ---\n{traceback.rstrip()}" if traceback else ""))
 
 
 class Child(Generic[T]):
