@@ -109,3 +109,13 @@ def test_example_matches_schema_and_loads(schema: dict[str, Any], path: Path) ->
     assert not errors, f"{path.name} does not match the JSON Schema:\n" + "\n".join(errors)
     topology = nsnet.load(path)
     assert topology.name
+
+
+def test_api_reference_is_current() -> None:
+    """docs/api.md is what tools/gen_api_docs.py writes from the docstrings now."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, str(root / "tools" / "gen_api_docs.py"), "--check"], check=False)
+    assert result.returncode == 0, "docs/api.md is out of date: run python tools/gen_api_docs.py"
