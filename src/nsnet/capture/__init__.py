@@ -1,0 +1,47 @@
+"""``nsnet capture``: many capture points, one timeline, decoded like tcpdump, saved as pcapng.
+
+- :mod:`.points`: ``NODE:IFACE`` specs resolved in a lab, short tags (``R``, ``~``, ``B``);
+- :mod:`.bpf`: tcpdump filter syntax compiled by libpcap, attached in the kernel;
+- :mod:`.ring`: an AF_PACKET socket with a TPACKET_V3 ring per point, in the point's namespace;
+- :mod:`.timeline`: the capture loop merging points by kernel timestamp; packets grouped across points;
+- :mod:`.decode`: frames decoded by dpkt and worded like ``tcpdump -n -e``, or as JSON;
+- :mod:`.pcapng`: files with one interface per capture point;
+- :mod:`.render`: text, JSON and pcapng sinks.
+"""
+
+from __future__ import annotations
+
+from .bpf import compile_filter
+from .decode import Decoded, Decoder, fields
+from .frames import Frame
+from .pcapng import Interface, Writer, read
+from .points import Point, assign_tags, resolve, split_args
+from .render import JsonSink, PcapngSink, TextSink, legend
+from .ring import Counters, Ring
+from .timeline import Group, Grouper, LiveCapture, Sink, run
+
+__all__ = [
+    "Counters",
+    "Decoded",
+    "Decoder",
+    "Frame",
+    "Group",
+    "Grouper",
+    "Interface",
+    "JsonSink",
+    "LiveCapture",
+    "PcapngSink",
+    "Point",
+    "Ring",
+    "Sink",
+    "TextSink",
+    "Writer",
+    "assign_tags",
+    "compile_filter",
+    "fields",
+    "legend",
+    "read",
+    "resolve",
+    "run",
+    "split_args",
+]
