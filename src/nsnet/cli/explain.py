@@ -41,6 +41,10 @@ def render_observation(o: Observation) -> None:
     out.print()
     out.print(Text("observed (--probe)", style="bold"))
     out.print(f"  result: {o.result}", markup=False)
+    for line in o.seen:
+        out.print(f"  seen at {line}", markup=False, soft_wrap=True)
+    if o.last_point:
+        out.print(f"  the request was last seen at {o.last_point}", markup=False)
     for event in o.trace:
         rule = f"  {event.rule}" if event.rule else ""
         out.print(

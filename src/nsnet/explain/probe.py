@@ -22,6 +22,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import dpkt
+
+from ..capture import Decoded, Decoder, LiveCapture, resolve
+from ..capture.frames import direction
 from ..kernel import netns
 from ..kernel.firewall import in_ns
 from .model import Explanation, Snapshot
@@ -57,6 +61,10 @@ class Observation:
     """Kernel drop reasons seen while the probe ran (``REASON at function``: count)."""
     verdict: TraceEvent | None = None
     """The netfilter verdict that dropped the packet, if one did."""
+    seen: list[str] = field(default_factory=list)
+    """The request and its answer at every capture point of the lab, in kernel-timestamp order."""
+    last_point: str | None = None
+    """The last capture point where the request was seen."""
     agrees: bool = True
     disagreement: str = ""
 
@@ -178,12 +186,47 @@ def probe(snap: Snapshot, predicted: Explanation) -> Observation:
     name, port = parse_proto(predicted.proto)
     source_ip = predicted.legs[0].source
     trace_proto = "icmp" if name == "icmp" else name
-    with _drop_reasons() as reasons, _netfilter_trace(snap, source_ip or "0.0.0.0/0", dst, trace_proto) as events:
+    flow = f"{trace_proto} and host {source_ip} and host {dst}" if source_ip else trace_proto
+    with (
+        _drop_reasons() as reasons,
+        _netfilter_trace(snap, source_ip or "0.0.0.0/0", dst, trace_proto) as events,
+        _captured(snap, flow) as frames,
+    ):
         answered, result = _send(src.view.netns, dst, name, port)
     obs = Observation(answered=answered, result=result, trace=events, drops=reasons)
+    obs.seen, obs.last_point = _path(frames, source_ip, dst)
     obs.verdict = next((e for e in events if e.verdict in ("DROP", "REJECT")), None)
     _compare(predicted, obs)
     return obs
+
+
+@contextlib.contextmanager
+def _captured(snap: Snapshot, expression: str) -> Iterator[list[tuple[str, str, Decoded, bytes]]]:
+    """Capture the flow at every interface of every namespace of the lab while the block runs."""
+    frames: list[tuple[str, str, Decoded, bytes]] = []
+    points = resolve(snap.lab, list(snap.spaces))
+    names = [p.name for p in points]
+    decoder = Decoder(vendors=False)
+    with LiveCapture(points, expression) as live:
+        yield frames
+        time.sleep(0.2)
+        for _ts, _, point, pkttype, wirelen, data in live.poll(0.05) + live.finish():
+            frames.append((names[point], direction(pkttype), decoder.decode(data, wirelen), data))
+
+
+def _path(frames: list[tuple[str, str, Decoded, bytes]], src: str, dst: str) -> tuple[list[str], str | None]:
+    """Lines of where the packets were seen, and the last point that saw the request (src -> dst)."""
+    seen = []
+    last = None
+    for point, way, decoded, data in frames:
+        seen.append(f"{point} {way}: {decoded.text}")
+        try:
+            ip = dpkt.ethernet.Ethernet(data).data
+            if isinstance(ip, dpkt.ip.IP) and socket.inet_ntoa(ip.src) == src and socket.inet_ntoa(ip.dst) == dst:
+                last = point
+        except (dpkt.UnpackError, OSError, ValueError):
+            continue
+    return seen, last
 
 
 def _expects_answer(predicted: Explanation) -> bool | None:
