@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from nsnet.load import load
+from nsnet.loader import load
 from nsnet.model import Firewall, Rule, State, bind, link_mark, namespace_mark
 from nsnet.plan import plan
 from nsnet.rules import restore_text
@@ -65,7 +65,7 @@ def test_dropping_every_rule_removes_chain_and_jump() -> None:
 
 
 def test_root_host_plans_commands_in_the_root_namespace() -> None:
-    from nsnet.load import loads
+    from nsnet.loader import loads
 
     topology = loads(
         "name: r\nhost: root\nnodes:\n  A:\n    interfaces:\n      a0: {addresses: [10.9.0.2/24]}\n"

@@ -12,7 +12,7 @@ from .errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
 from .journal import Journal, all_labs, check_lab_name, locked
 from .kernel import netns
 from .kernel.netlink import Netlink
-from .load import load
+from .loader import load
 from .model import HOST, ROOT_NS, Namespace, State, Topology, bind
 from .observe import observe
 from .plan import Action, Plan, plan

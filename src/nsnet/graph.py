@@ -24,7 +24,7 @@ from . import preflight
 from .errors import LabNotFoundError, NsnetError, TopologyError
 from .journal import Journal
 from .kernel.netlink import Netlink
-from .load import load
+from .loader import load
 from .model import HOST, ROOT_NS, Link, Namespace, State, Topology, link_mark, netns_names
 from .observe import observe
 

@@ -35,7 +35,7 @@ from . import reach as _reach
 from .errors import CommandError, ConflictError, LabNotFoundError, NsnetError
 from .explain import Explanation
 from .explain.walk import parse_proto
-from .load import load
+from .loader import load
 from .model import HOST, ROOT_NS, Topology, netns_names
 from .plan import Plan
 from .views import LabView

@@ -151,7 +151,7 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Topology:
-    """A validated topology in logical names (see :func:`nsnet.load.load`)."""
+    """A validated topology in logical names (see :func:`nsnet.loader.load`)."""
 
     name: str
     host_mode: HostMode

@@ -28,7 +28,7 @@ from . import engine
 from .errors import NsnetError
 from .kernel import netns
 from .lab import Lab, TopologySource
-from .load import load
+from .loader import load
 from .model import Topology
 
 MARKER = "nsnet_topology"

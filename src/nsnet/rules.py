@@ -46,7 +46,7 @@ def _net(value: str) -> str:
 
 
 def render_rule(spec: RuleSpec) -> Rule:
-    """The :class:`Rule` for ``spec`` (which :mod:`nsnet.load` has validated)."""
+    """The :class:`Rule` for ``spec`` (which :mod:`nsnet.loader` has validated)."""
     family = rule_family(spec)
     parts: list[str] = []
     if spec.source:

@@ -1,7 +1,7 @@
 """The topology file format, as pydantic models.
 
 These models check the *shape* of a topology file (keys, types, value
-syntax); cross-references and kernel limits are checked in :mod:`nsnet.load`.
+syntax); cross-references and kernel limits are checked in :mod:`nsnet.loader`.
 The JSON Schema that editors use is generated from them
 (``nsnet schema``, ``docs/topology.schema.json``).
 """

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from .. import __version__, engine
 from ..errors import NsnetError, TopologyError
-from ..load import load
+from ..loader import load
 from ..model import Topology
 from ..plan import Action
 

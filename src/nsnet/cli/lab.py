@@ -14,7 +14,7 @@ from rich.table import Table
 
 from .. import engine, preflight, recover
 from ..errors import TopologyError
-from ..load import load
+from ..loader import load
 from ..model import HOST, ROOT_NS, netns_names
 from ..plan import Plan
 from ..schema import json_schema
