@@ -13,7 +13,8 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-    iproute2 iptables iputils-ping tcpdump util-linux procps kmod graphviz conntrack \
+    iproute2 iptables iputils-ping tcpdump util-linux procps kmod graphviz conntrack nftables \
+    containernetworking-plugins \
     python3 python3-venv python3-pip >/dev/null
 
 # Bridged traffic reaches iptables only with br_netfilter loaded (the seed's
