@@ -1,14 +1,26 @@
-"""Carry out a :class:`~nsnet.plan.Plan` against the kernel, journaling as it goes."""
+"""Carry out a :class:`~nsnet.plan.Plan` against the kernel, journaling as it goes.
+
+Consecutive actions of one kind run as one batch: namespaces are created (and
+deleted) by a few threads at once; netlink requests are queued per namespace
+and sent together, their acknowledgements collected afterwards; sysctls are
+written with one entry into each namespace; each namespace's firewall change
+is one ``iptables-restore``, all of a batch running side by side. The journal
+is written once per batch, before anything it must record exists (a namespace
+about to be created, a sysctl's original value) and after what it must
+forget is gone. If an action fails, :class:`StepFailed` names the first one
+(in plan order) that failed; the rest of its batch has been tried too, which
+the rollback undoes like any other change.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from . import servers
 from .errors import KernelError, NsnetError
 from .journal import Journal
 from .kernel import firewall, netns, sysctl
-from .kernel.netlink import Netlink
+from .kernel.netlink import Netlink, Ticket
 from .model import ROOT_NS, Endpoint
 from .network import DOCKER_RULES
 from .plan import (
@@ -30,6 +42,20 @@ from .plan import (
     StopServer,
 )
 
+BATCHED = (
+    CreateNamespace,
+    CreateBridge,
+    CreateVeth,
+    DeleteLink,
+    SetLink,
+    SetBridge,
+    Address,
+    RouteChange,
+    SetSysctl,
+    ApplyFirewall,
+    DeleteNamespace,
+)
+
 
 class StepFailed(NsnetError):
     """One action failed; :attr:`action` is the step, ``__cause__`` why."""
@@ -40,115 +66,223 @@ class StepFailed(NsnetError):
 
 
 def execute(plan: Plan, nl: Netlink, journal: Journal, on_step: Callable[[Action], None] | None = None) -> None:
-    """Run every action in order; raise :class:`StepFailed` at the first that fails."""
+    """Run every action in order, a batch at a time; raise :class:`StepFailed` at the first that fails."""
+    batch: list[Action] = []
     for action in plan.actions:
+        if batch and not (type(action) is type(batch[0]) and isinstance(action, BATCHED)):
+            _run_batch(batch, nl, journal)
+            batch = []
         if on_step:
             on_step(action)
-        try:
-            _run(action, nl, journal)
-        except (NsnetError, OSError) as exc:
-            raise StepFailed(action, exc) from exc
+        batch.append(action)
+    if batch:
+        _run_batch(batch, nl, journal)
 
 
-def _run(a: Action, nl: Netlink, journal: Journal) -> None:
-    if isinstance(a, CreateNamespace):
+def _run_batch(batch: list[Action], nl: Netlink, journal: Journal) -> None:
+    first = batch[0]
+    try:
+        if isinstance(first, CreateNamespace):
+            _create_namespaces([a for a in batch if isinstance(a, CreateNamespace)], nl, journal)
+        elif isinstance(first, DeleteNamespace):
+            _delete_namespaces([a for a in batch if isinstance(a, DeleteNamespace)], nl, journal)
+        elif isinstance(first, SetSysctl):
+            _sysctls([a for a in batch if isinstance(a, SetSysctl)], journal)
+        elif isinstance(first, ApplyFirewall):
+            _firewall([a for a in batch if isinstance(a, ApplyFirewall)], journal)
+        elif isinstance(first, BATCHED):
+            _netlink(batch, nl, journal)
+        else:
+            for action in batch:
+                _run_one(action, journal)
+    except StepFailed:
+        raise
+    except (NsnetError, OSError) as exc:  # not any one action's (the journal, a socket): the batch's first
+        raise StepFailed(first, exc) from exc
+
+
+def _fail(actions: Sequence[Action], errors: dict[int, BaseException]) -> None:
+    """Raise :class:`StepFailed` for the first action (by position) that has an error."""
+    if errors:
+        i = min(errors)
+        raise StepFailed(actions[i], errors[i]) from errors[i]
+
+
+# -- namespaces ----------------------------------------------------------------
+
+
+def _create_namespaces(batch: list[CreateNamespace], nl: Netlink, journal: Journal) -> None:
+    # Recorded before they exist: `down` finds them even if this process is killed right after.
+    for a in batch:
         journal.namespaces[a.ns] = a.label
+    journal.save()
+    failed = nl.create_namespaces({a.ns: a.mark for a in batch})
+    if failed:
+        for ns in failed:
+            if not netns.exists(ns):  # never made: nothing for `down` to find
+                journal.namespaces.pop(ns, None)
         journal.save()
-        netns.create(a.ns)
-        try:
-            nl.mark_namespace(a.ns, a.mark)
-        except KernelError:
-            netns.delete(a.ns)
-            raise
-    elif isinstance(a, StartServer):
-        journal.servers[a.ns] = [servers.start(a.ns, a.port), a.port]
-        journal.save()
-    elif isinstance(a, StopServer):
-        entry = journal.servers.pop(a.ns, None)
-        if entry:
-            servers.stop(entry[0])
-        journal.save()
-    elif isinstance(a, DockerHost):
-        firewall.restore(a.ns, 4, DOCKER_RULES)
-    elif isinstance(a, DeleteNamespace):
-        nl.forget(a.ns)
-        netns.delete(a.ns)
+        _fail(batch, {i: failed[a.ns] for i, a in enumerate(batch) if a.ns in failed})
+
+
+def _delete_namespaces(batch: list[DeleteNamespace], nl: Netlink, journal: Journal) -> None:
+    for a in batch:
+        nl.forget(a.ns)  # an open socket would keep the namespace alive
+    failed = netns.delete_many([a.ns for a in batch])
+    for a in batch:
+        if a.ns in failed:
+            continue
         journal.namespaces.pop(a.ns, None)
         journal.sysctls.pop(a.ns, None)
         journal.policies.pop(a.ns, None)
         if a.ns in journal.firewall:
             journal.firewall.remove(a.ns)
-        journal.save()
-    elif isinstance(a, CreateBridge):
-        _note_root_link(journal, a.ns, a.name)
-        nl.add_bridge(a.ns, a.name, a.mark, a.stp, a.ageing)
-    elif isinstance(a, CreateVeth):
-        _note_root_link(journal, a.ns, a.name)
-        _note_root_link(journal, a.peer.ns, a.peer.ifname)
-        nl.add_veth(Endpoint(a.ns, a.name), a.peer, a.mark)
-    elif isinstance(a, DeleteLink):
-        nl.delete_link(a.ns, a.name)
-        if a.ns == ROOT_NS and a.name in journal.root_links:
+    journal.save()
+    _fail(batch, {i: failed[a.ns] for i, a in enumerate(batch) if a.ns in failed})
+
+
+# -- netlink -------------------------------------------------------------------
+
+
+def _netlink(batch: list[Action], nl: Netlink, journal: Journal) -> None:
+    tickets: list[list[Ticket]] = []
+    errors: dict[int, BaseException] = {}
+    for i, a in enumerate(batch):
+        try:
+            if isinstance(a, CreateBridge | CreateVeth):
+                ends = [(a.ns, a.name)] + ([(a.peer.ns, a.peer.ifname)] if isinstance(a, CreateVeth) else [])
+                if [_note_root_link(journal, ns, name) for ns, name in ends].count(True):
+                    journal.save()  # before the link exists
+            tickets.append(_queue(a, nl))
+        except (NsnetError, OSError) as exc:
+            # Stop here, as a plain sequence of steps would: send what came before, then report.
+            errors[i] = exc
+            break
+    owner = {id(t): i for i, ts in enumerate(tickets) for t in ts}
+    for failed in nl.flush():
+        errors.setdefault(owner[id(failed)], failed.error or KernelError(failed.what))
+    # The journal follows what was done in the root namespace (never needed elsewhere).
+    changed = False
+    for i, a in enumerate(batch[: len(tickets)]):
+        if i in errors or a.ns != ROOT_NS:
+            continue
+        if isinstance(a, DeleteLink) and a.name in journal.root_links:
             journal.root_links.remove(a.name)
-            journal.save()
-    elif isinstance(a, SetLink):
-        attrs: dict[str, object] = {}
-        if a.master is not None:
-            attrs["master"] = nl.index(a.ns, a.master) if a.master else 0
-        if a.mtu is not None:
-            attrs["mtu"] = a.mtu
-        if a.mac is not None:
-            attrs["address"] = a.mac
-        if a.up is not None:
-            attrs["state"] = "up" if a.up else "down"
-        if a.alias is not None:
-            attrs["ifalias"] = a.alias
-        nl.set_link(a.ns, a.name, **attrs)
-    elif isinstance(a, SetBridge):
-        attrs = {}
-        if a.stp is not None:
-            attrs["br_stp_state"] = int(a.stp)
-        if a.ageing is not None:
-            attrs["br_ageing_time"] = a.ageing * 100
-        nl.set_bridge(a.ns, a.name, **attrs)
-    elif isinstance(a, Address):
-        nl.address(a.ns, "add" if a.add else "del", a.ifname, a.cidr)
-    elif isinstance(a, RouteChange):
-        nl.route(a.ns, "add" if a.add else "del", a.route)
-        if a.ns == ROOT_NS:
+            changed = True
+        elif isinstance(a, RouteChange):
             key = str(a.route)
             if a.add and key not in journal.root_routes:
                 journal.root_routes.append(key)
             elif not a.add and key in journal.root_routes:
                 journal.root_routes.remove(key)
-            journal.save()
-    elif isinstance(a, SetSysctl):
+            changed = True
+    if changed:
+        journal.save()
+    _fail(batch, errors)
+
+
+def _queue(a: Action, nl: Netlink) -> list[Ticket]:
+    if isinstance(a, CreateBridge):
+        return nl.add_bridge(a.ns, a.name, a.mark, a.stp, a.ageing)
+    if isinstance(a, CreateVeth):
+        return nl.add_veth(Endpoint(a.ns, a.name), a.peer, a.mark)
+    if isinstance(a, DeleteLink):
+        return [nl.delete_link(a.ns, a.name)]
+    if isinstance(a, SetLink):
+        return [nl.set_link(a.ns, a.name, master=a.master, mtu=a.mtu, mac=a.mac, up=a.up, alias=a.alias)]
+    if isinstance(a, SetBridge):
+        return [nl.set_bridge(a.ns, a.name, stp=a.stp, ageing=a.ageing)]
+    if isinstance(a, Address):
+        return [nl.address(a.ns, "add" if a.add else "del", a.ifname, a.cidr)]
+    if isinstance(a, RouteChange):
+        return [nl.route(a.ns, "add" if a.add else "del", a.route)]
+    raise KernelError(f"unknown action {a!r}")  # pragma: no cover - every netlink action is handled above
+
+
+def _note_root_link(journal: Journal, ns: str, name: str) -> bool:
+    if ns == ROOT_NS and name not in journal.root_links:
+        journal.root_links.append(name)
+        return True
+    return False
+
+
+# -- sysctls and firewall --------------------------------------------------------
+
+
+def _sysctls(batch: list[SetSysctl], journal: Journal) -> None:
+    # Originals first, saved before anything changes (read where the plan did not know them).
+    unknown: dict[str, list[str]] = {}
+    for a in batch:
+        if not a.restore and a.original is None and a.key not in journal.sysctls.get(a.ns, {}):
+            unknown.setdefault(a.ns, []).append(a.key)
+    read = {ns: sysctl.read(ns, keys) for ns, keys in unknown.items()}
+    changed = False
+    for a in batch:
         saved = journal.sysctls.setdefault(a.ns, {})
         if not a.restore and a.key not in saved:
-            original = a.original if a.original is not None else sysctl.read(a.ns, [a.key])[a.key]
+            original = a.original if a.original is not None else read[a.ns][a.key]
             if original is not None:
                 saved[a.key] = original
-                journal.save()
-        sysctl.write(a.ns, a.key, a.value)
-        if a.restore:
-            saved.pop(a.key, None)
-            journal.save()
-    elif isinstance(a, ApplyFirewall):
+                changed = True
+    if changed:
+        journal.save()
+    done = 0
+    error: KernelError | None = None
+    # One entry into each namespace for its run of consecutive writes, in plan order.
+    while done < len(batch) and error is None:
+        ns = batch[done].ns
+        end = done
+        while end < len(batch) and batch[end].ns == ns:
+            end += 1
+        try:
+            sysctl.write_many(ns, [(a.key, a.value) for a in batch[done:end]])
+            done = end
+        except sysctl.SysctlFailed as exc:
+            done, error = done + exc.index, exc
+        except KernelError as exc:
+            error = exc
+    restored = [a for a in batch[:done] if a.restore]
+    for a in restored:
+        journal.sysctls.get(a.ns, {}).pop(a.key, None)
+    if restored:
+        journal.save()
+    if error is not None:
+        raise StepFailed(batch[done], error) from error
+
+
+def _firewall(batch: list[ApplyFirewall], journal: Journal) -> None:
+    for a in batch:
         saved = journal.policies.setdefault(a.ns, {})
         for chain, policy in a.originals.items():
             saved.setdefault(chain, policy)
         if a.ns not in journal.firewall:
             journal.firewall.append(a.ns)
-        journal.save()
-        firewall.restore(a.ns, a.family, a.text)
-        for chain in a.restored:
-            saved.pop(chain, None)
-        journal.save()
-    else:  # pragma: no cover - every action type is handled above
-        raise KernelError(f"unknown action {a!r}")
+    journal.save()
+    results = firewall.restore_many([(a.ns, a.family, a.text) for a in batch])
+    for a, error in zip(batch, results, strict=True):
+        if error is None:
+            for chain in a.restored:
+                journal.policies.get(a.ns, {}).pop(chain, None)
+    journal.save()
+    _fail(batch, {i: error for i, error in enumerate(results) if error is not None})
 
 
-def _note_root_link(journal: Journal, ns: str, name: str) -> None:
-    if ns == ROOT_NS and name not in journal.root_links:
-        journal.root_links.append(name)
-        journal.save()
+# -- one at a time ---------------------------------------------------------------
+
+
+def _run_one(a: Action, journal: Journal) -> None:
+    try:
+        if isinstance(a, StartServer):
+            journal.servers[a.ns] = [servers.start(a.ns, a.port), a.port]
+            journal.save()
+        elif isinstance(a, StopServer):
+            entry = journal.servers.pop(a.ns, None)
+            if entry:
+                servers.stop(entry[0])
+            journal.save()
+        elif isinstance(a, DockerHost):
+            firewall.restore(a.ns, 4, DOCKER_RULES)
+        else:  # pragma: no cover - every action type is handled
+            raise KernelError(f"unknown action {a!r}")
+    except (NsnetError, OSError) as exc:
+        raise StepFailed(a, exc) from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Literal
 
 from . import servers
 from .journal import Journal
@@ -17,7 +18,14 @@ def observe(
     """The live state of every namespace in ``wanted``, the journal and ``extra`` that exists.
 
     Sysctls are read for the keys ``wanted`` sets and those the journal
-    remembers; the firewall only where either uses one.
+    remembers; the firewall only where either uses one. While the lab is being
+    removed (``down``: journal status ``removing``, nothing wanted but perhaps
+    the root namespace), a namespace it does not want is read
+    only for what deciding its removal needs: its mark and its server (it goes
+    whole, links and all). An empty file left
+    under /run/netns by a creation cut short counts as absent where the lab
+    wants the namespace (it is made again) and as an unmarked, empty namespace
+    elsewhere (it is removed).
     """
     labels: dict[str, str] = {}
     if journal:
@@ -26,14 +34,23 @@ def observe(
             labels[ROOT_NS] = "host"
     labels.update(extra or {})
     labels.update({ns: space.label for ns, space in wanted.namespaces.items()})
+    removing = journal is not None and journal.status == "removing" and set(wanted.namespaces) <= {ROOT_NS}
 
     raw: dict[str, dict[str, RawLink]] = {}
     spaces: dict[str, Namespace] = {}
     for ns, label in labels.items():
         if not netns.exists(ns):
             continue
+        role: Literal["node", "host"] = "host" if label == "host" else "node"
+        if ns != ROOT_NS and netns.is_stale(ns):
+            if ns not in wanted.namespaces:
+                spaces[ns] = Namespace(name=ns, label=label, role=role)
+            continue
         want = wanted.namespaces.get(ns)
-        links = nl.links(ns)
+        if removing and want is None and ns != ROOT_NS:
+            spaces[ns] = Namespace(name=ns, label=label, role=role, mark=nl.lo_alias(ns), server=_server(journal, ns))
+            continue
+        links, routes, mark = nl.state(ns)
         raw[ns] = links
         keys = sorted(set(want.sysctls if want else ()) | set(journal.sysctls.get(ns, {}) if journal else ()))
         families = set(want.firewall.families if want else ())
@@ -45,16 +62,21 @@ def observe(
         spaces[ns] = Namespace(
             name=ns,
             label=label,
-            role="host" if label == "host" else "node",
+            role=role,
             links={},
-            routes=frozenset(nl.routes(ns)),
+            routes=frozenset(routes),
             sysctls={k: v for k, v in sysctl.read(ns, keys).items() if v is not None} if keys else {},
             firewall=fw,
-            mark=None if ns == ROOT_NS else nl.lo_alias(ns),
+            mark=None if ns == ROOT_NS else mark,
             server=_server(journal, ns),
         )
+    # A veth names its peer by index and its peer names it back: index every link read by that pair.
+    by_pair: dict[tuple[int, int | None], list[tuple[str, str]]] = {}
     for ns, links in raw.items():
-        spaces[ns] = replace(spaces[ns], links={name: _resolve(ns, r, raw) for name, r in links.items()})
+        for name, r in links.items():
+            by_pair.setdefault((r.index, r.peer_index), []).append((ns, name))
+    for ns, links in raw.items():
+        spaces[ns] = replace(spaces[ns], links={name: _resolve(ns, r, by_pair) for name, r in links.items()})
     return State(lab=lab, namespaces=spaces)
 
 
@@ -64,19 +86,14 @@ def _server(journal: Journal | None, ns: str) -> int | None:
     return entry[1] if entry and servers.running(entry[0]) else None
 
 
-def _resolve(ns: str, r: RawLink, raw: dict[str, dict[str, RawLink]]) -> Link:
+def _resolve(ns: str, r: RawLink, by_pair: dict[tuple[int, int | None], list[tuple[str, str]]]) -> Link:
     """Fill in a veth's peer: the link in an observed namespace that points back at it."""
-    link = replace(r.link, alias=r.alias, addresses=frozenset(r.ips))
-    if r.peer_index is None:
-        return link
-    candidates = [ns] if r.peer_nsid is None else list(raw)
-    found = [
-        Endpoint(other, name)
-        for other in candidates
-        for name, o in raw[other].items()
-        if o.index == r.peer_index
-        and o.peer_index == r.index
-        and (other, name) != (ns, r.link.name)
-        and (other == ns) == (r.peer_nsid is None)
-    ]
-    return replace(link, peer=found[0] if len(found) == 1 else Endpoint("?", "?"))
+    peer = None
+    if r.peer_index is not None:
+        found = [
+            Endpoint(other, name)
+            for other, name in by_pair.get((r.peer_index, r.index), ())
+            if (other, name) != (ns, r.link.name) and (other == ns) == (r.peer_nsid is None)
+        ]
+        peer = found[0] if len(found) == 1 else Endpoint("?", "?")
+    return replace(r.link, alias=r.alias, addresses=frozenset(r.ips), peer=peer)

@@ -7,13 +7,16 @@ the built-in chain by one jump rule carrying the comment ``nsnet:<lab>``.
 from __future__ import annotations
 
 import re
+import socket
+import struct
 import subprocess
+from collections.abc import Sequence
 
 from ..errors import KernelError
 from ..model import ROOT_NS, Firewall, Rule
 from ..rules import OWN_PREFIX, POLICY_CHAINS
 from ..views import ChainView, RuleView, TableView
-from . import netns
+from . import netns, rtnl
 
 TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
 _JUMP_RE = re.compile(r'^-A (\S+) -m comment --comment "?nsnet:([^" ]+)"? -j (NSNET-\S+)$')
@@ -24,14 +27,61 @@ def in_ns(ns: str, argv: list[str]) -> list[str]:
     return argv if ns == ROOT_NS else ["nsenter", f"--net={netns.path(ns)}", "--", *argv]
 
 
-def _run(ns: str, argv: list[str], stdin: str | None = None) -> str:
+def _start(ns: str, argv: list[str], stdin: str | None = None) -> subprocess.Popen[str]:
+    """Start ``argv`` in ``ns``: forked from this thread while it is inside ``ns`` (no ``nsenter``)."""
     try:
-        proc = subprocess.run(in_ns(ns, argv), input=stdin, capture_output=True, text=True, check=False)
+        with netns.entered(ns):
+            return subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
     except FileNotFoundError as exc:
         raise KernelError(f"{argv[0]} is not installed (apt-get install iptables)") from exc
+
+
+def _finish(ns: str, argv: list[str], proc: subprocess.Popen[str], stdin: str | None = None) -> str:
+    out, err = proc.communicate(stdin)
     if proc.returncode != 0:
-        raise KernelError(f"{argv[0]} in {ns or 'root'} failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    return proc.stdout
+        raise KernelError(f"{argv[0]} in {ns or 'root'} failed: {err.strip() or out.strip()}")
+    return out
+
+
+def _run(ns: str, argv: list[str], stdin: str | None = None) -> str:
+    return _finish(ns, argv, _start(ns, argv, stdin), stdin)
+
+
+NETLINK_NETFILTER = 12
+NFT_GETTABLE = (10 << 8) | 1  # NFNL_SUBSYS_NFTABLES, NFT_MSG_GETTABLE
+LEGACY_NAMES = {4: "ip_tables_names", 6: "ip6_tables_names"}
+NFPROTO = {4: 2, 6: 10}
+
+
+def has_tables(ns: str, family: int) -> bool:
+    """Whether ``ns`` may hold iptables tables of ``family``; False only when sure it holds none.
+
+    Then ``iptables-save`` would print nothing, and is not run: most namespaces
+    of a lab (its nodes) have no firewall at all. Both backends are asked: nftables
+    (the tables of the family) and the legacy one (its list under /proc).
+    """
+    try:
+        with netns.entered(ns):
+            try:
+                with open(f"/proc/thread-self/net/{LEGACY_NAMES[family]}") as f:
+                    if f.read().strip():
+                        return True
+            except FileNotFoundError:
+                pass
+            sock = rtnl.Socket.open(NETLINK_NETFILTER)
+        try:
+            tables = sock.dump(NFT_GETTABLE, struct.pack("=BBH", socket.AF_UNSPEC, 0, 0))
+        finally:
+            sock.close()
+    except (OSError, KernelError):
+        return True  # cannot tell: ask iptables-save
+    return any(len(t) and t[0] == NFPROTO[family] for t in tables)
 
 
 def read(ns: str, lab: str, families: set[int]) -> Firewall:
@@ -40,9 +90,11 @@ def read(ns: str, lab: str, families: set[int]) -> Firewall:
     rules: list[Rule] = []
     chains: set[tuple[int, str, str]] = set()
     jumps: set[tuple[int, str, str]] = set()
-    for family in sorted(families):
+    argvs = {family: [TOOLS[family][0]] for family in sorted(families) if has_tables(ns, family)}
+    procs = {family: _start(ns, argv) for family, argv in argvs.items()}  # both families at once
+    for family, proc in procs.items():
         table = ""
-        for line in _run(ns, [TOOLS[family][0]]).splitlines():
+        for line in _finish(ns, argvs[family], proc).splitlines():
             if line.startswith("*"):
                 table = line[1:]
             elif line.startswith(":"):
@@ -68,6 +120,35 @@ def restore(ns: str, family: int, text: str) -> None:
         _run(ns, [TOOLS[family][1], "--noflush", "--wait"], stdin=text)
 
 
+def restore_many(changes: Sequence[tuple[str, int, str]]) -> list[KernelError | None]:
+    """``(ns, family, text)`` changes, one ``iptables-restore`` each, run side by side; per change, its error."""
+    started: list[tuple[str, list[str], subprocess.Popen[str] | KernelError, str] | None] = []
+    for ns, family, text in changes:
+        if not text:
+            started.append(None)
+            continue
+        argv = [TOOLS[family][1], "--noflush", "--wait"]
+        try:
+            started.append((ns, argv, _start(ns, argv, text), text))
+        except KernelError as exc:
+            started.append((ns, argv, exc, text))
+    out: list[KernelError | None] = []
+    for item in started:
+        if item is None:
+            out.append(None)
+            continue
+        ns, argv, proc, text = item
+        if isinstance(proc, KernelError):
+            out.append(proc)
+            continue
+        try:
+            _finish(ns, argv, proc, text)
+            out.append(None)
+        except KernelError as exc:
+            out.append(exc)
+    return out
+
+
 _COUNTED_RE = re.compile(r"^\[(\d+):(\d+)\] (-A (\S+) .*)$")
 
 
@@ -79,6 +160,8 @@ def read_tables(ns: str, lab: str | None, family: int) -> list[TableView]:
     """
     tables: list[TableView] = []
     chains: dict[str, ChainView] = {}
+    if not has_tables(ns, family):
+        return tables
     for line in _run(ns, [TOOLS[family][0], "-c"]).splitlines():
         if line.startswith("*"):
             chains = {}

@@ -1,26 +1,37 @@
-"""Links, addresses and routes through netlink (pyroute2), one socket per namespace."""
+"""Links, addresses and routes through netlink, one socket per namespace.
+
+Changes are queued (:meth:`Netlink.add_veth`, :meth:`Netlink.address`, ...)
+and sent by :meth:`Netlink.flush`: every namespace's requests in as few
+``send`` calls as possible, the acknowledgements collected afterwards. The
+sockets are made in their namespace by this thread (``setns`` there and back),
+never by a child process. Reading (``observe``, ``inspect``) decodes only the
+fields nsnet uses (:mod:`nsnet.kernel.rtnl`); :meth:`Netlink.call` gives
+pyroute2's ``IPRoute`` and its full messages to code that wants them (``watch``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
+import resource
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from ..errors import KernelError
 from ..model import ROOT_NS, Endpoint, Link, Route
-from . import netns
+from . import netns, rtnl
 
 RTPROT_STATIC = 4
-IFF_UP = 1
+RT_TABLE_MAIN = 254
+RT_TABLE_COMPAT = 252
+RT_SCOPE_NOWHERE = 255
+IFF_UP = rtnl.IFF_UP
 IFA_F_NODAD = 0x02
-# As Docker does: no IPv6 link-local addresses (nor the DAD, MLD and router
-# solicitations they bring) on lab links; IPv6 works where addresses are given.
-NO_LINK_LOCAL = {"attrs": [("AF_INET6", {"attrs": [("IFLA_INET6_ADDR_GEN_MODE", 1)]})]}
+LOOPBACK_IFINDEX = 1
+SKIP_STATS = rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS)
 
 
 @dataclass
@@ -35,15 +46,39 @@ class RawLink:
     ips: list[str] = field(default_factory=list)
 
 
-def _describe(exc: NetlinkError) -> str:
-    return f"{os.strerror(exc.code)} (errno {errno.errorcode.get(exc.code, exc.code)})"
+@dataclass(eq=False)
+class Ticket:
+    """One queued request; after :meth:`Netlink.flush`, :attr:`error` says whether it failed."""
+
+    ns: str
+    what: str
+    kind: int
+    flags: int
+    payload: bytes
+    phase: int = 0
+    """Requests of phase 0 (creations) are sent before those of phase 1 (what depends on them)."""
+    ignore: frozenset[int] = frozenset()
+    """Error codes that mean "already done" (e.g. ENODEV for a delete)."""
+    error: KernelError | None = None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError):
+        return exc.strerror or rtnl.describe(exc.errno or errno.EIO)
+    code = getattr(exc, "code", None)  # pyroute2's NetlinkError
+    return rtnl.describe(code) if isinstance(code, int) else str(exc)
 
 
 class Netlink:
-    """One pyroute2 socket per namespace, opened on first use, closed by :meth:`close`."""
+    """One netlink socket per namespace, opened on first use, closed by :meth:`close`."""
 
     def __init__(self) -> None:
-        self._sockets: dict[str, IPRoute] = {}
+        self._raw: dict[str, rtnl.Socket] = {}
+        self._pyroute: dict[str, Any] = {}
+        self._names: dict[str, dict[str, int]] = {}
+        self._queued: list[Ticket] = []
+        self._failed: list[Ticket] = []
+        self._fds: list[int] = []
 
     def __enter__(self) -> Netlink:
         return self
@@ -52,172 +87,424 @@ class Netlink:
         self.close()
 
     def close(self) -> None:
-        for sock in self._sockets.values():
-            sock.close()
-        self._sockets.clear()
+        self._queued.clear()
+        self._failed.clear()
+        self._close_fds()
+        for ns in list(self._raw) + list(self._pyroute):
+            self._close(ns)
+
+    def _close(self, ns: str) -> None:
+        raw = self._raw.pop(ns, None)
+        if raw is not None:
+            raw.close()
+        ipr = self._pyroute.pop(ns, None)
+        if ipr is not None:
+            ipr.close()
+        self._names.pop(ns, None)
+
+    def _close_fds(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds.clear()
 
     def forget(self, ns: str) -> None:
-        sock = self._sockets.pop(ns, None)
-        if sock is not None:
-            sock.close()
+        """Close the sockets of ``ns`` (before deleting it: an open socket keeps a namespace alive)."""
+        if any(t.ns == ns for t in self._queued):
+            self._send_queued()
+        self._close(ns)
 
-    def sock(self, ns: str) -> IPRoute:
-        if ns not in self._sockets:
-            if not netns.exists(ns):
-                raise KernelError(f"network namespace {ns!r} does not exist")
-            self._sockets[ns] = IPRoute() if ns == ROOT_NS else IPRoute(netns=ns, flags=0)
-        return self._sockets[ns]
+    # -- sockets -------------------------------------------------------------
+
+    def raw(self, ns: str) -> rtnl.Socket:
+        """nsnet's own socket in ``ns``."""
+        sock = self._raw.get(ns)
+        if sock is None:
+            if len(self._raw) >= 256:
+                _raise_fd_limit()
+            if ns == ROOT_NS:
+                sock = rtnl.Socket.open()
+            else:
+                if not netns.exists(ns):
+                    raise KernelError(f"network namespace {ns!r} does not exist")
+                with netns.entered(ns):
+                    sock = rtnl.Socket.open()
+            self._raw[ns] = sock
+        return sock
+
+    def adopt(self, ns: str, sock: rtnl.Socket) -> None:
+        """Use ``sock``, made inside ``ns`` when it was created, as its socket."""
+        old = self._raw.pop(ns, None)
+        if old is not None:
+            old.close()
+        self._raw[ns] = sock
+
+    def sock(self, ns: str) -> Any:
+        """A pyroute2 ``IPRoute`` in ``ns`` (its socket made by this thread, no child process)."""
+        ipr = self._pyroute.get(ns)
+        if ipr is None:
+            from pyroute2 import IPRoute  # imported on first use: it takes a while
+
+            if ns == ROOT_NS:
+                ipr = IPRoute()
+            else:
+                if not netns.exists(ns):
+                    raise KernelError(f"network namespace {ns!r} does not exist")
+                with netns.entered(ns):
+                    made = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
+                ipr = IPRoute(fileno=made.detach())  # pyroute2 owns the descriptor from here
+            self._pyroute[ns] = ipr
+        return ipr
 
     def call(self, ns: str, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``IPRoute.<method>(...)`` in ``ns``, with netlink errors turned into :class:`KernelError`."""
+        from pyroute2.netlink.exceptions import NetlinkError
+
         try:
             return getattr(self.sock(ns), method)(*args, **kwargs)
         except NetlinkError as exc:
             raise KernelError(f"{what}: {_describe(exc)}") from exc
 
-    def index(self, ns: str, ifname: str) -> int:
-        found = self.call(ns, f"look up {ifname}", "link_lookup", ifname=ifname)
-        if not found:
-            raise KernelError(f"interface {ifname!r} does not exist in {ns or 'root'}")
-        return int(found[0])
+    def create_namespaces(self, marks: dict[str, str]) -> dict[str, KernelError]:
+        """Create namespaces, each marked (``lo`` up, alias) and given its socket from inside, several at once.
+
+        Returns the ones that failed (and do not exist), with why.
+        """
+
+        def inside(ns: str) -> rtnl.Socket:
+            sock = rtnl.Socket.open()
+            payload = rtnl.ifinfo(LOOPBACK_IFINDEX, IFF_UP, IFF_UP) + rtnl.attr(rtnl.IFLA_IFALIAS, marks[ns].encode())
+            try:
+                sock.request(rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
+            except OSError as exc:
+                sock.close()
+                raise KernelError(f"set lo up: {_describe(exc)}") from exc
+            return sock
+
+        if len(self._raw) + len(marks) >= 256:
+            _raise_fd_limit()
+        try:
+            made = netns.create_many(list(marks), inside)
+            failed: dict[str, KernelError] = {}
+        except netns.NamespacesFailed as exc:
+            made = {ns: sock for ns, sock in exc.results.items() if isinstance(sock, rtnl.Socket)}
+            failed = exc.errors
+        for ns, sock in made.items():
+            if sock is not None:
+                self.adopt(ns, sock)
+        return failed
 
     # -- reading -------------------------------------------------------------
 
+    def dump(self, ns: str, what: str, kind: int, payload: bytes) -> list[memoryview]:
+        """The messages a dump request returns in ``ns`` (queued requests are sent first)."""
+        if self._queued:
+            self._send_queued()
+        try:
+            return self.raw(ns).dump(kind, payload)
+        except OSError as exc:
+            raise KernelError(f"{what} in {ns or 'root'}: {_describe(exc)}") from exc
+
+    def get(self, ns: str, what: str, kind: int, payload: bytes) -> memoryview:
+        """The one message a ``get`` request returns in ``ns``."""
+        if self._queued:
+            self._send_queued()
+        try:
+            return self.raw(ns).get(kind, payload)
+        except OSError as exc:
+            raise KernelError(f"{what} in {ns or 'root'}: {_describe(exc)}") from exc
+
+    def link_msgs(self, ns: str) -> list[rtnl.LinkMsg]:
+        """Every link of ``ns``, ``lo`` included, as the kernel lists them."""
+        return self._links(ns)
+
+    def _links(self, ns: str) -> list[rtnl.LinkMsg]:
+        msgs = [rtnl.parse_link(b) for b in self.dump(ns, "list links", rtnl.RTM_GETLINK, rtnl.ifinfo() + SKIP_STATS)]
+        self._names[ns] = {m.name: m.index for m in msgs}
+        return msgs
+
+    def index(self, ns: str, ifname: str) -> int:
+        """The index of ``ifname`` in ``ns`` (from the last listing, or a new one)."""
+        found = self._names.get(ns, {}).get(ifname)
+        if found is None:
+            self._links(ns)
+            found = self._names[ns].get(ifname)
+        if found is None:
+            raise KernelError(f"interface {ifname!r} does not exist in {ns or 'root'}")
+        return found
+
     def links(self, ns: str) -> dict[str, RawLink]:
         """Every link in ``ns`` except ``lo``, with global addresses."""
-        msgs = self.call(ns, "list links", "get_links")
-        by_index: dict[int, str] = {m["index"]: m.get("ifname") for m in msgs}
+        return self._read_links(ns, self._links(ns))
+
+    def _read_links(self, ns: str, msgs: list[rtnl.LinkMsg]) -> dict[str, RawLink]:
+        by_index = {m.index: m.name for m in msgs}
         out: dict[str, RawLink] = {}
         for m in msgs:
-            name = m.get("ifname")
-            kind = m.get(("IFLA_LINKINFO", "IFLA_INFO_KIND"))
-            if name == "lo":
+            if m.name == "lo":
                 continue
-            master_idx = m.get("IFLA_MASTER")
-            stp = ageing = None
-            if kind == "bridge":
-                data = m.get(("IFLA_LINKINFO", "IFLA_INFO_DATA"))
-                if data is not None:
-                    stp = bool(data.get("IFLA_BR_STP_STATE"))
-                    ageing = int(data.get("IFLA_BR_AGEING_TIME") or 0) // 100
             link = Link(
-                name=name,
-                kind=kind if kind in ("veth", "bridge") else kind or "other",  # type: ignore[arg-type]
-                master=by_index.get(master_idx) if master_idx else None,
-                mtu=m.get("IFLA_MTU"),
-                mac=m.get("IFLA_ADDRESS"),
-                up=bool(m["flags"] & IFF_UP),
-                stp=stp,
-                ageing=ageing,
+                name=m.name,
+                kind=m.kind if m.kind in ("veth", "bridge") else m.kind or "other",  # type: ignore[arg-type]
+                master=by_index.get(m.master) if m.master else None,
+                mtu=m.mtu,
+                mac=m.mac,
+                up=bool(m.flags & IFF_UP),
+                stp=None if m.kind != "bridge" else bool(m.stp),
+                ageing=None if m.kind != "bridge" else (m.ageing or 0) // 100,
             )
-            raw = RawLink(index=m["index"], link=link, alias=m.get("IFLA_IFALIAS"))
-            if kind == "veth":
-                raw.peer_index = m.get("IFLA_LINK")
-                raw.peer_nsid = m.get("IFLA_LINK_NETNSID")
-            out[name] = raw
+            raw = RawLink(index=m.index, link=link, alias=m.alias)
+            if m.kind == "veth":
+                raw.peer_index, raw.peer_nsid = m.peer_index, m.peer_nsid
+            out[m.name] = raw
         names = {r.index: n for n, r in out.items()}
-        for a in self.call(ns, "list addresses", "get_addr"):
-            ip = ipaddress.ip_interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}")
-            if ip.is_link_local and ip.version == 6:
+        for a in self.addresses(ns):
+            owner = names.get(a.index)
+            if not owner or a.address is None:
                 continue
-            owner = names.get(a["index"])
-            if owner:
+            if a.family == socket.AF_INET:  # as ipaddress would write it
+                out[owner].ips.append(f"{a.address}/{a.prefixlen}")
+                continue
+            ip = ipaddress.ip_interface(f"{a.address}/{a.prefixlen}")
+            if not ip.is_link_local:
                 out[owner].ips.append(str(ip))
+        return out
+
+    def state(self, ns: str) -> tuple[dict[str, RawLink], set[Route], str | None]:
+        """What ``observe`` reads of a namespace: its links (as :meth:`links`), static routes and mark."""
+        msgs = self._links(ns)
+        lo = next((m.alias for m in msgs if m.index == LOOPBACK_IFINDEX), None)
+        return self._read_links(ns, msgs), self._static_routes(ns, {m.index: m.name for m in msgs}), lo
+
+    def addresses(self, ns: str) -> list[rtnl.AddrMsg]:
+        payload = rtnl.ifaddr(socket.AF_UNSPEC, 0, 0)
+        return [rtnl.parse_addr(b) for b in self.dump(ns, "list addresses", rtnl.RTM_GETADDR, payload)]
+
+    def route_msgs(self, ns: str, table: int | None = None, proto: int | None = None) -> list[rtnl.RouteMsg]:
+        """Routes of every table (or of ``table``, made by ``proto``), IPv4 and IPv6."""
+        payload = rtnl.rtmsg(socket.AF_UNSPEC, 0, 0, table=0, kind=0)
+        out = []
+        for body in self.dump(ns, "list routes", rtnl.RTM_GETROUTE, payload):
+            _, in_table, by = rtnl.route_header(body)
+            if (proto is not None and by != proto) or (table is not None and in_table not in (table, RT_TABLE_COMPAT)):
+                continue
+            r = rtnl.parse_route(body)
+            if table is None or r.table == table:
+                out.append(r)
         return out
 
     def routes(self, ns: str) -> set[Route]:
         """Static routes (``proto static``) of the main table."""
+        return self._static_routes(ns, {m.index: m.name for m in self._links(ns)})
+
+    def _static_routes(self, ns: str, names: dict[int, str]) -> set[Route]:
         routes: set[Route] = set()
-        names = {m["index"]: m.get("ifname") for m in self.call(ns, "list links", "get_links")}
-        for family in (2, 10):
-            for r in self.call(ns, "list routes", "get_routes", family=family, table=254):
-                if r["proto"] != RTPROT_STATIC:
-                    continue
-                dst = r.get("RTA_DST") or ("0.0.0.0" if family == 2 else "::")
-                oif = r.get("RTA_OIF")
-                routes.add(
-                    Route(
-                        to=str(ipaddress.ip_network(f"{dst}/{r['dst_len']}")),
-                        via=r.get("RTA_GATEWAY"),
-                        dev=names.get(oif) if oif else None,
-                        metric=r.get("RTA_PRIORITY"),
-                    )
+        for r in self.route_msgs(ns, RT_TABLE_MAIN, RTPROT_STATIC):
+            if r.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            dst = r.dst or ("0.0.0.0" if r.family == socket.AF_INET else "::")
+            routes.add(
+                Route(
+                    to=str(ipaddress.ip_network(f"{dst}/{r.dst_len}")),
+                    via=r.gateway,
+                    dev=names.get(r.oif) if r.oif else None,
+                    metric=r.priority,
                 )
+            )
         return routes
 
     def lo_alias(self, ns: str) -> str | None:
-        msgs = self.call(ns, "look up lo", "get_links", self.index(ns, "lo"))
-        return msgs[0].get("IFLA_IFALIAS") if msgs else None
+        """The alias of ``lo``: nsnet's mark on a namespace it created."""
+        body = self.get(ns, "look up lo", rtnl.RTM_GETLINK, rtnl.ifinfo(LOOPBACK_IFINDEX) + SKIP_STATS)
+        return rtnl.parse_link(body).alias
 
-    # -- changing ------------------------------------------------------------
+    # -- changing: queued until flush() --------------------------------------
 
-    def mark_namespace(self, ns: str, mark: str) -> None:
-        """Bring ``lo`` up and mark the namespace as nsnet's (alias on ``lo``)."""
-        self.call(ns, "set lo up", "link", "set", index=self.index(ns, "lo"), state="up", ifalias=mark)
+    def _queue(
+        self, ns: str, what: str, kind: int, flags: int, payload: bytes, phase: int = 0, ignore: tuple[int, ...] = ()
+    ) -> Ticket:
+        self.raw(ns)  # open it now: a namespace that does not exist is this request's error
+        ticket = Ticket(ns, what, kind, flags, payload, phase, frozenset(ignore))
+        self._queued.append(ticket)
+        return ticket
 
-    def add_veth(self, a: Endpoint, b: Endpoint, mark: str) -> None:
-        peer: dict[str, Any] = {"ifname": b.ifname}
-        fd = None
-        if b.ns != a.ns:
-            fd = os.open(netns.path(b.ns), os.O_RDONLY)
-            peer["net_ns_fd"] = fd
+    @property
+    def queued(self) -> int:
+        return len(self._queued)
+
+    def flush(self) -> list[Ticket]:
+        """Send every queued request; the ones that failed, in the order they were queued."""
+        self._send_queued()
+        failed, self._failed = self._failed, []
+        return failed
+
+    def _send_queued(self) -> None:
+        queued, self._queued = self._queued, []
         try:
-            self.call(a.ns, f"create veth {a} <-> {b}", "link", "add", ifname=a.ifname, kind="veth", peer=peer)
+            for phase in sorted({t.phase for t in queued}):
+                by_ns: dict[str, list[Ticket]] = {}
+                for t in queued:
+                    if t.phase == phase:
+                        by_ns.setdefault(t.ns, []).append(t)
+                for ns, tickets in by_ns.items():
+                    try:
+                        results = self.raw(ns).transact([(t.kind, t.flags, t.payload) for t in tickets])
+                    except (OSError, KernelError) as exc:
+                        results = [rtnl.Failure(getattr(exc, "errno", None) or errno.EIO, str(exc))] * len(tickets)
+                    for t, failure in zip(tickets, results, strict=True):
+                        if failure is not None and failure.code not in t.ignore:
+                            t.error = KernelError(f"{t.what}: {failure}")
+                            self._failed.append(t)
         finally:
-            if fd is not None:
-                os.close(fd)
-        self.set_link(a.ns, a.ifname, ifalias=mark, IFLA_AF_SPEC=NO_LINK_LOCAL)
-        self.set_link(b.ns, b.ifname, ifalias=mark, IFLA_AF_SPEC=NO_LINK_LOCAL)
+            self._close_fds()
+        order = {id(t): i for i, t in enumerate(queued)}
+        self._failed.sort(key=lambda t: order.get(id(t), -1))
 
-    def add_bridge(self, ns: str, name: str, mark: str, stp: bool, ageing: int | None) -> None:
-        kwargs: dict[str, Any] = {"br_stp_state": int(stp)}
-        if ageing is not None:
-            kwargs["br_ageing_time"] = ageing * 100
-        self.call(ns, f"create bridge {name}", "link", "add", ifname=name, kind="bridge", **kwargs)
-        # The kernel ignores an alias given at creation; set it separately.
-        self.set_link(ns, name, ifalias=mark, IFLA_AF_SPEC=NO_LINK_LOCAL)
+    def _invalidate(self, *spaces: str) -> None:
+        for ns in spaces:
+            self._names.pop(ns, None)
 
-    def set_link(self, ns: str, name: str, **attrs: Any) -> None:
-        self.call(ns, f"set {name} {attrs}", "link", "set", index=self.index(ns, name), **attrs)
+    def mark_namespace(self, ns: str, mark: str) -> Ticket:
+        """Bring ``lo`` up and mark the namespace as nsnet's (alias on ``lo``)."""
+        payload = rtnl.ifinfo(LOOPBACK_IFINDEX, IFF_UP, IFF_UP) + rtnl.attr(rtnl.IFLA_IFALIAS, mark.encode())
+        return self._queue(ns, "set lo up", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
 
-    def set_bridge(self, ns: str, name: str, **attrs: Any) -> None:
-        self.call(ns, f"set bridge {name} {attrs}", "link", "set", index=self.index(ns, name), kind="bridge", **attrs)
-
-    def delete_link(self, ns: str, name: str) -> None:
-        try:
-            self.sock(ns).link("del", index=self.index(ns, name))
-        except KernelError:
-            return
-        except NetlinkError as exc:
-            if exc.code != errno.ENODEV:
-                raise KernelError(f"delete {name}: {_describe(exc)}") from exc
-
-    def address(self, ns: str, op: str, ifname: str, cidr: str) -> None:
-        ip = ipaddress.ip_interface(cidr)
-        # IPv6 addresses skip duplicate address detection, so a lab is usable at once.
-        extra = {"flags": IFA_F_NODAD} if ip.version == 6 and op == "add" else {}
-        self.call(
-            ns,
-            f"{op} address {cidr} on {ifname}",
-            "addr",
-            op,
-            index=self.index(ns, ifname),
-            address=str(ip.ip),
-            prefixlen=ip.network.prefixlen,
-            **extra,
+    def add_veth(self, a: Endpoint, b: Endpoint, mark: str) -> list[Ticket]:
+        """Create a veth pair, ``b`` made directly in its namespace; then mark both ends, without IPv6 link-local."""
+        peer = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, b.ifname)
+        if b.ns != a.ns:
+            fd = netns.open_fd(b.ns)
+            self._fds.append(fd)
+            peer += rtnl.u32(rtnl.IFLA_NET_NS_FD, fd)
+        info = rtnl.nest(
+            rtnl.IFLA_LINKINFO,
+            rtnl.string(rtnl.IFLA_INFO_KIND, "veth"),
+            rtnl.nest(rtnl.IFLA_INFO_DATA, rtnl.nest(rtnl.VETH_INFO_PEER, peer)),
         )
+        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, a.ifname) + info
+        self._invalidate(a.ns, b.ns)
+        return [
+            self._queue(a.ns, f"create veth {a} <-> {b}", rtnl.RTM_NEWLINK, rtnl.NEW, payload),
+            self._mark(a.ns, a.ifname, mark),
+            self._mark(b.ns, b.ifname, mark),
+        ]
 
-    def route(self, ns: str, op: str, route: Route) -> None:
+    def _mark(self, ns: str, name: str, mark: str) -> Ticket:
+        # The kernel ignores an alias given at creation, and takes no IPv6 settings
+        # for a link that does not exist yet: both are set right after.
+        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + rtnl.attr(rtnl.IFLA_IFALIAS, mark.encode())
+        payload += rtnl.NO_LINK_LOCAL
+        return self._queue(ns, f"mark {name}", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload, phase=1)
+
+    def add_bridge(self, ns: str, name: str, mark: str, stp: bool, ageing: int | None) -> list[Ticket]:
+        data = rtnl.u32(rtnl.IFLA_BR_STP_STATE, int(stp))
+        if ageing is not None:
+            data += rtnl.u32(rtnl.IFLA_BR_AGEING_TIME, ageing * 100)
+        info = rtnl.nest(
+            rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "bridge"), rtnl.nest(rtnl.IFLA_INFO_DATA, data)
+        )
+        self._invalidate(ns)
+        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + info
+        return [
+            self._queue(ns, f"create bridge {name}", rtnl.RTM_NEWLINK, rtnl.NEW, payload),
+            self._mark(ns, name, mark),
+        ]
+
+    def set_link(
+        self,
+        ns: str,
+        name: str,
+        *,
+        master: str | None = None,
+        mtu: int | None = None,
+        mac: str | None = None,
+        up: bool | None = None,
+        alias: str | None = None,
+    ) -> Ticket:
+        """Change a link; ``master`` "" detaches it from its bridge."""
+        flags = change = 0
+        if up is not None:
+            flags, change = (IFF_UP if up else 0), IFF_UP
+        payload = rtnl.ifinfo(0, flags, change) + rtnl.string(rtnl.IFLA_IFNAME, name)
+        parts = []
+        if alias is not None:
+            payload += rtnl.attr(rtnl.IFLA_IFALIAS, alias.encode())
+            parts.append(f"alias {alias}")
+        if master is not None:
+            payload += rtnl.u32(rtnl.IFLA_MASTER, self.index(ns, master) if master else 0)
+            parts.append(f"master {master}" if master else "nomaster")
+        if mtu is not None:
+            payload += rtnl.u32(rtnl.IFLA_MTU, mtu)
+            parts.append(f"mtu {mtu}")
+        if mac is not None:
+            payload += rtnl.attr(rtnl.IFLA_ADDRESS, rtnl.mac_bytes(mac))
+            parts.append(f"address {mac}")
+        if up is not None:
+            parts.append("up" if up else "down")
+        return self._queue(ns, f"set {name} {' '.join(parts)}", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
+
+    def set_bridge(self, ns: str, name: str, stp: bool | None = None, ageing: int | None = None) -> Ticket:
+        data = b""
+        if stp is not None:
+            data += rtnl.u32(rtnl.IFLA_BR_STP_STATE, int(stp))
+        if ageing is not None:
+            data += rtnl.u32(rtnl.IFLA_BR_AGEING_TIME, ageing * 100)
+        info = rtnl.nest(
+            rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "bridge"), rtnl.nest(rtnl.IFLA_INFO_DATA, data)
+        )
+        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + info
+        return self._queue(ns, f"set bridge {name}", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
+
+    def delete_link(self, ns: str, name: str) -> Ticket:
+        """Delete a link (gone already is fine)."""
+        self._invalidate(ns)
+        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name)
+        return self._queue(ns, f"delete {name}", rtnl.RTM_DELLINK, rtnl.CHANGE, payload, ignore=(errno.ENODEV,))
+
+    def address(self, ns: str, op: str, ifname: str, cidr: str) -> Ticket:
+        ip = ipaddress.ip_interface(cidr)
+        family = socket.AF_INET if ip.version == 4 else socket.AF_INET6
+        packed = ip.ip.packed
+        payload = rtnl.ifaddr(family, ip.network.prefixlen, self.index(ns, ifname))
+        payload += rtnl.attr(rtnl.IFA_ADDRESS, packed)
+        if ip.version == 4:
+            payload += rtnl.attr(rtnl.IFA_LOCAL, packed)
+        elif op == "add":
+            # IPv6 addresses skip duplicate address detection, so a lab is usable at once.
+            payload += rtnl.u32(rtnl.IFA_FLAGS, IFA_F_NODAD)
+        kind, flags = (rtnl.RTM_NEWADDR, rtnl.NEW) if op == "add" else (rtnl.RTM_DELADDR, rtnl.CHANGE)
+        return self._queue(ns, f"{op} address {cidr} on {ifname}", kind, flags, payload)
+
+    def route(self, ns: str, op: str, route: Route) -> Ticket:
         net = ipaddress.ip_network(route.to)
-        kwargs: dict[str, Any] = {
-            "dst": str(net.network_address),
-            "dst_len": net.prefixlen,
-            "proto": RTPROT_STATIC,
-            "family": 2 if net.version == 4 else 10,
-        }
+        family = socket.AF_INET if net.version == 4 else socket.AF_INET6
+        if op == "add":
+            kind, flags, header = rtnl.RTM_NEWROUTE, rtnl.NEW, rtnl.rtmsg(family, net.prefixlen, RTPROT_STATIC)
+        else:  # scope "nowhere" matches a route of any scope, as `ip route del` does
+            header = rtnl.rtmsg(family, net.prefixlen, RTPROT_STATIC, scope=RT_SCOPE_NOWHERE, kind=0)
+            kind, flags = rtnl.RTM_DELROUTE, rtnl.CHANGE
+        payload = header
+        if net.prefixlen:
+            payload += rtnl.attr(rtnl.RTA_DST, net.network_address.packed)
         if route.via:
-            kwargs["gateway"] = route.via
+            payload += rtnl.attr(rtnl.RTA_GATEWAY, ipaddress.ip_address(route.via).packed)
         if route.dev:
-            kwargs["oif"] = self.index(ns, route.dev)
+            payload += rtnl.u32(rtnl.RTA_OIF, self.index(ns, route.dev))
         if route.metric is not None:
-            kwargs["priority"] = route.metric
-        self.call(ns, f"{op} route {route}", "route", op, **kwargs)
+            payload += rtnl.u32(rtnl.RTA_PRIORITY, route.metric)
+        return self._queue(ns, f"{op} route {route}", kind, flags, payload)
+
+
+_FD_LIMIT_RAISED = False
+
+
+def _raise_fd_limit() -> None:
+    """A socket per namespace: a lab of a thousand nodes needs more than the usual 1,024 descriptors."""
+    global _FD_LIMIT_RAISED
+    if _FD_LIMIT_RAISED:
+        return
+    _FD_LIMIT_RAISED = True
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard == resource.RLIM_INFINITY else min(hard, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))

@@ -6,10 +6,9 @@ import os
 import socket
 from typing import Any
 
-from pyroute2 import Conntrack
-
+from ..errors import KernelError
 from ..views import AddressView, ConntrackView, FdbView, NeighbourView, RouteView
-from . import netns
+from . import netns, rtnl
 from .netlink import Netlink
 
 NUD_STATES = {
@@ -23,6 +22,7 @@ NUD_STATES = {
     0x80: "PERMANENT",
 }
 NTF_SELF = 0x02
+NETLINK_NETFILTER = 12
 NTF_EXT_LEARNED = 0x10
 RT_TABLES = {253: "default", 254: "main", 255: "local"}
 RT_PROTOS = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static"}
@@ -45,24 +45,29 @@ def nud_names(state: int) -> list[str]:
     return [name for bit, name in NUD_STATES.items() if state & bit] or ["NONE"]
 
 
+OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
+NTF_ROUTER = 0x80
+
+
 def index_names(nl: Netlink, ns: str) -> dict[int, str]:
-    return {m["index"]: m.get("ifname") for m in nl.call(ns, "list links", "get_links")}
+    return {m.index: m.name for m in nl.link_msgs(ns)}
 
 
 def neighbours(nl: Netlink, ns: str, names: dict[int, str]) -> list[NeighbourView]:
     """IPv4 and IPv6 neighbours, as ``ip neigh show`` lists them (no NOARP/NONE entries)."""
     out = []
     for family in (socket.AF_INET, socket.AF_INET6):
-        for m in nl.call(ns, "list neighbours", "get_neighbours", family=family):
-            if m["state"] in (0, 0x40):
+        for body in nl.dump(ns, "list neighbours", rtnl.RTM_GETNEIGH, rtnl.ndmsg(family)):
+            m = rtnl.parse_neigh(body)
+            if m.family != family or m.state in (0, 0x40):
                 continue
             out.append(
                 NeighbourView(
-                    dev=names.get(m["ifindex"]),
-                    address=m.get("NDA_DST"),
-                    mac=m.get("NDA_LLADDR"),
-                    state=nud_names(m["state"]),
-                    router=bool(m["flags"] & 0x80),
+                    dev=names.get(m.ifindex),
+                    address=m.dst,
+                    mac=m.lladdr,
+                    state=nud_names(m.state),
+                    router=bool(m.flags & NTF_ROUTER),
                 )
             )
     return out
@@ -71,20 +76,18 @@ def neighbours(nl: Netlink, ns: str, names: dict[int, str]) -> list[NeighbourVie
 def fdb(nl: Netlink, ns: str, names: dict[int, str]) -> list[FdbView]:
     """Bridge forwarding database entries, as ``bridge fdb show`` lists them."""
     out = []
-    for m in nl.call(ns, "list fdb", "get_neighbours", family=socket.AF_BRIDGE):
-        state = m["state"]
-        cache = m.get("NDA_CACHEINFO") or {}
-        master = m.get("NDA_MASTER")
+    for body in nl.dump(ns, "list fdb", rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_BRIDGE)):
+        m = rtnl.parse_neigh(body)
         out.append(
             FdbView(
-                mac=m.get("NDA_LLADDR"),
-                port=names.get(m["ifindex"]),
-                bridge=names.get(master) if master else None,
-                vlan=m.get("NDA_VLAN"),
-                kind="permanent" if state & 0x80 else "static" if state & 0x40 else "learned",
-                self=bool(m["flags"] & NTF_SELF),
-                used=cache["ndm_used"] / USER_HZ if "ndm_used" in cache else None,
-                updated=cache["ndm_updated"] / USER_HZ if "ndm_updated" in cache else None,
+                mac=m.lladdr,
+                port=names.get(m.ifindex),
+                bridge=names.get(m.master) if m.master else None,
+                vlan=m.vlan,
+                kind="permanent" if m.state & 0x80 else "static" if m.state & 0x40 else "learned",
+                self=bool(m.flags & NTF_SELF),
+                used=m.used / USER_HZ if m.used is not None else None,
+                updated=m.updated / USER_HZ if m.updated is not None else None,
             )
         )
     return out
@@ -94,22 +97,23 @@ def routes(nl: Netlink, ns: str, names: dict[int, str]) -> list[RouteView]:
     """Routes of every table (main, local, others), IPv4 then IPv6."""
     out = []
     for family in (socket.AF_INET, socket.AF_INET6):
-        for m in nl.call(ns, "list routes", "get_routes", family=family):
-            table = m.get("RTA_TABLE") or m["table"]
-            dst = m.get("RTA_DST")
-            oif = m.get("RTA_OIF")
+        payload = rtnl.rtmsg(family, 0, 0, table=0, kind=0)
+        for body in nl.dump(ns, "list routes", rtnl.RTM_GETROUTE, payload):
+            m = rtnl.parse_route(body)
+            if m.family != family:
+                continue
             out.append(
                 RouteView(
                     family=4 if family == socket.AF_INET else 6,
-                    table=RT_TABLES.get(table, str(table)),
-                    type=RT_TYPES.get(m["type"], str(m["type"])),
-                    dst=f"{dst}/{m['dst_len']}" if dst else "default",
-                    gateway=m.get("RTA_GATEWAY"),
-                    dev=names.get(oif) if oif else None,
-                    proto=RT_PROTOS.get(m["proto"], str(m["proto"])),
-                    scope=RT_SCOPES.get(m["scope"], str(m["scope"])),
-                    src=m.get("RTA_PREFSRC"),
-                    metric=m.get("RTA_PRIORITY"),
+                    table=RT_TABLES.get(m.table, str(m.table)),
+                    type=RT_TYPES.get(m.type, str(m.type)),
+                    dst=f"{m.dst}/{m.dst_len}" if m.dst else "default",
+                    gateway=m.gateway,
+                    dev=names.get(m.oif) if m.oif else None,
+                    proto=RT_PROTOS.get(m.proto, str(m.proto)),
+                    scope=RT_SCOPES.get(m.scope, str(m.scope)),
+                    src=m.prefsrc,
+                    metric=m.priority,
                 )
             )
     return out
@@ -118,20 +122,33 @@ def routes(nl: Netlink, ns: str, names: dict[int, str]) -> list[RouteView]:
 def addresses(nl: Netlink, ns: str, names: dict[int, str]) -> list[AddressView]:
     return [
         AddressView(
-            dev=names.get(a["index"]),
-            family=4 if a["family"] == socket.AF_INET else 6,
-            address=a.get("IFA_ADDRESS") if a["family"] == socket.AF_INET6 else a.get("IFA_LOCAL"),
-            prefixlen=a["prefixlen"],
-            scope=RT_SCOPES.get(a["scope"], str(a["scope"])),
+            dev=names.get(a.index),
+            family=4 if a.family == socket.AF_INET else 6,
+            address=a.address if a.family == socket.AF_INET6 else a.local,
+            prefixlen=a.prefixlen,
+            scope=RT_SCOPES.get(a.scope, str(a.scope)),
         )
-        for a in nl.call(ns, "list addresses", "get_addr")
+        for a in nl.addresses(ns)
     ]
 
 
 def conntrack(ns: str) -> list[ConntrackView]:
     """Connection tracking entries of ``ns`` (empty where conntrack is not in use there)."""
+    try:  # nothing tracked (most namespaces): no dump (it walks the whole, machine-wide table)
+        with netns.entered(ns), open("/proc/sys/net/netfilter/nf_conntrack_count") as f:
+            if f.read().strip() == "0":
+                return []
+    except (OSError, KernelError):
+        pass
+    from pyroute2 import Conntrack  # imported on first use: it takes a while
+
     try:
-        ct = Conntrack() if ns == "" else Conntrack(netns=ns, flags=0)
+        if ns == "":
+            ct = Conntrack()
+        else:  # the socket made in the namespace by this thread: no child process
+            with netns.entered(ns):
+                made = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
+            ct = Conntrack(fileno=made.detach())
         try:
             entries = list(ct.dump_entries())
         finally:
@@ -175,28 +192,26 @@ def _tuple(t: Any) -> dict[str, str | int | None]:
 
 def links(nl: Netlink, ns: str) -> list[dict[str, Any]]:
     """Every link in ``ns`` (``lo`` included), with what ``ip -d link`` shows of it."""
-    msgs = nl.call(ns, "list links", "get_links")
-    names = {m["index"]: m.get("ifname") for m in msgs}
+    msgs = nl.link_msgs(ns)
+    names = {m.index: m.name for m in msgs}
     out = []
     for m in msgs:
-        kind = m.get(("IFLA_LINKINFO", "IFLA_INFO_KIND"))
-        data = m.get(("IFLA_LINKINFO", "IFLA_INFO_DATA")) if kind == "bridge" else None
-        master = m.get("IFLA_MASTER")
+        bridge = m.kind == "bridge"
         out.append(
             {
-                "index": m["index"],
-                "name": m.get("ifname"),
-                "kind": kind or ("loopback" if m.get("ifname") == "lo" else "device"),
-                "up": bool(m["flags"] & 1),
-                "operstate": m.get("IFLA_OPERSTATE") or "UNKNOWN",
-                "mtu": m.get("IFLA_MTU"),
-                "mac": m.get("IFLA_ADDRESS"),
-                "master": names.get(master) if master else None,
-                "alias": m.get("IFLA_IFALIAS"),
-                "peer_index": m.get("IFLA_LINK") if kind == "veth" else None,
-                "peer_nsid": m.get("IFLA_LINK_NETNSID"),
-                "stp": bool(data.get("IFLA_BR_STP_STATE")) if data is not None else None,
-                "ageing": int(data.get("IFLA_BR_AGEING_TIME") or 0) // 100 if data is not None else None,
+                "index": m.index,
+                "name": m.name,
+                "kind": m.kind or ("loopback" if m.name == "lo" else "device"),
+                "up": bool(m.flags & 1),
+                "operstate": OPERSTATES[m.operstate] if m.operstate is not None and m.operstate < 7 else "UNKNOWN",
+                "mtu": m.mtu,
+                "mac": m.mac,
+                "master": names.get(m.master) if m.master else None,
+                "alias": m.alias,
+                "peer_index": m.peer_index if m.kind == "veth" else None,
+                "peer_nsid": m.peer_nsid,
+                "stp": bool(m.stp) if bridge else None,
+                "ageing": (m.ageing or 0) // 100 if bridge else None,
             }
         )
     return out
@@ -212,12 +227,13 @@ def netnsids(nl: Netlink, ns: str, others: list[str], wanted: set[int]) -> dict[
     for other in others:
         if other == ns or not wanted - out.keys():
             continue
-        fd = os.open(netns.path(other), os.O_RDONLY)
+        fd = os.open(netns.path(other), os.O_RDONLY | os.O_CLOEXEC)
         try:
-            answer = nl.call(ns, f"look up the id of {other}", "get_netnsid", fd=fd)
+            query = rtnl.rtgen() + rtnl.u32(rtnl.NETNSA_FD, fd)
+            body = nl.get(ns, f"look up the id of {other}", rtnl.RTM_GETNSID, query)
         finally:
             os.close(fd)
-        nsid = answer.get("nsid") if isinstance(answer, dict) else None
+        nsid = rtnl.parse_nsid(body)
         if nsid in wanted:
-            out[int(nsid)] = other
+            out[nsid] = other
     return out

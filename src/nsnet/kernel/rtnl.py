@@ -391,22 +391,23 @@ class Socket:
         out: list[Failure | None] = [None] * len(requests)
         start = 0
         while start < len(requests):
-            end, size, chunk = start, 0, []
-            while end < len(requests) and end - start < CHUNK_MESSAGES and size < CHUNK_BYTES:
-                seq, data = self._message(*requests[end])
+            index: dict[int, int] = {}
+            chunk: list[bytes] = []
+            size = 0
+            while start + len(chunk) < len(requests) and len(chunk) < CHUNK_MESSAGES and size < CHUNK_BYTES:
+                seq, data = self._message(*requests[start + len(chunk)])
+                index[seq] = start + len(chunk)
                 chunk.append(data)
                 size += len(data)
-                end += 1
-            first = self._seq - (end - start) + 1
             self._sock.send(b"".join(chunk))
-            waiting = set(range(first, self._seq + 1))
+            waiting = set(index)
             for kind, flags, seq, body in self._receive(waiting):
                 if kind == NLMSG_ERROR:
                     waiting.discard(seq)
                     code = -_ERR.unpack_from(body)[0]
                     if code:
-                        out[start + seq - first] = Failure(code, _ext_message(flags, body))
-            start = end
+                        out[index[seq]] = Failure(code, _ext_message(flags, body))
+            start += len(chunk)
         return out
 
     def request(self, kind: int, flags: int, payload: bytes) -> None:

@@ -1,6 +1,8 @@
-"""Per-namespace network sysctls (``net.*``)."""
+"""Per-namespace network sysctls (``net.*``): read and written under /proc/sys from inside the namespace."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from ..errors import KernelError
 from . import netns
@@ -24,12 +26,26 @@ def read(ns: str, keys: list[str]) -> dict[str, str | None]:
 
 
 def write(ns: str, key: str, value: str) -> None:
+    write_many(ns, [(key, value)])
+
+
+class SysctlFailed(KernelError):
+    """:func:`write_many` stopped at ``pairs[index]``; the ones before it were written."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def write_many(ns: str, pairs: Sequence[tuple[str, str]]) -> None:
+    """Write ``(key, value)`` pairs in order, entering ``ns`` once; stop at the first that fails."""
     with netns.entered(ns):
-        try:
-            with open(_file(key), "w") as f:
-                f.write(value)
-        except FileNotFoundError:
-            hint = " (load it with: modprobe br_netfilter)" if key.startswith("net.bridge.") else ""
-            raise KernelError(f"sysctl {key} does not exist in this kernel{hint}") from None
-        except OSError as exc:
-            raise KernelError(f"cannot set sysctl {key}={value}: {exc.strerror}") from None
+        for i, (key, value) in enumerate(pairs):
+            try:
+                with open(_file(key), "w") as f:
+                    f.write(value)
+            except FileNotFoundError:
+                hint = " (load it with: modprobe br_netfilter)" if key.startswith("net.bridge.") else ""
+                raise SysctlFailed(f"sysctl {key} does not exist in this kernel{hint}", i) from None
+            except OSError as exc:
+                raise SysctlFailed(f"cannot set sysctl {key}={value}: {exc.strerror}", i) from None
