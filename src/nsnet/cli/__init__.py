@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from . import capture, explain, graph, inspect, lab, reach, watch  # noqa: F401  (each module registers its commands)
 from ._common import main
 
 

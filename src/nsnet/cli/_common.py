@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
 
-from .. import __version__, engine
+from .. import __version__
 from ..errors import NsnetError, TopologyError
-from ..loader import load
-from ..model import Topology
-from ..plan import Action
+
+if TYPE_CHECKING:
+    from ..model import Topology
+    from ..plan import Action
 
 # When piped, print whole lines rather than cutting tables at 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
@@ -53,11 +56,13 @@ def emit_json(data: Any) -> None:
 
 
 def load_topology(path: str) -> Topology:
+    from ..loader import load  # loaded with the command that needs it: `nsnet --help` stays fast
+
     return load(path)
 
 
 def lab_and_topology(target: str, name: str | None) -> tuple[str, Topology | None]:
-    if engine.is_file(target):
+    if os.path.isfile(target) or target.endswith((".yaml", ".yml")):
         topology = load_topology(target)
         return name or topology.name, topology
     return name or target, None
@@ -69,7 +74,44 @@ def step_printer(enabled: bool) -> Callable[[Action], None] | None:
     return lambda a: out.print(f"  [green]+[/] {a.describe()}", markup=True, soft_wrap=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Each command lives in a module loaded only when the command runs, so that
+# start-up (and `nsnet --help`) does not pay for every command's imports.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("lab", "Check topology files and report every problem."),
+    "plan": ("lab", "Show what `up` would do to the live kernel."),
+    "up": ("lab", "Build a lab, or bring it in line with its file."),
+    "down": ("lab", "Remove everything nsnet created for a lab, nothing else."),
+    "ls": ("lab", "List the labs that are up."),
+    "exec": ("lab", "Run a command in a node's namespace."),
+    "shell": ("lab", "Open a shell in a node's namespace."),
+    "inspect": ("inspect", "Every namespace of a lab side by side."),
+    "watch": ("watch", "Netlink events of a lab's namespaces, live."),
+    "capture": ("capture", "Capture at several points, one timeline."),
+    "reach": ("reach", "Who reaches whom, with real probes."),
+    "explain": ("explain", "Where and why a packet dies, and the fix."),
+    "graph": ("graph", "Draw a topology or a live lab."),
+    "gc": ("lab", "Remove a lab's namespaces by their marks."),
+    "schema": ("lab", "Print the JSON Schema of the topology format."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(f"nsnet.cli.{COMMANDS[cmd_name][0]}")
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, summary) for name, (_, summary) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nsnet")
 def main() -> None:
     """Build, inspect and tear down container networks on plain Linux network namespaces.
