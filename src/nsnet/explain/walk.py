@@ -224,8 +224,8 @@ class Walker:
             f"{node} has no route to {dst}",
             Fix(
                 f"give {node} a route to {dst} (or an address in its subnet)",
-                command=f"ip -n {space.view.netns} route add {dst} via GATEWAY",
-                topology=f"nodes:\n  {node}:\n    routes:\n      - {{to: {dst}/32, via: GATEWAY}}",
+                command=f"{_ip(space)} route add {dst} via GATEWAY",
+                topology=_yaml_under(node, ["routes:", f"  - {{to: {dst}/32, via: GATEWAY}}"]),
             ),
         )
 
@@ -252,8 +252,7 @@ class Walker:
         return decision
 
     def _firewall_fix(self, space: Space, hook: str, decision: Decision, pkt: Packet) -> Fix:
-        ns = space.view.netns
-        run = f"ip netns exec {ns} " if ns else ""
+        run = _run_in(space)
         tool = "iptables" if pkt.family == 4 else "ip6tables"
         if decision.by.startswith("policy"):
             source = self._source_net(pkt)
@@ -410,7 +409,6 @@ class Walker:
                 if end is None or end.master == name:
                     continue
                 where = "host" if space.node == "host" else f"nodes.{space.node}"
-                ns = space.view.netns
                 attached = f"attached to {end.master}" if end.master else "not attached to any bridge"
                 return Stop(
                     "dropped",
@@ -418,9 +416,7 @@ class Walker:
                     f"not to {name}",
                     Fix(
                         f"attach {space.node}:{end.name} to {name}",
-                        command=f"ip -n {ns} link set {end.name} master {name}"
-                        if ns
-                        else f"ip link set {end.name} master {name}",
+                        command=f"{_ip(space)} link set {end.name} master {name}",
                         topology=f"set master: {name} in {where}.interfaces.{end.name}",
                     ),
                 )
@@ -447,8 +443,8 @@ class Walker:
                 f"{node} receives the packet for {pkt.dst} but does not route (ip_forward=0)",
                 Fix(
                     f"turn on forwarding in {node}",
-                    command=f"ip netns exec {space.view.netns} sysctl -w net.ipv4.ip_forward=1",
-                    topology=f"sysctls: {{net.ipv4.ip_forward: 1}} in {node}",
+                    command=f"{_run_in(space)}sysctl -w net.ipv4.ip_forward=1",
+                    topology=_yaml_under(node, ["sysctls:", "  net.ipv4.ip_forward: 1"]),
                 ),
             )
         route = lookup(space, pkt.dst)
@@ -502,6 +498,16 @@ def _route_text(route: RouteView) -> str:
     return text
 
 
+def _ip(space: Space) -> str:
+    """``ip`` aimed at the space's namespace (plain ``ip`` for the root namespace)."""
+    return f"ip -n {space.view.netns}" if space.view.netns else "ip"
+
+
+def _run_in(space: Space) -> str:
+    """The prefix that runs a command in the space's namespace."""
+    return f"ip netns exec {space.view.netns} " if space.view.netns else ""
+
+
 def _yaml_under(node: str, lines: list[str]) -> str:
     """``lines`` placed under the node's (or the host's) block of a topology file."""
     if node == "host":
@@ -511,9 +517,8 @@ def _yaml_under(node: str, lines: list[str]) -> str:
 
 def _link_up_fix(space: Space, dev: str) -> Fix:
     where = "host" if space.node == "host" else f"nodes.{space.node}"
-    ns = space.view.netns
     return Fix(
         f"bring {space.node}:{dev} up",
-        command=f"ip -n {ns} link set {dev} up" if ns else f"ip link set {dev} up",
+        command=f"{_ip(space)} link set {dev} up",
         topology=f"remove `up: false` from {where}.interfaces.{dev} (or bridges.{dev})",
     )
