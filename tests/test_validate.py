@@ -153,7 +153,12 @@ CASES: list[tuple[str, str, Expected | list[Expected]]] = [
     (
         "unknown-key-no-match",
         edit(RED5, "reth0: {addresses: [11.11.11.2/24], colour: red}"),
-        (5, f"{IFACE}.colour", "unknown key 'colour'", "allowed keys: addresses, mtu, mac, up, master, gateway"),
+        (
+            5,
+            f"{IFACE}.colour",
+            "unknown key 'colour'",
+            "allowed keys: addresses, mtu, mac, up, master, gateway, rate, delay, loss",
+        ),
     ),
     (
         "unknown-key-in-route",

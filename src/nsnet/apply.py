@@ -14,6 +14,7 @@ the rollback undoes like any other change.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Sequence
 
 from . import servers
@@ -37,6 +38,7 @@ from .plan import (
     RouteChange,
     SetBridge,
     SetLink,
+    SetShaping,
     SetSysctl,
     StartServer,
     StopServer,
@@ -135,6 +137,7 @@ def _delete_namespaces(batch: list[DeleteNamespace], nl: Netlink, journal: Journ
         journal.namespaces.pop(a.ns, None)
         journal.sysctls.pop(a.ns, None)
         journal.policies.pop(a.ns, None)
+        journal.shaping.pop(a.ns, None)
         if a.ns in journal.firewall:
             journal.firewall.remove(a.ns)
     journal.save()
@@ -270,6 +273,24 @@ def _firewall(batch: list[ApplyFirewall], journal: Journal) -> None:
 # -- one at a time ---------------------------------------------------------------
 
 
+def _shape(a: SetShaping, journal: Journal) -> None:
+    tc = ["tc"] if a.ns == ROOT_NS else ["tc", "-n", a.ns]
+    words = (
+        ["qdisc", "del", "dev", a.name, "root"]
+        if a.qdisc is None
+        else ["qdisc", "replace", "dev", a.name, "root", *a.qdisc.split()]
+    )
+    done = subprocess.run([*tc, *words], capture_output=True, text=True, check=False)
+    if done.returncode != 0 and a.qdisc is not None:
+        raise KernelError(f"tc refused {' '.join(words)}: {done.stderr.strip()}")
+    applied = journal.shaping.setdefault(a.ns, {})
+    if a.qdisc is None:
+        applied.pop(a.name, None)
+    else:
+        applied[a.name] = a.qdisc
+    journal.save()
+
+
 def _run_one(a: Action, journal: Journal) -> None:
     try:
         if isinstance(a, StartServer):
@@ -282,6 +303,8 @@ def _run_one(a: Action, journal: Journal) -> None:
             journal.save()
         elif isinstance(a, DockerHost):
             firewall.restore(a.ns, 4, DOCKER_RULES)
+        elif isinstance(a, SetShaping):
+            _shape(a, journal)
         else:  # pragma: no cover - every action type is handled
             raise KernelError(f"unknown action {a!r}")
     except (NsnetError, OSError) as exc:

@@ -56,6 +56,8 @@ class Journal:
     """Original filter policies nsnet changed: {ns: {chain: policy}}."""
     firewall: list[str] = field(default_factory=list)
     """Namespaces where nsnet has firewall chains or policies."""
+    shaping: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Shaping nsnet put on links (``tc qdisc`` words): {ns: {ifname: qdisc}}."""
     servers: dict[str, list[int]] = field(default_factory=dict)
     """Processes nsnet started (the outside's HTTP server): {ns: [pid, port]}."""
     status: str = "applying"

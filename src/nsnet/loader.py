@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from . import network
+from . import network, shaping
 from .errors import Problem, TopologyError
 from .model import HOST, Endpoint, Expectation, Firewall, Link, Namespace, Route, Topology
 from .rules import BUILTIN_CHAINS, POLICY_CHAINS, PORT_PROTOCOLS, render_rule
@@ -532,6 +532,7 @@ class _Validator:
                 mac=if_spec.mac,
                 up=if_spec.up,
                 addresses=self._norm_addresses(if_spec.addresses),
+                shaping=shaping.qdisc(if_spec.rate, if_spec.delay, if_spec.loss),
             )
         routes = self._routes(base, space, links)
         sysctls: dict[str, str] = {}

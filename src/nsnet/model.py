@@ -54,6 +54,8 @@ class Link:
     """Bridges: outbound NAT for their subnets (see :mod:`nsnet.network`)."""
     forward: bool = False
     """Bridges: same-bridge traffic accepted in FORWARD."""
+    shaping: str | None = None
+    """Egress shaping as ``tc qdisc`` words (``tbf rate 10mbit ...``, ``netem delay 20ms``), or None."""
 
 
 @dataclass(frozen=True, order=True)

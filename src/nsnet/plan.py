@@ -84,6 +84,25 @@ class StartServer(Action):
 
 
 @dataclass(frozen=True)
+class SetShaping(Action):
+    """Put a rate limit, delay or loss on a link's egress (``qdisc`` None: take it off)."""
+
+    name: str
+    qdisc: str | None
+
+    def describe(self) -> str:
+        if self.qdisc is None:
+            return f"remove the shaping of {_where(self.ns)}:{self.name}"
+        return f"shape {_where(self.ns)}:{self.name}: {self.qdisc}"
+
+    def commands(self) -> list[str]:
+        tc = "tc" if self.ns == ROOT_NS else f"tc -n {shlex.quote(self.ns)}"
+        if self.qdisc is None:
+            return [f"{tc} qdisc del dev {self.name} root"]
+        return [f"{tc} qdisc replace dev {self.name} root {self.qdisc}"]
+
+
+@dataclass(frozen=True)
 class StopServer(Action):
     def describe(self) -> str:
         return f"stop the HTTP server in {_where(self.ns)}"
@@ -318,7 +337,7 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
     deletes: list[Action] = []
     bridge_deletes: list[Action] = []
     creates: dict[str, list[Action]] = {
-        k: [] for k in ("ns", "bridge", "veth", "set", "addr", "up", "route", "sysctl", "fw", "server")
+        k: [] for k in ("ns", "bridge", "veth", "set", "addr", "up", "route", "shape", "sysctl", "fw", "server")
     }
     done_pairs: set[tuple[Endpoint, Endpoint]] = set()
 
@@ -368,6 +387,15 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
         for route in sorted(want.routes):
             if not any(_same_route(route, r) for r in have.routes):
                 creates["route"].append(RouteChange(ns, route))
+        applied = journal.shaping.get(ns, {}) if journal else {}
+        for name, link in want.links.items():
+            fresh = name in recreate or name not in have.links
+            shaped = None if fresh else applied.get(name)
+            if link.shaping != shaped and (link.shaping is not None or not fresh):
+                creates["shape"].append(SetShaping(ns, name, link.shaping))
+        for name in sorted(set(applied) - set(want.links)):
+            if name in have.links:
+                creates["shape"].append(SetShaping(ns, name, None))
         _plan_sysctls(ns, want, have, journal, creates["sysctl"])
         if have.server != want.server:
             if have.server:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
+from . import shaping
 from .errors import PreflightError
 from .model import State
 
@@ -15,6 +16,7 @@ PACKAGES = {
     "iptables-restore": "iptables",
     "ip6tables-save": "iptables",
     "ip6tables-restore": "iptables",
+    "tc": "iproute2",
 }
 
 
@@ -65,5 +67,7 @@ def require_features(state: State) -> None:
 def check(state: State, firewall_in_use: bool = False) -> None:
     """Everything above, in order; raises :class:`PreflightError` on the first problem."""
     require_root()
-    require_tools(*tools_for(state, firewall_in_use))
+    shapings = [link.shaping for s in state.namespaces.values() for link in s.links.values() if link.shaping]
+    require_tools(*tools_for(state, firewall_in_use), *(["tc"] if shapings else []))
     require_features(state)
+    shaping.require(shapings)

@@ -22,6 +22,8 @@ SYSCTL_RE = re.compile(r"^net(\.[A-Za-z0-9_-]+)+\Z")
 PUBLISH_RE = re.compile(
     r"^(?P<host>\d{1,5}):(?P<node>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<port>\d{1,5})(?:/(?P<proto>tcp|udp))?\Z"
 )
+RATE_RE = re.compile(r"^[1-9][0-9]{0,9}(bit|kbit|mbit|gbit)\Z")
+DELAY_RE = re.compile(r"^[1-9][0-9]{0,6}(us|ms|s)\Z")
 SYSCTL_VALUE_RE = re.compile(r"^[A-Za-z0-9_.: -]{0,64}\Z")
 IFNAME_MAX = 15
 
@@ -109,6 +111,22 @@ def _scalar_text(value: Any) -> Any:
 
 Scalar = Annotated[str, BeforeValidator(_scalar_text, json_schema_input_type=int | bool | str)]
 """A number or a word, kept as text (ports, sysctl values)."""
+
+
+def _check_rate(value: str) -> str:
+    if not RATE_RE.match(value):
+        raise ValueError(f"{value!r} is not a rate: write it like 10mbit, 500kbit or 1gbit")
+    return value
+
+
+def _check_delay(value: str) -> str:
+    if not DELAY_RE.match(value):
+        raise ValueError(f"{value!r} is not a delay: write it like 20ms or 500us")
+    return value
+
+
+Rate = Annotated[str, AfterValidator(_check_rate)]
+Delay = Annotated[str, AfterValidator(_check_delay)]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 Mac = Annotated[str, AfterValidator(_check_mac)]
 AddressOrNetwork = Annotated[str, AfterValidator(_check_address_or_network)]
@@ -126,6 +144,9 @@ class InterfaceSpec(_Strict):
         default=False,
         description="Default route via the address of the bridge this link's other end is a port of.",
     )
+    rate: Rate | None = Field(default=None, description="Egress rate limit (tbf), e.g. 10mbit, 500kbit.")
+    delay: Delay | None = Field(default=None, description="Egress delay (netem), e.g. 20ms.")
+    loss: float | None = Field(default=None, ge=0, le=100, description="Egress loss in percent (netem).")
 
 
 class BridgeSpec(_Strict):

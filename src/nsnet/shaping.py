@@ -1,0 +1,53 @@
+"""Link shaping: a rate limit (tbf), delay and loss (netem) on a link's egress.
+
+The kernel here may lack netem (``CONFIG_NET_SCH_NETEM``): a topology that
+asks for delay or loss is refused before anything changes, with that reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+
+from .errors import PreflightError
+
+BURST = "32kbit"
+LATENCY = "50ms"
+
+
+def qdisc(rate: str | None, delay: str | None, loss: float | None) -> str | None:
+    """The ``tc qdisc`` words for a link's shaping, or None for none.
+
+    Rate alone is tbf; delay or loss is netem (with ``rate`` when both are asked).
+    """
+    if delay is None and loss is None:
+        return f"tbf rate {rate} burst {BURST} latency {LATENCY}" if rate else None
+    words = ["netem"]
+    if delay is not None:
+        words += ["delay", delay]
+    if loss is not None:
+        words += ["loss", f"{loss:g}%"]
+    if rate is not None:
+        words += ["rate", rate]
+    return " ".join(words)
+
+
+@functools.cache
+def netem_available() -> bool:
+    """Whether this kernel has netem: tried on ``lo`` of a private, throwaway namespace."""
+    probe = subprocess.run(
+        ["unshare", "--net", "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def require(shapings: list[str]) -> None:
+    """Refuse shapings this kernel cannot do, before anything changes."""
+    if any(s.startswith("netem") for s in shapings) and not netem_available():
+        raise PreflightError(
+            "delay and loss need the netem queueing discipline, which this kernel does not have "
+            "(CONFIG_NET_SCH_NETEM, module sch_netem): remove delay/loss from the topology, "
+            "keep rate (tbf) alone, or run on a kernel with netem"
+        )
