@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,21 @@ def test_a_topology_built_in_code(nsnet_lab: LabFactory) -> None:
     proc = lab.node("server").popen([*ECHO, "serve"])
     assert proc.stdout is not None and proc.stdout.readline().startswith("listening")
     assert lab.node("client").run([*ECHO, "send", "10.8.0.3", "direct"], check=True).stdout == "direct\n"
+
+
+def _timed_requests(count: int, size: int) -> float:
+    """Send ``count`` requests of ``size`` bytes one after the other; the seconds they took."""
+    start = time.monotonic()
+    for _ in range(count):
+        assert echo.request(SERVER, b"x" * size, timeout=2) == b"x" * size
+    return time.monotonic() - start
+
+
+@pytest.mark.nsnet_topology("echo-lab-slow.yaml")
+def test_echo_under_a_rate_limit(lab: nsnet.Lab, server: subprocess.Popen[str]) -> None:
+    """At 1 Mbit/s, 50 requests of 1,000 bytes (53 kB on the wire, less the 4 kB burst) take at least 0.3 s."""
+    assert "tbf" in lab.node("client").run(["tc", "qdisc", "show", "dev", "eth0"], check=True).stdout
+    assert lab.node("client").call(lambda: _timed_requests(50, 1000)) >= 0.3
+    lab.up(HERE / "echo-lab.yaml")  # the limit comes off with the change
+    assert "tbf" not in lab.node("client").run(["tc", "qdisc", "show", "dev", "eth0"], check=True).stdout
+    assert lab.node("client").call(lambda: _timed_requests(50, 1000)) < 0.3
