@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import math
 import os
 import select
 import socket
@@ -114,9 +115,11 @@ def run(lab: str, probes: Sequence[Probe], expected: Sequence[bool | None] | Non
     """Send every probe; results come back in the order of ``probes``."""
     spaces = {label: ns for ns, label in lab_namespaces(lab).items()}
     results: dict[int, Result] = {}
+    touched: set[str] = set()
     for number, wave in enumerate(_waves(probes)):
         if number:
-            _flush_neighbours(spaces.values())
+            _flush_neighbours(spaces[n] for n in touched if n in spaces)
+        touched = {probes[i].src for i in wave} | {probes[i].dst for i in wave}
         icmp = [i for i in wave if probes[i].proto == "icmp"]
         results.update(_ping_all(spaces, [(i, probes[i]) for i in icmp]))
         others = [i for i in wave if probes[i].proto != "icmp"]
@@ -148,18 +151,24 @@ def _neighbour_budget() -> int:
 
 
 def _waves(probes: Sequence[Probe]) -> list[list[int]]:
-    """Probes grouped so that each group's neighbour entries fit in the kernel's table."""
-    budget = _neighbour_budget()
-    waves: list[list[int]] = [[]]
-    pairs: set[tuple[str, str]] = set()
-    for i, probe in enumerate(probes):
-        pair = (probe.src, probe.address)
-        if pair not in pairs and 2 * (len(pairs) + 1) > budget and waves[-1]:
-            waves.append([])
-            pairs = set()
-        pairs.add(pair)
-        waves[-1].append(i)
-    return waves
+    """Probes grouped so that each group's neighbour entries fit in the kernel's table.
+
+    Each entry costs two neighbour entries (one at each end). When they do
+    not all fit, probes are grouped by blocks of sources and blocks of
+    destinations, so that a group touches few namespaces and only those are
+    flushed before the next one.
+    """
+    budget = max(2, _neighbour_budget() // 2)  # pairs per group
+    pairs = {(p.src, p.address) for p in probes}
+    if len(pairs) <= budget:
+        return [list(range(len(probes)))]
+    side = max(1, math.isqrt(budget))
+    sources = {name: n // side for n, name in enumerate(dict.fromkeys(p.src for p in probes))}
+    targets = {name: n // side for n, name in enumerate(dict.fromkeys(p.dst for p in probes))}
+    blocks: dict[tuple[int, int], list[int]] = {}
+    for i, p in enumerate(probes):
+        blocks.setdefault((sources[p.src], targets[p.dst]), []).append(i)
+    return list(blocks.values())
 
 
 def _flush_neighbours(namespaces: Iterable[str]) -> None:
