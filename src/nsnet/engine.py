@@ -56,8 +56,8 @@ def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = No
             live = observe(nl, lab, desired, previous)
             steps = plan(desired, live, previous)
             if not steps:
-                if previous is None or previous.status != "up" or _adopt(journal, desired):
-                    _adopt(journal, desired)
+                adopted = _adopt(journal, desired)
+                if previous is None or previous.status != "up" or adopted:
                     journal.status = "up"
                     journal.save()
                 return steps
@@ -197,8 +197,3 @@ def namespace_of(lab: str, node: str) -> str:
             return ns
     known = sorted(set(journal.namespaces.values()) | {HOST})
     raise LabNotFoundError(f"lab {lab!r} has no node {node!r}; nodes: {', '.join(known)}")
-
-
-def is_file(arg: str) -> bool:
-    """Whether a CLI argument names a topology file rather than a lab."""
-    return os.path.isfile(arg) or arg.endswith((".yaml", ".yml"))

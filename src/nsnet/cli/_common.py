@@ -61,8 +61,13 @@ def load_topology(path: str) -> Topology:
     return load(path)
 
 
+def is_topology_file(arg: str) -> bool:
+    """Whether a CLI argument names a topology file rather than a lab."""
+    return os.path.isfile(arg) or arg.endswith((".yaml", ".yml"))
+
+
 def lab_and_topology(target: str, name: str | None) -> tuple[str, Topology | None]:
-    if os.path.isfile(target) or target.endswith((".yaml", ".yml")):
+    if is_topology_file(target):
         topology = load_topology(target)
         return name or topology.name, topology
     return name or target, None
