@@ -31,9 +31,12 @@ from .plan import (
     CreateBridge,
     CreateNamespace,
     CreateVeth,
+    CreateVxlan,
     DeleteLink,
     DeleteNamespace,
     DockerHost,
+    FdbEntry,
+    NeighbourEntry,
     Plan,
     RouteChange,
     SetBridge,
@@ -48,6 +51,9 @@ BATCHED = (
     CreateNamespace,
     CreateBridge,
     CreateVeth,
+    CreateVxlan,
+    FdbEntry,
+    NeighbourEntry,
     DeleteLink,
     SetLink,
     SetBridge,
@@ -189,6 +195,12 @@ def _queue(a: Action, nl: Netlink) -> list[Ticket]:
         return nl.add_bridge(a.ns, a.name, a.mark, a.stp, a.ageing)
     if isinstance(a, CreateVeth):
         return nl.add_veth(Endpoint(a.ns, a.name), a.peer, a.mark)
+    if isinstance(a, CreateVxlan):
+        return nl.add_vxlan(a.ns, a.name, a.vxlan, a.mark)
+    if isinstance(a, FdbEntry):
+        return [nl.fdb_entry(a.ns, "add" if a.add else "del", a.dev, a.mac, a.dst)]
+    if isinstance(a, NeighbourEntry):
+        return [nl.neighbour_entry(a.ns, "add" if a.add else "del", a.dev, a.ip, a.mac)]
     if isinstance(a, DeleteLink):
         return [nl.delete_link(a.ns, a.name)]
     if isinstance(a, SetLink):

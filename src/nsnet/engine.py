@@ -52,6 +52,7 @@ def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = No
         preflight.check(desired, firewall_in_use=bool(previous and previous.firewall))
         journal = previous or Journal(lab=lab)
         journal.topology, journal.source, journal.host_mode = topology.name, topology.source, topology.host_mode
+        journal.hosts = [] if HOST in topology.namespaces else topology.hosts
         with Netlink() as nl:
             live = observe(nl, lab, desired, previous)
             steps = plan(desired, live, previous)
@@ -163,7 +164,9 @@ def labs() -> list[LabInfo]:
     out = []
     for j in all_labs():
         host = "root" if j.host_mode == "root" else next((ns for ns, lbl in j.namespaces.items() if lbl == HOST), "")
-        nodes = {lbl: ns for ns, lbl in j.namespaces.items() if lbl != HOST}
+        if j.hosts:
+            host = ", ".join(ns for ns, lbl in j.namespaces.items() if lbl in j.hosts)
+        nodes = {lbl: ns for ns, lbl in j.namespaces.items() if lbl != HOST and lbl not in j.hosts}
         missing = [ns for ns in j.namespaces if not netns.exists(ns)]
         out.append(LabInfo(j.lab, j.status, j.source, host, nodes, missing))
     return out
@@ -172,8 +175,9 @@ def labs() -> list[LabInfo]:
 def lab_namespaces(lab: str) -> dict[str, str]:
     """Kernel namespace -> node label for every namespace of ``lab`` that exists (host last)."""
     journal = _journal(lab)
-    spaces = {ns: label for ns, label in journal.namespaces.items() if netns.exists(ns) and label != HOST}
-    spaces.update({ns: label for ns, label in journal.namespaces.items() if netns.exists(ns) and label == HOST})
+    hosts = {HOST, *journal.hosts}
+    spaces = {ns: label for ns, label in journal.namespaces.items() if netns.exists(ns) and label not in hosts}
+    spaces.update({ns: label for ns, label in journal.namespaces.items() if netns.exists(ns) and label in hosts})
     if journal.host_mode == "root":
         spaces[ROOT_NS] = HOST
     return spaces

@@ -13,9 +13,9 @@ from .errors import LabNotFoundError, NsnetError
 from .kernel import firewall, readers, sysctl
 from .kernel.netlink import Netlink
 from .model import HOST, link_mark
-from .views import BridgeView, LabView, LinkView, NamespaceView, PeerView
+from .views import BridgeView, LabView, LinkView, NamespaceView, PeerView, VtepEntryView, VxlanView
 
-SECTIONS = ("links", "addr", "route", "neigh", "fdb", "fw", "sysctl", "conntrack")
+SECTIONS = ("links", "addr", "route", "neigh", "fdb", "overlay", "fw", "sysctl", "conntrack")
 SYSCTLS = (
     "net.ipv4.ip_forward",
     "net.ipv6.conf.all.forwarding",
@@ -56,9 +56,55 @@ def inspect(lab: str, nodes: Sequence[str] = (), what: Iterable[str] = SECTIONS)
     else:
         chosen = spaces
     with Netlink() as nl:
-        all_links = {ns: readers.links(nl, ns) for ns in spaces} if "links" in sections else {}
+        all_links = {ns: readers.links(nl, ns) for ns in spaces} if sections & {"links", "overlay"} else {}
         views = [_namespace(nl, lab, ns, label, spaces, all_links, sections) for ns, label in chosen.items()]
     return LabView(lab=lab, namespaces=views)
+
+
+def _vteps(spaces: dict[str, str], all_links: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
+    """VTEP address -> the host (label) whose VXLAN devices send from it."""
+    return {
+        raw["vxlan"]["local"]: spaces[ns]
+        for ns, links in all_links.items()
+        for raw in links
+        if raw["vxlan"] and raw["vxlan"]["local"]
+    }
+
+
+def _vxlans(
+    nl: Netlink, ns: str, names: dict[int, str], links: list[dict[str, Any]], vteps: dict[str, str]
+) -> list[VxlanView]:
+    devices = [raw for raw in links if raw["vxlan"]]
+    if not devices:
+        return []
+    entries = readers.vxlan_entries(nl, ns, names)
+    neighbours = readers.neighbours(nl, ns, names)
+    out = []
+    for raw in devices:
+        vx = raw["vxlan"]
+        out.append(
+            VxlanView(
+                name=raw["name"],
+                vni=vx["vni"],
+                port=vx["port"],
+                local=vx["local"],
+                remote=vx["remote"],
+                dev=vx["dev"],
+                learning=vx["learning"],
+                proxy=vx["proxy"],
+                l2miss=vx["l2miss"],
+                l3miss=vx["l3miss"],
+                master=raw["master"],
+                mtu=raw["mtu"],
+                entries=[
+                    VtepEntryView(mac, vtep, vteps.get(vtep), "permanent" if permanent else "learned")
+                    for dev, mac, vtep, permanent in entries
+                    if dev == raw["name"]
+                ],
+                neighbours=[n for n in neighbours if n.dev == raw["name"]],
+            )
+        )
+    return out
 
 
 def _namespace(
@@ -97,6 +143,8 @@ def _namespace(
         found["neighbours"] = readers.neighbours(nl, ns, names)
     if "fdb" in sections:
         found["fdb"] = readers.fdb(nl, ns, names)
+    if "overlay" in sections:
+        found["vxlans"] = _vxlans(nl, ns, names, all_links[ns], _vteps(spaces, all_links))
     if "fw" in sections:
         found["firewall"] = [t for family in (4, 6) for t in firewall.read_tables(ns, lab, family)]
     if "sysctl" in sections:

@@ -46,6 +46,8 @@ class Journal:
     host_mode: str = "sandbox"
     namespaces: dict[str, str] = field(default_factory=dict)
     """Kernel namespace name -> logical name, for every namespace nsnet created."""
+    hosts: list[str] = field(default_factory=list)
+    """The hosts of a multi-host lab (logical names), its underlay included."""
     root_links: list[str] = field(default_factory=list)
     """Links nsnet created in the root namespace (``host: root``)."""
     root_routes: list[str] = field(default_factory=list)

@@ -21,7 +21,9 @@ from pydantic import BaseModel, ValidationError
 
 from . import network, shaping
 from .errors import Problem, TopologyError
-from .model import HOST, Endpoint, Expectation, Firewall, Link, Namespace, Route, Topology
+from .model import HOST, UNDERLAY, Endpoint, Expectation, Firewall, Link, Namespace, Overlay, Route, Topology, Vxlan
+from .overlay.build import UNDERLAY_IFACE
+from .overlay.build import build as build_overlay
 from .rules import BUILTIN_CHAINS, POLICY_CHAINS, PORT_PROTOCOLS, render_rule
 from .schema import (
     IFNAME_MAX,
@@ -29,11 +31,15 @@ from .schema import (
     SYSCTL_RE,
     SYSCTL_VALUE_RE,
     BridgeSpec,
+    HostSpec,
     InterfaceSpec,
     LinkSpec,
+    MachineSpec,
     NamespaceSpec,
     NodeSpec,
+    OverlaySpec,
     TopologySpec,
+    UnderlaySpec,
 )
 
 LAB_NAME_MAX = 32
@@ -203,6 +209,16 @@ class _Validator:
         self.problems: list[Problem] = []
         self.named_in_links: set[tuple[str, str]] = set()
         """(namespace, interface) of every well-formed link endpoint, even of rejected links."""
+        self.hosts: set[str] = set()
+        """The hosts of a multi-host lab."""
+
+    def _base(self, name: str) -> Loc:
+        """Where a namespace is described in the file."""
+        if name == HOST:
+            return ("host",)
+        if name == UNDERLAY:
+            return ("underlay",)
+        return ("hosts", name) if name in self.hosts else ("nodes", name)
 
     def add(self, loc: Loc, message: str, hint: str = "") -> None:
         line = None
@@ -270,12 +286,16 @@ class _Validator:
                 f"lab name {spec.name!r} is not allowed",
                 f"use up to {LAB_NAME_MAX} letters, digits, _ . - (no '/' or '..'), starting with a letter or digit",
             )
+        spec, overlay = self._with_underlay(spec)
         spec = self._with_outside(spec)
         spaces: dict[str, NamespaceSpec] = {}
+        reserved = (HOST, "root", UNDERLAY)
         for node, node_spec in spec.nodes.items():
             loc: Loc = ("nodes", node)
-            if node in (HOST, "root"):
-                self.add(loc, f"{node!r} is reserved for the lab's host", "give the node another name")
+            if node in reserved or node in spec.hosts:
+                what = "a host of this lab" if node in spec.hosts else "reserved for the lab's host"
+                what += " (underlay)" if node == UNDERLAY else ""
+                self.add(loc, f"{node!r} is {what}", "give the node another name")
                 continue
             if not NAME_RE.match(node) or len(node) > NODE_NAME_MAX:
                 self.add(
@@ -284,18 +304,128 @@ class _Validator:
                     f"use up to {NODE_NAME_MAX} letters, digits, _ . -, starting with a letter or digit",
                 )
             spaces[node] = node_spec or NamespaceSpec()
-        spaces[HOST] = spec.host
+        if overlay is None:
+            spaces[HOST] = spec.host
+        else:
+            spaces.update({h: h_spec or MachineSpec() for h, h_spec in spec.hosts.items()})
+            spaces[UNDERLAY] = self._underlay_space(spec, overlay)
 
         links = self._links(spec, spaces)
         result: dict[str, Namespace] = {}
         for name, space in spaces.items():
-            base: Loc = ("host",) if name == HOST else ("nodes", name)
-            result[name] = self._namespace(name, base, space, links.get(name, {}))
+            role: Literal["node", "host"] = "host" if name in (HOST, UNDERLAY) or name in self.hosts else "node"
+            result[name] = self._namespace(name, self._base(name), space, links.get(name, {}), role)
+        if overlay is not None:
+            result, problems = build_overlay(result, overlay, {n: self._base(n) for n in result})
+            for loc, message, hint in problems:
+                self.add(loc, message, hint)
         self._addresses(result)
         self._bridge_subnets(result)
         result = self._outside_world(spec, result)
         expectations = self._expectations(spec, result)
-        return Topology(name=spec.name, host_mode=spec.host.mode, namespaces=result, expectations=expectations)
+        return Topology(
+            name=spec.name, host_mode=spec.host.mode, namespaces=result, expectations=expectations, overlay=overlay
+        )
+
+    def _with_underlay(self, spec: TopologySpec) -> tuple[TopologySpec, Overlay | None]:
+        """``hosts:``: each host gets ``eth0`` on the underlay, an address there, and a port on its switch."""
+        if not spec.hosts:
+            for key in ("underlay", "overlay"):
+                if getattr(spec, key) is not None:
+                    self.add((key,), f"{key}: belongs to a lab of several hosts", "declare them under hosts:")
+            return spec, None
+        self.hosts = set(spec.hosts)
+        if spec.host != HostSpec():
+            self.add(
+                ("host",),
+                "a lab with hosts: has no single host:",
+                "move these settings under one of hosts:, or remove hosts:",
+            )
+        if spec.outside is not None:
+            self.add(("outside",), "an outside joins a single host", "remove outside: (or hosts:)")
+            spec = spec.model_copy(update={"outside": None})
+        under = spec.underlay or UnderlaySpec()
+        net = ipaddress.IPv4Network(under.subnet)
+        taken: set[ipaddress.IPv4Address] = set()
+        vteps: dict[str, str] = {}
+        explicit = {ipaddress.ip_interface(o.address).ip for o in spec.hosts.values() if o and o.address}
+        pool = (a for a in net.hosts() if a not in explicit)
+        hosts: dict[str, MachineSpec] = {}
+        for h, h_spec in spec.hosts.items():
+            loc: Loc = ("hosts", h)
+            h_spec = h_spec or MachineSpec()
+            if h in (HOST, "root", UNDERLAY) or not NAME_RE.match(h) or len(h.encode()) > IFNAME_MAX:
+                self.add(
+                    loc,
+                    f"host name {h!r} is not allowed",
+                    f"use up to {IFNAME_MAX} letters, digits, _ . - (it names the host's port on the underlay), "
+                    "other than host, root and underlay",
+                )
+                continue
+            if (
+                UNDERLAY_IFACE in h_spec.interfaces
+                or UNDERLAY_IFACE in h_spec.bridges
+                or UNDERLAY_IFACE in h_spec.vxlans
+            ):
+                self.add(
+                    (*loc, "interfaces", UNDERLAY_IFACE),
+                    f"{UNDERLAY_IFACE} is the host's underlay interface, which nsnet makes",
+                    "give your interface another name",
+                )
+                continue
+            address = self._host_address(loc, h_spec, net, pool, explicit)
+            if address is None:
+                continue
+            taken.add(address)
+            vteps[h] = str(address)
+            eth0 = InterfaceSpec(addresses=[f"{address}/{net.prefixlen}"], mtu=under.mtu)
+            hosts[h] = h_spec.model_copy(update={"interfaces": {UNDERLAY_IFACE: eth0, **h_spec.interfaces}})
+        links = [*spec.links, *(LinkSpec(endpoints=[f"{h}:{UNDERLAY_IFACE}", f"{UNDERLAY}:{h}"]) for h in hosts)]
+        o = spec.overlay or OverlaySpec()
+        switch = self._switch_address(under, taken)
+        registry = o.registry or (f"http://{ipaddress.ip_interface(switch).ip}:2379" if switch else None)
+        overlay = Overlay(mode=o.mode, subnet=str(net), mtu=under.mtu, vteps=vteps, registry=registry)
+        return spec.model_copy(update={"hosts": hosts, "links": links}), overlay
+
+    def _host_address(
+        self,
+        loc: Loc,
+        h_spec: MachineSpec,
+        net: ipaddress.IPv4Network,
+        pool: Iterator[ipaddress.IPv4Address],
+        explicit: set[Any],
+    ) -> ipaddress.IPv4Address | None:
+        """A host's underlay address: its own, or the next one of the subnet nobody asked for."""
+        if h_spec.address is None:
+            address = next(pool, None)
+            if address is None:
+                self.add(loc, f"the underlay {net} has no address left for this host", "use a larger underlay.subnet")
+            return address
+        ip = ipaddress.ip_interface(h_spec.address)
+        if not isinstance(ip, ipaddress.IPv4Interface) or ip.ip not in net:
+            self.add((*loc, "address"), f"{h_spec.address} is not in the underlay {net}", f"use an address of {net}")
+            return None
+        return ip.ip
+
+    def _switch_address(self, under: UnderlaySpec, taken: set[ipaddress.IPv4Address]) -> str | None:
+        net = ipaddress.IPv4Network(under.subnet)
+        if under.address is None:
+            last = net.broadcast_address - 1 if net.prefixlen < 31 else net.broadcast_address
+            return None if last in taken else f"{last}/{net.prefixlen}"
+        ip = ipaddress.ip_interface(under.address)
+        if ip.version != 4 or ip.ip not in net:
+            self.add(
+                ("underlay", "address"), f"{under.address} is not in the underlay {net}", f"use an address of {net}"
+            )
+            return None
+        return f"{ip.ip}/{net.prefixlen}"
+
+    def _underlay_space(self, spec: TopologySpec, overlay: Overlay) -> NamespaceSpec:
+        under = spec.underlay or UnderlaySpec()
+        switch = self._switch_address(under, {ipaddress.IPv4Address(v) for v in overlay.vteps.values()})
+        bridge = BridgeSpec(addresses=[switch] if switch else [], mtu=under.mtu)
+        ports: dict[str, InterfaceSpec | None] = {h: InterfaceSpec(master="ul0", mtu=under.mtu) for h in overlay.vteps}
+        return NamespaceSpec(bridges={"ul0": bridge}, interfaces=ports)
 
     def _with_outside(self, spec: TopologySpec) -> TopologySpec:
         """``outside:`` is a node named outside, linked to the host by the uplink."""
@@ -328,12 +458,12 @@ class _Validator:
         """Gateways, NAT, published ports, isolation and forwarding (see :mod:`nsnet.network`)."""
         gateways = False
         for name, space in list(spaces.items()):
-            node_spec = spec.host if name == HOST else spec.nodes.get(name) or NamespaceSpec()
+            node_spec = spec.host if name == HOST else spec.hosts.get(name) or spec.nodes.get(name) or NamespaceSpec()
             extra = []
             for ifname, if_spec in node_spec.interfaces.items():
                 if if_spec is None or not if_spec.gateway:
                     continue
-                loc: Loc = ("host",) if name == HOST else ("nodes", name)
+                loc = self._base(name)
                 bridge = network.bridge_of(spaces, name, ifname)
                 gw = [i for i in sorted(bridge.addresses) if ipaddress.ip_interface(i).version == 4] if bridge else []
                 if not gw:
@@ -348,6 +478,8 @@ class _Validator:
                 gateways = True
             if extra:
                 spaces[name] = replace(space, routes=space.routes | frozenset(extra))
+        if HOST not in spaces:  # a multi-host lab: its hosts take no NAT or published ports (yet)
+            return spaces
         host = spaces[HOST]
         published: list[network.Published] = []
         for i, p in enumerate(spec.host.publish):
@@ -478,8 +610,9 @@ class _Validator:
             return False
         return True
 
-    def _namespace(self, name: str, base: Loc, space: NamespaceSpec, ends: dict[str, Endpoint]) -> Namespace:
-        role: Literal["node", "host"] = "host" if name == HOST else "node"
+    def _namespace(
+        self, name: str, base: Loc, space: NamespaceSpec, ends: dict[str, Endpoint], role: Literal["node", "host"]
+    ) -> Namespace:
         links: dict[str, Link] = {}
         for br, br_spec in space.bridges.items():
             loc = (*base, "bridges", br)
@@ -498,6 +631,24 @@ class _Validator:
                 masquerade=b.masquerade,
                 forward=b.forward,
             )
+        for vx, vx_spec in getattr(space, "vxlans", {}).items():
+            loc = (*base, "vxlans", vx)
+            if not self._ifname_ok(loc, vx):
+                continue
+            if vx in space.bridges or vx in ends:
+                self.add(
+                    loc, f"{vx!r} is already the name of another interface here", "give the VXLAN device its own name"
+                )
+                continue
+            if vx_spec.master is not None and vx_spec.master not in space.bridges:
+                self.add(
+                    (*loc, "master"),
+                    f"bridge {vx_spec.master!r} does not exist in {name}",
+                    _suggest(vx_spec.master, space.bridges) or "declare it under bridges:",
+                )
+                continue
+            settings = Vxlan(vni=vx_spec.vni, port=vx_spec.port, remote=vx_spec.remote, learning=vx_spec.learning)
+            links[vx] = Link(name=vx, kind="vxlan", master=vx_spec.master, mtu=vx_spec.mtu, vxlan=settings)
         for ifname, peer in ends.items():
             links[ifname] = Link(name=ifname, kind="veth", peer=peer)
         for ifname, if_spec in space.interfaces.items():
@@ -506,7 +657,7 @@ class _Validator:
                 if ifname in space.bridges:
                     self.add(loc, f"{ifname!r} is a bridge; set its addresses under bridges.{ifname}")
                 elif (name, ifname) not in self.named_in_links:  # else its link's problem is reported
-                    where = "host" if name == HOST else name
+                    where = name
                     self.add(
                         loc,
                         f"interface {ifname!r} is not an end of any link in {where}",
@@ -645,7 +796,7 @@ class _Validator:
 
     def _iter_addresses(self, spaces: dict[str, Namespace]) -> Iterator[tuple[Loc, str, str, Link]]:
         for ns, space in spaces.items():
-            base: Loc = ("host",) if ns == HOST else ("nodes", ns)
+            base = self._base(ns)
             for link in space.links.values():
                 group = "bridges" if link.kind == "bridge" else "interfaces"
                 for addr in sorted(link.addresses):
@@ -668,10 +819,18 @@ class _Validator:
     def _bridge_subnets(self, spaces: dict[str, Namespace]) -> None:
         """Subnets seen on different bridges must not overlap."""
         segments: dict[str, set[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+        # Bridges joined by a VXLAN network are one segment, whatever host they are on.
+        first: dict[int, str] = {}
+        joined = {
+            f"{ns}:{link.master}": first.setdefault(link.vxlan.vni, f"{ns}:{link.master}")
+            for ns, space in spaces.items()
+            for link in space.links.values()
+            if link.vxlan and link.master
+        }
         for ns, space in spaces.items():
             for link in space.links.values():
                 if link.kind == "bridge":
-                    key = f"{ns}:{link.name}"
+                    key = joined.get(f"{ns}:{link.name}", f"{ns}:{link.name}")
                     segments.setdefault(key, set()).update(ipaddress.ip_interface(a).network for a in link.addresses)
         for space in spaces.values():
             for link in space.links.values():
@@ -681,6 +840,7 @@ class _Validator:
                 peer_link = peer.links.get(link.peer.ifname) if peer else None
                 if peer_link and peer_link.master:
                     key = f"{link.peer.ns}:{peer_link.master}"
+                    key = joined.get(key, key)
                     segments.setdefault(key, set()).update(ipaddress.ip_interface(a).network for a in link.addresses)
         names = sorted(segments)
         for i, a in enumerate(names):
@@ -689,7 +849,7 @@ class _Validator:
                     for nb in segments[b]:
                         if na.version == nb.version and na.overlaps(nb):
                             ns, br = b.split(":", 1)
-                            loc: Loc = ("host",) if ns == HOST else ("nodes", ns)
+                            loc = self._base(ns)
                             self.add(
                                 (*loc, "bridges", br),
                                 f"subnet {nb} on bridge {b} overlaps {na} on bridge {a}",

@@ -19,7 +19,7 @@ HOST = "host"
 ROOT_NS = ""
 """Key of the machine's root network namespace (never a valid netns name)."""
 
-LinkKind = Literal["veth", "bridge"]
+LinkKind = Literal["veth", "bridge", "vxlan"]
 HostMode = Literal["sandbox", "root"]
 
 
@@ -32,6 +32,36 @@ class Endpoint:
 
     def __str__(self) -> str:
         return f"{self.ns or 'root'}:{self.ifname}"
+
+
+@dataclass(frozen=True)
+class Vxlan:
+    """A VXLAN device's settings (``ip link add NAME type vxlan id VNI ...``)."""
+
+    vni: int
+    port: int = 4789
+    local: str | None = None
+    remote: str | None = None
+    dev: str | None = None
+    """The underlay interface (by name, in the same namespace)."""
+    learning: bool = False
+    proxy: bool = False
+    """Answer ARP and neighbour solicitations from the device's neighbour table."""
+    l2miss: bool = False
+    l3miss: bool = False
+
+    def words(self) -> str:
+        """The settings as ``ip link add ... type vxlan`` words."""
+        out = [f"id {self.vni}", f"dstport {self.port}"]
+        if self.local:
+            out.append(f"local {self.local}")
+        if self.remote:
+            out.append(f"remote {self.remote}")
+        if self.dev:
+            out.append(f"dev {self.dev}")
+        out.append("learning" if self.learning else "nolearning")
+        out += [flag for flag in ("proxy", "l2miss", "l3miss") if getattr(self, flag)]
+        return " ".join(out)
 
 
 @dataclass(frozen=True)
@@ -56,6 +86,12 @@ class Link:
     """Bridges: same-bridge traffic accepted in FORWARD."""
     shaping: str | None = None
     """Egress shaping as ``tc qdisc`` words (``tbf rate 10mbit ...``, ``netem delay 20ms``), or None."""
+    vxlan: Vxlan | None = None
+    """VXLAN devices: their settings."""
+    fdb: frozenset[tuple[str, str]] | None = None
+    """VXLAN devices: forwarding entries (MAC, remote VTEP) nsnet writes; None: not nsnet's to manage."""
+    neighbours: frozenset[tuple[str, str]] | None = None
+    """VXLAN devices: neighbour entries (IP, MAC) nsnet writes; None: not nsnet's to manage."""
 
 
 @dataclass(frozen=True, order=True)
@@ -152,6 +188,23 @@ class Expectation:
 
 
 @dataclass(frozen=True)
+class Overlay:
+    """A lab spanning several hosts: the underlay joining them and how VXLAN entries are kept."""
+
+    mode: Literal["static", "dynamic"]
+    subnet: str
+    mtu: int
+    vteps: dict[str, str]
+    """Host -> its underlay (VTEP) address."""
+    registry: str | None = None
+    """Dynamic mode: the etcd URL the controllers use."""
+
+
+UNDERLAY = "underlay"
+"""The logical name of the namespace that joins the hosts of a multi-host lab (a switch)."""
+
+
+@dataclass(frozen=True)
 class Topology:
     """A validated topology in logical names (see :func:`nsnet.loader.load`)."""
 
@@ -160,10 +213,16 @@ class Topology:
     namespaces: dict[str, Namespace]
     source: str | None = None
     expectations: tuple[Expectation, ...] = ()
+    overlay: Overlay | None = None
 
     @property
     def nodes(self) -> list[str]:
-        return [n for n in self.namespaces if n != HOST]
+        return [n for n, space in self.namespaces.items() if space.role == "node"]
+
+    @property
+    def hosts(self) -> list[str]:
+        """The host namespaces (``host``, or those of a multi-host lab and its ``underlay``)."""
+        return [n for n, space in self.namespaces.items() if space.role == "host"]
 
 
 @dataclass(frozen=True)
@@ -188,7 +247,10 @@ def netns_names(topology: Topology, lab: str | None = None) -> dict[str, str]:
     lab = lab or topology.name
     prefix = "" if lab == topology.name else f"{lab}-"
     names = {n: prefix + n for n in topology.nodes}
-    names[HOST] = ROOT_NS if topology.host_mode == "root" else f"{lab}-host"
+    for host in topology.hosts:
+        names[host] = f"{lab}-{host}"
+    if HOST in topology.namespaces or not topology.hosts:
+        names[HOST] = ROOT_NS if topology.host_mode == "root" else f"{lab}-host"
     return names
 
 

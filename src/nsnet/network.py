@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from .model import HOST, Link, Namespace, Rule
+from .model import Link, Namespace, Rule
 
 ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED"
 
@@ -45,12 +45,13 @@ def _v4(link: Link) -> list[ipaddress.IPv4Interface]:
 def bridge_of(spaces: dict[str, Namespace], node: str, ifname: str) -> Link | None:
     """The host bridge that the other end of ``node:ifname`` is a port of, if any."""
     link = spaces[node].links.get(ifname)
-    if link is None or link.peer is None or link.peer.ns != HOST:
+    host = spaces.get(link.peer.ns) if link is not None and link.peer is not None else None
+    if link is None or link.peer is None or host is None or host.role != "host":
         return None
-    end = spaces[HOST].links.get(link.peer.ifname)
+    end = host.links.get(link.peer.ifname)
     if end is None or end.master is None:
         return None
-    return spaces[HOST].links.get(end.master)
+    return host.links.get(end.master)
 
 
 def node_behind_bridge(spaces: dict[str, Namespace], node: str) -> tuple[str, Link] | None:

@@ -41,7 +41,8 @@ def observe(
     for ns, label in labels.items():
         if not netns.exists(ns):
             continue
-        role: Literal["node", "host"] = "host" if label == "host" else "node"
+        want_space = wanted.namespaces.get(ns)
+        role: Literal["node", "host"] = want_space.role if want_space else "host" if label == "host" else "node"
         if ns != ROOT_NS and netns.is_stale(ns):
             if ns not in wanted.namespaces:
                 spaces[ns] = Namespace(name=ns, label=label, role=role)
@@ -76,7 +77,13 @@ def observe(
         for name, r in links.items():
             by_pair.setdefault((r.index, r.peer_index), []).append((ns, name))
     for ns, links in raw.items():
-        spaces[ns] = replace(spaces[ns], links={name: _resolve(ns, r, by_pair) for name, r in links.items()})
+        resolved = {name: _resolve(nl, ns, r, by_pair) for name, r in links.items()}
+        vxlans = {r.index: name for name, r in links.items() if r.link.kind == "vxlan"}
+        if vxlans:
+            fdb, neigh = nl.overlay_entries(ns, vxlans)
+            for name in vxlans.values():
+                resolved[name] = replace(resolved[name], fdb=frozenset(fdb[name]), neighbours=frozenset(neigh[name]))
+        spaces[ns] = replace(spaces[ns], links=resolved)
     return State(lab=lab, namespaces=spaces)
 
 
@@ -86,7 +93,7 @@ def _server(journal: Journal | None, ns: str) -> int | None:
     return entry[1] if entry and servers.running(entry[0]) else None
 
 
-def _resolve(ns: str, r: RawLink, by_pair: dict[tuple[int, int | None], list[tuple[str, str]]]) -> Link:
+def _resolve(nl: Netlink, ns: str, r: RawLink, by_pair: dict[tuple[int, int | None], list[tuple[str, str]]]) -> Link:
     """Fill in a veth's peer: the link in an observed namespace that points back at it."""
     peer = None
     if r.peer_index is not None:
@@ -95,5 +102,7 @@ def _resolve(ns: str, r: RawLink, by_pair: dict[tuple[int, int | None], list[tup
             for other, name in by_pair.get((r.peer_index, r.index), ())
             if (other, name) != (ns, r.link.name) and (other == ns) == (r.peer_nsid is None)
         ]
+        if len(found) > 1:  # namespaces alike enough to number their links alike: ask which one the id names
+            found = [e for e in found if nl.nsid(ns, e.ns) == r.peer_nsid]
         peer = found[0] if len(found) == 1 else Endpoint("?", "?")
     return replace(r.link, alias=r.alias, addresses=frozenset(r.ips), peer=peer)

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConflictError
 from .journal import Journal
-from .model import ROOT_NS, Endpoint, Firewall, Link, Namespace, Route, State, link_mark, namespace_mark
+from .model import ROOT_NS, Endpoint, Firewall, Link, Namespace, Route, State, Vxlan, link_mark, namespace_mark
 from .network import DOCKER_RULES
 from .rules import restore_text
 
@@ -156,6 +156,63 @@ class CreateVeth(Action):
             f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)} addrgenmode none",
             f"{_ip(self.peer.ns)} link set {self.peer.ifname} alias {shlex.quote(self.mark)} addrgenmode none",
         ]
+
+
+@dataclass(frozen=True)
+class CreateVxlan(Action):
+    name: str
+    vxlan: Vxlan
+    mark: str
+
+    def describe(self) -> str:
+        return f"create VXLAN device {_where(self.ns)}:{self.name} (VNI {self.vxlan.vni})"
+
+    def commands(self) -> list[str]:
+        return [
+            f"{_ip(self.ns)} link add {self.name} type vxlan {self.vxlan.words()}",
+            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)} addrgenmode none",
+        ]
+
+
+@dataclass(frozen=True)
+class FdbEntry(Action):
+    """Add (or delete) a VXLAN forwarding entry: frames to ``mac`` go to the VTEP ``dst``."""
+
+    dev: str
+    mac: str
+    dst: str
+    add: bool = True
+
+    def describe(self) -> str:
+        if self.add:
+            return f"forward {self.mac} on {_where(self.ns)}:{self.dev} to VTEP {self.dst}"
+        return f"forget {self.mac} -> VTEP {self.dst} on {_where(self.ns)}:{self.dev}"
+
+    def commands(self) -> list[str]:
+        b = "bridge" if self.ns == ROOT_NS else f"bridge -n {shlex.quote(self.ns)}"
+        if self.add:
+            return [f"{b} fdb append {self.mac} dev {self.dev} dst {self.dst} self permanent"]
+        return [f"{b} fdb del {self.mac} dev {self.dev} dst {self.dst} self"]
+
+
+@dataclass(frozen=True)
+class NeighbourEntry(Action):
+    """Add (or delete) a permanent neighbour entry (what a VXLAN device's ARP proxy answers from)."""
+
+    dev: str
+    ip: str
+    mac: str
+    add: bool = True
+
+    def describe(self) -> str:
+        if self.add:
+            return f"answer for {self.ip} with {self.mac} on {_where(self.ns)}:{self.dev}"
+        return f"forget neighbour {self.ip} on {_where(self.ns)}:{self.dev}"
+
+    def commands(self) -> list[str]:
+        if self.add:
+            return [f"{_ip(self.ns)} neigh replace {self.ip} lladdr {self.mac} dev {self.dev} nud permanent"]
+        return [f"{_ip(self.ns)} neigh del {self.ip} dev {self.dev}"]
 
 
 @dataclass(frozen=True)
@@ -337,7 +394,22 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
     deletes: list[Action] = []
     bridge_deletes: list[Action] = []
     creates: dict[str, list[Action]] = {
-        k: [] for k in ("ns", "bridge", "veth", "set", "addr", "up", "route", "shape", "sysctl", "fw", "server")
+        k: []
+        for k in (
+            "ns",
+            "bridge",
+            "veth",
+            "vxlan",
+            "set",
+            "addr",
+            "up",
+            "entries",
+            "route",
+            "shape",
+            "sysctl",
+            "fw",
+            "server",
+        )
     }
     done_pairs: set[tuple[Endpoint, Endpoint]] = set()
 
@@ -364,7 +436,11 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
                 if ours:
                     (bridge_deletes if link.kind == "bridge" else deletes).append(DeleteLink(ns, name))
                 continue
-            if link.kind != target.kind or (target.kind == "veth" and link.peer != target.peer):
+            if (
+                link.kind != target.kind
+                or (target.kind == "veth" and link.peer != target.peer)
+                or (target.kind == "vxlan" and link.vxlan != target.vxlan)
+            ):
                 if not ours and not adopt:
                     raise ConflictError(
                         f"interface {_where(ns)}:{name} already exists and was not created by nsnet; "
@@ -454,6 +530,10 @@ def _plan_link(
     if have is None:
         if want.kind == "bridge":
             creates["bridge"].append(CreateBridge(ns, want.name, mark, bool(want.stp), want.ageing))
+        elif want.kind == "vxlan":
+            assert want.vxlan is not None
+            # After the veths: its underlay device is one.
+            creates["vxlan"].append(CreateVxlan(ns, want.name, want.vxlan, mark))
         else:
             assert want.peer is not None
             me = Endpoint(ns, want.name)
@@ -488,6 +568,22 @@ def _plan_link(
         up = SetLink(ns, want.name, up=want.up)
         # Bridges first, so ports join a bridge that is already up, as in the seed.
         (creates["up"].insert(0, up) if want.kind == "bridge" else creates["up"].append(up))
+    _plan_entries(ns, want, have, creates["entries"])
+
+
+def _plan_entries(ns: str, want: Link, have: Link | None, out: list[Action]) -> None:
+    """A VXLAN device's forwarding and neighbour entries, where nsnet keeps them (static overlays)."""
+    if want.fdb is not None:
+        current = (have.fdb or frozenset()) if have else frozenset()
+        out += [FdbEntry(ns, want.name, mac, dst, add=False) for mac, dst in sorted(current - want.fdb)]
+        out += [FdbEntry(ns, want.name, mac, dst) for mac, dst in sorted(want.fdb - current)]
+    if want.neighbours is not None:
+        current = (have.neighbours or frozenset()) if have else frozenset()
+        wanted_ips = {ip for ip, _ in want.neighbours}
+        out += [
+            NeighbourEntry(ns, want.name, ip, mac, add=False) for ip, mac in sorted(current) if ip not in wanted_ips
+        ]
+        out += [NeighbourEntry(ns, want.name, ip, mac) for ip, mac in sorted(want.neighbours - current)]
 
 
 def _plan_sysctls(ns: str, want: Namespace, have: Namespace, journal: Journal | None, out: list[Action]) -> None:

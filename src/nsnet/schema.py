@@ -320,6 +320,82 @@ class HostSpec(NamespaceSpec):
         return out
 
 
+def _check_ipv4(value: str) -> str:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IPv4 address: write it like 192.168.100.2") from None
+    return value
+
+
+def _check_ipv4_network(value: str) -> str:
+    try:
+        ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IPv4 network: write it like 192.168.100.0/24 ({exc})") from None
+    return value
+
+
+IPv4 = Annotated[str, AfterValidator(_check_ipv4)]
+
+
+class VxlanSpec(_Strict):
+    """A VXLAN device on a host of a multi-host lab, usually a port of a bridge."""
+
+    vni: int = Field(ge=1, le=16_777_215, description="The VXLAN network identifier (1-16777215).")
+    port: int = Field(default=4789, ge=1, le=65535, description="UDP port (IANA's 4789; Linux's own default is 8472).")
+    master: str | None = Field(default=None, description="Bridge in the same host to attach to.")
+    remote: IPv4 | None = Field(
+        default=None,
+        description="A single peer VTEP (point to point); without it, nsnet or the controller writes per-MAC entries.",
+    )
+    learning: bool = Field(default=False, description="Learn remote MACs from received packets.")
+    mtu: int | None = Field(default=None, ge=68, le=65535, description="MTU; default: the underlay's minus 50.")
+
+
+class MachineSpec(NamespaceSpec):
+    """One host of a multi-host lab: a sandbox namespace here, a machine elsewhere."""
+
+    address: Cidr | None = Field(
+        default=None,
+        description="Its underlay (VTEP) address on eth0; default: the underlay subnet's next address.",
+    )
+    vxlans: dict[str, VxlanSpec] = Field(default_factory=dict, description="VXLAN devices, by name.")
+
+
+class UnderlaySpec(_Strict):
+    """The network joining the hosts of a multi-host lab (a switch namespace, ``underlay``)."""
+
+    subnet: Annotated[str, AfterValidator(_check_ipv4_network)] = Field(
+        default="192.168.100.0/24", description="Hosts get .1, .2, ... in the order listed unless they say."
+    )
+    mtu: int = Field(default=1500, ge=1280, le=65535, description="The underlay's MTU; the overlay gets 50 less.")
+    address: Cidr | None = Field(
+        default=None,
+        description="The switch's own address, where services such as the registry listen; default: the last one.",
+    )
+
+
+class OverlaySpec(_Strict):
+    """How VXLAN forwarding entries are kept: written by nsnet (static) or by its controller (dynamic)."""
+
+    mode: Literal["static", "dynamic"] = Field(
+        default="static",
+        description="static: up writes every fdb and neighbour entry; dynamic: `nsnet overlay serve` answers misses.",
+    )
+    registry: str | None = Field(
+        default=None,
+        description="Dynamic mode: the etcd URL; default http://<underlay address>:2379.",
+    )
+
+    @field_validator("registry")
+    @classmethod
+    def check_registry(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+(:\d+)?/?\Z", value):
+            raise ValueError(f"{value!r} is not an etcd URL: write it like http://192.168.100.254:2379")
+        return value
+
+
 class OutsideSpec(_Strict):
     """A stand-in for the outside world: a namespace joined to the host by an uplink veth."""
 
@@ -361,6 +437,11 @@ class TopologySpec(_Strict):
 
     name: str = Field(description="The lab's name.")
     host: HostSpec = Field(default_factory=HostSpec)
+    hosts: dict[str, MachineSpec | None] = Field(
+        default_factory=dict, description="Several hosts joined by an underlay (instead of host:)."
+    )
+    underlay: UnderlaySpec | None = Field(default=None, description="The network joining the hosts.")
+    overlay: OverlaySpec | None = Field(default=None, description="How VXLAN entries are kept (static or dynamic).")
     nodes: dict[str, NodeSpec | None] = Field(default_factory=dict)
     links: list[LinkSpec] = Field(default_factory=list)
     outside: OutsideSpec | None = Field(

@@ -88,6 +88,37 @@ class FdbView:
 
 
 @dataclass(frozen=True)
+class VtepEntryView:
+    """A VXLAN device's forwarding entry: frames to ``mac`` go to the VTEP ``vtep`` (the host ``host``)."""
+
+    mac: str
+    vtep: str
+    host: str | None
+    kind: str
+    """``permanent`` or ``learned``."""
+
+
+@dataclass(frozen=True)
+class VxlanView:
+    """A VXLAN device as ``ip -d link`` shows it, with its forwarding and neighbour entries."""
+
+    name: str
+    vni: int
+    port: int
+    local: str | None
+    remote: str | None
+    dev: str | None
+    learning: bool
+    proxy: bool
+    l2miss: bool
+    l3miss: bool
+    master: str | None
+    mtu: int | None
+    entries: list[VtepEntryView]
+    neighbours: list[NeighbourView]
+
+
+@dataclass(frozen=True)
 class BridgeView:
     name: str
     stp: bool
@@ -143,6 +174,7 @@ class NamespaceView:
     firewall: list[TableView] | None = None
     sysctls: dict[str, str] | None = None
     conntrack: list[ConntrackView] | None = None
+    vxlans: list[VxlanView] | None = None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ TITLES = {
     "route": "routes (ip route show table all)",
     "neigh": "neighbours (ip neigh)",
     "fdb": "bridge fdb (bridge fdb)",
+    "overlay": "overlay (ip -d link show type vxlan, bridge fdb, ip neigh)",
     "fw": "firewall (iptables-save -c)",
     "sysctl": "sysctls",
     "conntrack": "conntrack",
@@ -140,12 +141,37 @@ def _conntrack(v: NamespaceView) -> Table:
     return t
 
 
+def _overlay(v: NamespaceView) -> Table:
+    t = _table(v, "VXLAN", "SETTINGS", "MAC", "VTEP", "IP")
+    for vx in v.vxlans or []:
+        flags = ["learning" if vx.learning else "nolearning"]
+        flags += [f for f in ("proxy", "l2miss", "l3miss") if getattr(vx, f)]
+        settings = [
+            f"vni {vx.vni} port {vx.port} mtu {vx.mtu}",
+            f"local {vx.local or '-'} dev {vx.dev or '-'}" + (f" remote {vx.remote}" if vx.remote else ""),
+            " ".join(flags),
+        ]
+        if vx.master:
+            settings.append(f"master {vx.master}")
+        ips = {n.mac: n.address for n in vx.neighbours}
+        rows = [
+            (e.mac, f"{e.vtep} ({e.host})" if e.host else e.vtep, ips.pop(e.mac, "") or "")
+            for e in sorted(vx.entries, key=lambda e: (e.vtep, e.mac))
+        ]
+        rows += [(mac or "", "", ip or "") for mac, ip in ips.items()]
+        for i in range(max(len(settings), len(rows))):
+            mac, vtep, ip = rows[i] if i < len(rows) else ("", "", "")
+            t.add_row(vx.name if i == 0 else "", settings[i] if i < len(settings) else "", mac, vtep, ip)
+    return t
+
+
 RENDER: dict[str, Callable[[NamespaceView], Table]] = {
     "links": _links,
     "addr": _addr,
     "route": _route,
     "neigh": _neigh,
     "fdb": _fdb,
+    "overlay": _overlay,
     "fw": _fw,
     "sysctl": _sysctl,
     "conntrack": _conntrack,
@@ -171,8 +197,9 @@ def inspect_(lab: str, nodes: tuple[str, ...], what: str, as_json: bool) -> None
 
     \b
     Links with their veth peers and bridge ports, addresses, routes,
-    neighbours (ARP/NDP with NUD state), the bridge fdb, firewall chains with
-    counters, sysctls and conntrack: what `ip`, `bridge` and `iptables-save`
+    neighbours (ARP/NDP with NUD state), the bridge fdb, VXLAN devices with
+    the remote VTEPs they send to, firewall chains with counters, sysctls and
+    conntrack: what `ip`, `bridge` and `iptables-save`
     show, for all the lab's namespaces at once.
     """
     sections = _what(what)
@@ -181,7 +208,10 @@ def inspect_(lab: str, nodes: tuple[str, ...], what: str, as_json: bool) -> None
         emit_json(asdict(view))
         return
     for section in sections:
-        panels: list[RenderableType] = [RENDER[section](v) for v in view.namespaces]
+        shown = [v for v in view.namespaces if v.vxlans] if section == "overlay" else view.namespaces
+        if not shown:
+            continue
+        panels: list[RenderableType] = [RENDER[section](v) for v in shown]
         out.print(Text(f"== {TITLES[section]}", style="bold"))
         out.print(Columns(panels, padding=(0, 4)))
         out.print()

@@ -15,7 +15,7 @@ from rich.table import Table
 from .. import engine, preflight, recover
 from ..errors import TopologyError
 from ..loader import load
-from ..model import HOST, ROOT_NS, netns_names
+from ..model import ROOT_NS, netns_names
 from ..plan import Plan
 from ..schema import json_schema
 from ._common import emit_json, err, fail, guard, lab_and_topology, load_topology, main, out, plural, step_printer
@@ -113,10 +113,8 @@ def up(file: str, name: str | None, quiet: bool, as_json: bool) -> None:
             out.print(f"lab {lab}: up ({plural(len(steps.actions), 'change')})", markup=False)
         else:
             out.print(f"lab {lab}: already up to date, nothing changed", markup=False)
-        out.print(
-            "  " + ", ".join(f"{n}={names[n]}" for n in topology.nodes) + f", host={names[HOST] or 'root'}",
-            markup=False,
-        )
+        hosts = [f"{h}={names[h] or 'root'}" for h in topology.hosts]
+        out.print("  " + ", ".join([*(f"{n}={names[n]}" for n in topology.nodes), *hosts]), markup=False)
 
 
 @main.command()

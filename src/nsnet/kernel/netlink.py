@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import KernelError
-from ..model import ROOT_NS, Endpoint, Link, Route
+from ..model import ROOT_NS, Endpoint, Link, Route, Vxlan
 from . import netns, rtnl
 
 RTPROT_STATIC = 4
@@ -242,15 +242,29 @@ class Netlink:
         for m in msgs:
             if m.name == "lo":
                 continue
+            vx = m.vxlan
             link = Link(
                 name=m.name,
-                kind=m.kind if m.kind in ("veth", "bridge") else m.kind or "other",  # type: ignore[arg-type]
+                kind=m.kind if m.kind in ("veth", "bridge", "vxlan") else m.kind or "other",  # type: ignore[arg-type]
                 master=by_index.get(m.master) if m.master else None,
                 mtu=m.mtu,
                 mac=m.mac,
                 up=bool(m.flags & IFF_UP),
                 stp=None if m.kind != "bridge" else bool(m.stp),
                 ageing=None if m.kind != "bridge" else (m.ageing or 0) // 100,
+                vxlan=None
+                if vx is None
+                else Vxlan(
+                    vni=vx.vni,
+                    port=vx.port,
+                    local=vx.local,
+                    remote=vx.remote,
+                    dev=by_index.get(vx.dev) if vx.dev else None,
+                    learning=vx.learning,
+                    proxy=vx.proxy,
+                    l2miss=vx.l2miss,
+                    l3miss=vx.l3miss,
+                ),
             )
             raw = RawLink(index=m.index, link=link, alias=m.alias)
             if m.kind == "veth":
@@ -311,6 +325,16 @@ class Netlink:
                 )
             )
         return routes
+
+    def nsid(self, ns: str, other: str) -> int | None:
+        """The id ``ns`` knows namespace ``other`` by (as a veth's IFLA_LINK_NETNSID gives it), if any."""
+        fd = netns.open_fd(other)
+        try:
+            body = self.get(ns, "get nsid", rtnl.RTM_GETNSID, rtnl.rtgen() + rtnl.u32(rtnl.NETNSA_FD, fd))
+        finally:
+            os.close(fd)
+        found = rtnl.parse_nsid(body)
+        return None if found is None or found < 0 else found
 
     def lo_alias(self, ns: str) -> str | None:
         """The alias of ``lo``: nsnet's mark on a namespace it created."""
@@ -408,6 +432,76 @@ class Netlink:
             self._queue(ns, f"create bridge {name}", rtnl.RTM_NEWLINK, rtnl.NEW, payload),
             self._mark(ns, name, mark),
         ]
+
+    def add_vxlan(self, ns: str, name: str, vxlan: Vxlan, mark: str) -> list[Ticket]:
+        """Create a VXLAN device (its underlay device, if named, must exist)."""
+        data = rtnl.u32(rtnl.IFLA_VXLAN_ID, vxlan.vni) + rtnl.attr(rtnl.IFLA_VXLAN_PORT, vxlan.port.to_bytes(2, "big"))
+        if vxlan.local:
+            data += rtnl.attr(rtnl.IFLA_VXLAN_LOCAL, ipaddress.IPv4Address(vxlan.local).packed)
+        if vxlan.remote:
+            data += rtnl.attr(rtnl.IFLA_VXLAN_GROUP, ipaddress.IPv4Address(vxlan.remote).packed)
+        if vxlan.dev:
+            data += rtnl.u32(rtnl.IFLA_VXLAN_LINK, self.index(ns, vxlan.dev))
+        for kind, on in (
+            (rtnl.IFLA_VXLAN_LEARNING, vxlan.learning),
+            (rtnl.IFLA_VXLAN_PROXY, vxlan.proxy),
+            (rtnl.IFLA_VXLAN_L2MISS, vxlan.l2miss),
+            (rtnl.IFLA_VXLAN_L3MISS, vxlan.l3miss),
+        ):
+            data += rtnl.attr(kind, bytes([int(on)]))
+        info = rtnl.nest(
+            rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "vxlan"), rtnl.nest(rtnl.IFLA_INFO_DATA, data)
+        )
+        self._invalidate(ns)
+        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + info
+        return [
+            self._queue(ns, f"create vxlan {name}", rtnl.RTM_NEWLINK, rtnl.NEW, payload),
+            self._mark(ns, name, mark),
+        ]
+
+    def fdb_entry(self, ns: str, op: str, dev: str, mac: str, dst: str) -> Ticket:
+        """Add (``append``, as ``bridge fdb append``) or delete a VXLAN device's own entry: ``mac`` via VTEP ``dst``."""
+        header = rtnl.ndmsg(socket.AF_BRIDGE, self.index(ns, dev), rtnl.NUD_PERMANENT, rtnl.NTF_SELF)
+        ip = ipaddress.ip_address(dst)
+        payload = header + rtnl.attr(rtnl.NDA_LLADDR, rtnl.mac_bytes(mac)) + rtnl.attr(rtnl.NDA_DST, ip.packed)
+        if op == "add":
+            flags = rtnl.F_REQUEST | rtnl.F_ACK | rtnl.F_CREATE | rtnl.F_APPEND
+            return self._queue(ns, f"fdb append {mac} dev {dev} dst {dst}", rtnl.RTM_NEWNEIGH, flags, payload)
+        return self._queue(
+            ns, f"fdb del {mac} dev {dev} dst {dst}", rtnl.RTM_DELNEIGH, rtnl.CHANGE, payload, ignore=(errno.ENOENT,)
+        )
+
+    def neighbour_entry(self, ns: str, op: str, dev: str, ip: str, mac: str) -> Ticket:
+        """Add (replacing any) or delete a permanent neighbour entry."""
+        address = ipaddress.ip_address(ip)
+        family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+        payload = rtnl.ndmsg(family, self.index(ns, dev), rtnl.NUD_PERMANENT) + rtnl.attr(rtnl.NDA_DST, address.packed)
+        if op == "add":
+            payload += rtnl.attr(rtnl.NDA_LLADDR, rtnl.mac_bytes(mac))
+            flags = rtnl.F_REQUEST | rtnl.F_ACK | rtnl.F_CREATE | rtnl.F_REPLACE
+            return self._queue(ns, f"neigh replace {ip} lladdr {mac} dev {dev}", rtnl.RTM_NEWNEIGH, flags, payload)
+        return self._queue(
+            ns, f"neigh del {ip} dev {dev}", rtnl.RTM_DELNEIGH, rtnl.CHANGE, payload, ignore=(errno.ENOENT,)
+        )
+
+    def overlay_entries(
+        self, ns: str, devices: dict[int, str]
+    ) -> tuple[dict[str, set[tuple[str, str]]], dict[str, set[tuple[str, str]]]]:
+        """Permanent fdb entries (MAC, VTEP) and neighbours (IP, MAC) of the VXLAN ``devices`` (index -> name)."""
+        fdb: dict[str, set[tuple[str, str]]] = {name: set() for name in devices.values()}
+        neigh: dict[str, set[tuple[str, str]]] = {name: set() for name in devices.values()}
+        for body in self.dump(ns, "list fdb", rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_BRIDGE)):
+            m = rtnl.parse_neigh(body)
+            name = devices.get(m.ifindex)
+            if name and m.dst and m.lladdr and m.lladdr != "00:00:00:00:00:00" and m.state & rtnl.NUD_PERMANENT:
+                fdb[name].add((m.lladdr, m.dst))
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for body in self.dump(ns, "list neighbours", rtnl.RTM_GETNEIGH, rtnl.ndmsg(family)):
+                m = rtnl.parse_neigh(body)
+                name = devices.get(m.ifindex)
+                if name and m.dst and m.lladdr and m.state & rtnl.NUD_PERMANENT:
+                    neigh[name].add((m.dst, m.lladdr))
+        return fdb, neigh
 
     def set_link(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import asdict
 from typing import Any
 
 from ..errors import KernelError
@@ -90,6 +91,16 @@ def fdb(nl: Netlink, ns: str, names: dict[int, str]) -> list[FdbView]:
                 updated=m.updated / USER_HZ if m.updated is not None else None,
             )
         )
+    return out
+
+
+def vxlan_entries(nl: Netlink, ns: str, names: dict[int, str]) -> list[tuple[str, str, str, bool]]:
+    """(device, MAC, VTEP, permanent) of every fdb entry that sends to a remote VTEP (``dst``)."""
+    out = []
+    for body in nl.dump(ns, "list fdb", rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_BRIDGE)):
+        m = rtnl.parse_neigh(body)
+        if m.dst and m.lladdr and m.ifindex in names:
+            out.append((names[m.ifindex], m.lladdr, m.dst, bool(m.state & rtnl.NUD_PERMANENT)))
     return out
 
 
@@ -212,6 +223,7 @@ def links(nl: Netlink, ns: str) -> list[dict[str, Any]]:
                 "peer_nsid": m.peer_nsid,
                 "stp": bool(m.stp) if bridge else None,
                 "ageing": (m.ageing or 0) // 100 if bridge else None,
+                "vxlan": None if m.vxlan is None else {**asdict(m.vxlan), "dev": names.get(m.vxlan.dev or 0)},
             }
         )
     return out

@@ -30,14 +30,14 @@ SO_SNDBUFFORCE = 32
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
-RTM_GETNEIGH, RTM_GETNSID = 30, 90
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH, RTM_GETNSID = 28, 29, 30, 90
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 
 F_REQUEST, F_MULTI, F_ACK = 0x1, 0x2, 0x4
 F_DUMP_INTR = 0x10
 F_CAPPED, F_ACK_TLVS = 0x100, 0x200
 F_DUMP = 0x300
-F_CREATE, F_EXCL = 0x400, 0x200
+F_CREATE, F_EXCL, F_REPLACE, F_APPEND = 0x400, 0x200, 0x100, 0x800
 NEW = F_REQUEST | F_ACK | F_CREATE | F_EXCL
 """Flags of a request that creates something (and fails if it exists)."""
 CHANGE = F_REQUEST | F_ACK
@@ -49,6 +49,9 @@ IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 28, 29, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 IFLA_BR_AGEING_TIME, IFLA_BR_STP_STATE = 4, 5
 VETH_INFO_PEER = 1
+IFLA_VXLAN_ID, IFLA_VXLAN_GROUP, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING = 1, 2, 3, 4, 7
+IFLA_VXLAN_PROXY, IFLA_VXLAN_L2MISS, IFLA_VXLAN_L3MISS, IFLA_VXLAN_PORT = 11, 13, 14, 15
+NUD_PERMANENT, NTF_SELF = 0x80, 0x02
 IFLA_INET6_ADDR_GEN_MODE = 8
 IN6_ADDR_GEN_MODE_NONE = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
@@ -116,8 +119,8 @@ def rtmsg(family: int, dst_len: int, proto: int, table: int = 254, scope: int = 
     return _RTMSG.pack(family, dst_len, 0, 0, table, proto, scope, kind, 0)
 
 
-def ndmsg(family: int) -> bytes:
-    return _NDMSG.pack(family, 0, 0, 0, 0)
+def ndmsg(family: int, index: int = 0, state: int = 0, flags: int = 0) -> bytes:
+    return _NDMSG.pack(family, index, state, flags, 0)
 
 
 def rtgen(family: int = 0) -> bytes:
@@ -190,12 +193,55 @@ class LinkMsg:
     operstate: int | None
     stp: int | None
     ageing: int | None
+    vxlan: VxlanInfo | None = None
+
+
+@dataclass(frozen=True)
+class VxlanInfo:
+    """A VXLAN device's settings as the kernel reports them (``dev`` by index)."""
+
+    vni: int
+    port: int
+    local: str | None
+    remote: str | None
+    dev: int | None
+    learning: bool
+    proxy: bool
+    l2miss: bool
+    l3miss: bool
+
+
+def _flag(value: memoryview | None) -> bool:
+    return bool(value is not None and len(value) and value[0])
+
+
+def _any_ip(value: memoryview | None) -> str | None:
+    """An IPv4 or IPv6 address, told apart by its length."""
+    if value is None:
+        return None
+    return socket.inet_ntop(socket.AF_INET if len(value) == 4 else socket.AF_INET6, bytes(value))
+
+
+def parse_vxlan(data: memoryview) -> VxlanInfo:
+    a = attrs(data, 0)
+    port = a.get(IFLA_VXLAN_PORT)
+    return VxlanInfo(
+        vni=_u32(a.get(IFLA_VXLAN_ID)) or 0,
+        port=int.from_bytes(bytes(port), "big") if port is not None else 0,
+        local=_any_ip(a.get(IFLA_VXLAN_LOCAL)),
+        remote=_any_ip(a.get(IFLA_VXLAN_GROUP)),
+        dev=_u32(a.get(IFLA_VXLAN_LINK)) or None,
+        learning=_flag(a.get(IFLA_VXLAN_LEARNING)),
+        proxy=_flag(a.get(IFLA_VXLAN_PROXY)),
+        l2miss=_flag(a.get(IFLA_VXLAN_L2MISS)),
+        l3miss=_flag(a.get(IFLA_VXLAN_L3MISS)),
+    )
 
 
 def parse_link(body: memoryview) -> LinkMsg:
     _, _, index, flags, _ = _IFINFO.unpack_from(body)
     a = attrs(body, _IFINFO.size)
-    kind = stp = ageing = None
+    kind = stp = ageing = vxlan = None
     info = a.get(IFLA_LINKINFO)
     if info is not None:
         nested = attrs(info, 0)
@@ -204,6 +250,8 @@ def parse_link(body: memoryview) -> LinkMsg:
         if kind == "bridge" and data is not None:
             br = attrs(data, 0)
             stp, ageing = _u32(br.get(IFLA_BR_STP_STATE)), _u32(br.get(IFLA_BR_AGEING_TIME))
+        elif kind == "vxlan" and data is not None:
+            vxlan = parse_vxlan(data)
     master = _u32(a.get(IFLA_MASTER))
     operstate = a.get(IFLA_OPERSTATE)
     return LinkMsg(
@@ -220,6 +268,7 @@ def parse_link(body: memoryview) -> LinkMsg:
         operstate=operstate[0] if operstate is not None and len(operstate) else None,
         stp=stp,
         ageing=ageing,
+        vxlan=vxlan,
     )
 
 
@@ -308,7 +357,8 @@ def parse_neigh(body: memoryview) -> NeighMsg:
         ifindex=ifindex,
         state=state,
         flags=flags,
-        dst=_ip(family, a.get(NDA_DST)) if family in (socket.AF_INET, socket.AF_INET6) else None,
+        # A bridge's fdb entry on a VXLAN device names its remote VTEP by NDA_DST.
+        dst=_ip(family, a.get(NDA_DST)) if family in (socket.AF_INET, socket.AF_INET6) else _any_ip(a.get(NDA_DST)),
         lladdr=_mac(a.get(NDA_LLADDR)),
         master=_u32(a.get(NDA_MASTER)),
         vlan=int(_U16.unpack_from(vlan)[0]) if vlan is not None and len(vlan) >= 2 else None,
