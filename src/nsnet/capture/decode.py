@@ -7,6 +7,13 @@ module only words what dpkt found, in tcpdump's words, so that a line of
 (TCP sequence numbers are absolute, as with ``tcpdump -S``; application
 protocols above TCP and UDP are not decoded).
 
+VXLAN is the exception: UDP to or from port 4789 carries an 8-byte header
+(flags, a 24-bit VNI; read here with :mod:`struct`, dpkt has no VXLAN module)
+and an inner Ethernet frame, decoded by the same code as the outer one. As
+tcpdump does, the inner frame's text follows the header on a line of its own:
+a VXLAN packet's text is two lines (more for VXLAN in VXLAN, up to
+:data:`MAX_NESTING` inner frames).
+
 Decoding is a pure function of the frame's bytes, so a frame seen at several
 capture points (the same bytes on both sides of a bridge) is decoded once:
 :class:`Decoder` keeps the last few thousand results.
@@ -15,6 +22,7 @@ capture points (the same bytes on both sides of a bridge) is decoded once:
 from __future__ import annotations
 
 import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -104,6 +112,11 @@ IP_PROTOS = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 51
 # TCP flags in tcpdump's order and letters (FIN SYN RST PSH ACK URG ECE CWR).
 TCP_FLAGS = ((0x01, "F"), (0x02, "S"), (0x04, "R"), (0x08, "P"), (0x10, "."), (0x20, "U"), (0x40, "E"), (0x80, "W"))
 TCP_OPT_NAMES = {0: "eol", 1: "nop", 4: "sackOK"}
+
+VXLAN_PORT = 4789
+MAX_NESTING = 8
+"""Inner frames decoded in one frame at most (VXLAN in VXLAN...); a header deeper still is shown alone."""
+_VXLAN = struct.Struct(">B3xI")  # flags, 3 reserved bytes; the VNI (24 bits) and a reserved byte
 
 _ntoa = socket.inet_ntoa
 
@@ -207,11 +220,15 @@ class Decoder:
             found = self._cache[key] = self._safely(frame, wirelen)
         return found
 
-    def _safely(self, frame: bytes, wirelen: int) -> Decoded:
+    def _safely(self, frame: bytes, wirelen: int, depth: int = 0) -> Decoded:
         try:
-            return self._decode(frame, wirelen)
+            return self._decode(frame, wirelen, depth)
         except Exception:  # any bytes can arrive: a frame dpkt cannot make sense of is shown as such
             return Decoded(f"[|malformed], length {wirelen}", "malformed")
+
+    def inner(self, frame: bytes, wirelen: int, depth: int) -> Decoded:
+        """The frame inside ``depth`` VXLAN headers, decoded as an outer one (not remembered)."""
+        return self._safely(frame, wirelen, depth)
 
     def mac(self, raw: bytes) -> str:
         """A MAC as tcpdump prints it, with its maker's name where the IEEE registry has one."""
@@ -222,11 +239,11 @@ class Decoder:
             text = self._macs[raw] = _mac_v(raw) if self._vendors else _mac(raw)
         return text
 
-    def _decode(self, frame: bytes, wirelen: int) -> Decoded:
+    def _decode(self, frame: bytes, wirelen: int, depth: int = 0) -> Decoded:
         try:
             eth = _eth.Ethernet(frame)
         except (dpkt.UnpackError, ValueError, IndexError):
-            return Decoded(f"[|ether], length {wirelen}", "truncated")
+            return Decoded(" [|ether]" if depth else f"[|ether], length {wirelen}", "truncated")
         macs = self._macs
         src = macs.get(eth.src) or self.mac(eth.src)
         dst = macs.get(eth.dst) or self.mac(eth.dst)
@@ -243,7 +260,7 @@ class Decoder:
                 head += f"vlan {tag.id}, p {tag.pri}, ethertype {ethertype_name(etype)} (0x{etype:04x}), "
         layer = _LAYERS.get(type(data))
         if layer is not None:
-            text, kind = layer(data)
+            text, kind = layer(data, self, depth)
         elif isinstance(data, _arp.ARP):
             text, kind = _arp_text(data, payload_len, self.mac)
         elif etype in TRUNCATED:
@@ -275,15 +292,19 @@ def _arp_text(a: Any, length: int, mac: Callable[[bytes], str]) -> tuple[str, st
     return f"ARP op {a.op}, length {length}", f"ARP {ARP_OPS.get(a.op, a.op)}"
 
 
-def _ipv4(ip: Any) -> tuple[str, str]:
+def _ipv4(ip: Any, decoder: Decoder, depth: int) -> tuple[str, str]:
     src, dst = _ntoa(ip.src), _ntoa(ip.dst)
     data = ip.data
     kind = type(data)
     if kind is _udp.UDP:
-        return f"{src}.{data.sport} > {dst}.{data.dport}: UDP, length {data.ulen - 8}", "UDP"
+        sport, dport = data.sport, data.dport
+        ends = f"{src}.{sport} > {dst}.{dport}: "
+        if sport == VXLAN_PORT or dport == VXLAN_PORT:
+            return _vxlan_text(ends, data, decoder, depth)
+        return f"{ends}UDP, length {data.ulen - 8}", "UDP"
     length = ip.len - 20 - len(ip.opts)
     if kind is _tcp.TCP:
-        return _tcp_text(src, dst, data, length)
+        return _tcp_text(f"{src}.{data.sport} > {dst}.{data.dport}", data, length)
     if kind is _icmp.ICMP:
         text, what = _icmp_text(data)
         return f"{src} > {dst}: ICMP {text}, length {length}", f"ICMP {what}"
@@ -325,11 +346,28 @@ def _icmp_text(m: Any) -> tuple[str, str]:
     return name, name
 
 
-def _tcp_text(src: str, dst: str, t: Any, ip_payload: int) -> tuple[str, str]:
+def _vxlan_text(ends: str, udp: Any, decoder: Decoder, depth: int) -> tuple[str, str]:
+    """``VXLAN, flags [I] (0x08), vni 42``, then the inner frame on the next line, as tcpdump prints it."""
+    length = udp.ulen - 8
+    payload = udp.data
+    if length < 8:
+        return f"{ends}VXLAN (invalid)", "VXLAN invalid"
+    if len(payload) < 8:
+        return f"{ends}VXLAN [|vxlan]", "truncated"
+    flags, vni = _VXLAN.unpack_from(payload)
+    vni >>= 8
+    text = f"{ends}VXLAN, flags [{'I' if flags & 0x08 else 'invalid'}] (0x{flags:02x}), vni {vni}"
+    if depth >= MAX_NESTING:
+        return f"{text} (nested too deep)", f"VXLAN {vni}: nested too deep"
+    inner = decoder.inner(payload[8:], length - 8, depth + 1)
+    return f"{text}\n{inner.text}", f"VXLAN {vni}: {inner.kind}"
+
+
+def _tcp_text(ends: str, t: Any, ip_payload: int) -> tuple[str, str]:
     flags = t.flags
     hlen = t.off << 2
     length = max(ip_payload - hlen, 0)
-    text = f"{src}.{t.sport} > {dst}.{t.dport}: Flags [{tcp_flags(flags)}]"
+    text = f"{ends}: Flags [{tcp_flags(flags)}]"
     if length or flags & 0x07:  # data, SYN, FIN or RST
         text += f", seq {t.seq}"
         if length:
@@ -344,16 +382,22 @@ def _tcp_text(src: str, dst: str, t: Any, ip_payload: int) -> tuple[str, str]:
     return f"{text}, length {length}", f"TCP [{tcp_flags(flags)}]"
 
 
-def _ipv6(ip: Any) -> tuple[str, str]:
+def _ipv6(ip: Any, decoder: Decoder, depth: int) -> tuple[str, str]:
     src, dst = _ntop6(ip.src), _ntop6(ip.dst)
     data = ip.data
     prefix = "HBH " if 0 in ip.extension_hdrs else ""
     length = ip.plen - sum(h.length for h in ip.all_extension_headers)
-    if isinstance(data, _tcp.TCP):
-        text, kind = _tcp_text(src, dst, data, length)
-        return prefix + text, kind
-    if isinstance(data, _udp.UDP):
-        return f"{src}.{data.sport} > {dst}.{data.dport}: {prefix}UDP, length {data.ulen - 8}", "UDP"
+    if isinstance(data, (_tcp.TCP, _udp.UDP)):
+        # After a hop-by-hop header tcpdump has printed the addresses already: the ports come alone.
+        if prefix:
+            ends = f"{src} > {dst}: {prefix}{data.sport} > {data.dport}"
+        else:
+            ends = f"{src}.{data.sport} > {dst}.{data.dport}"
+        if isinstance(data, _tcp.TCP):
+            return _tcp_text(ends, data, length)
+        if VXLAN_PORT in (data.sport, data.dport):
+            return _vxlan_text(f"{ends}: ", data, decoder, depth)
+        return f"{ends}: UDP, length {data.ulen - 8}", "UDP"
     if isinstance(data, _icmp6.ICMP6):
         text, kind = _icmp6_text(data)
         return f"{src} > {dst}: {prefix}ICMP6, {text}, length {length}", f"ICMP6 {kind}"
@@ -377,24 +421,32 @@ def _icmp6_text(m: Any) -> tuple[str, str]:
     return name, name
 
 
-_LAYERS: dict[type, Callable[[Any], tuple[str, str]]] = {_ip.IP: _ipv4, _ip6.IP6: _ipv6}
+_LAYERS: dict[type, Callable[[Any, Decoder, int], tuple[str, str]]] = {_ip.IP: _ipv4, _ip6.IP6: _ipv6}
 _VLAN_TYPES = frozenset({0x8100, 0x88A8, 0x9100})
 
 
 # -- JSON ----------------------------------------------------------------------
 
+_PLAIN = Decoder(cache=0)
+"""Words inner frames for :func:`fields` called without a decoder."""
 
-def fields(frame: bytes, wirelen: int) -> Fields:
-    """The decoded layers of a frame as plain data (``--json``)."""
+
+def fields(frame: bytes, wirelen: int, decoder: Decoder | None = None, depth: int = 0) -> Fields:
+    """The decoded layers of a frame as plain data (``--json``).
+
+    A VXLAN packet has a ``vxlan`` layer (``flags``, ``vni``) after ``udp``,
+    and an ``inner`` one: the inner frame's ``kind`` and ``text`` as
+    ``decoder`` words them, and its layers, in the same shape.
+    """
     out: Fields = {}
     try:
-        _fields(frame, out)
+        _fields(frame, out, decoder, depth)
     except Exception:  # any bytes can arrive: keep the layers decoded before the one that made no sense
         out["malformed"] = True
     return out
 
 
-def _fields(frame: bytes, out: Fields) -> None:
+def _fields(frame: bytes, out: Fields, decoder: Decoder | None, depth: int) -> None:
     try:
         eth = _eth.Ethernet(frame)
     except (dpkt.UnpackError, ValueError, IndexError):
@@ -460,6 +512,17 @@ def _fields(frame: bytes, out: Fields) -> None:
         }
     elif isinstance(l4, _udp.UDP):
         out["udp"] = {"sport": l4.sport, "dport": l4.dport, "length": l4.ulen - 8}
+        if VXLAN_PORT in (l4.sport, l4.dport) and l4.ulen >= 16 and len(l4.data) >= 8:
+            flags, vni = _VXLAN.unpack_from(l4.data)
+            out["vxlan"] = {"flags": flags, "vni": vni >> 8}
+            if depth < MAX_NESTING:
+                frame, wirelen = l4.data[8:], l4.ulen - 16
+                decoded = (decoder or _PLAIN).inner(frame, wirelen, depth + 1)
+                out["inner"] = {
+                    "kind": decoded.kind,
+                    "text": decoded.text,
+                    **fields(frame, wirelen, decoder, depth + 1),
+                }
     elif isinstance(l4, _icmp.ICMP):
         icmp: Fields = {"type": l4.type, "code": l4.code, "name": ICMP_TYPES.get(l4.type, f"type-#{l4.type}")}
         if isinstance(l4.data, _icmp.ICMP.Echo):

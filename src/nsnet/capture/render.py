@@ -8,7 +8,9 @@ A line::
 is the point's tag, the kernel timestamp (local time, microseconds, as
 tcpdump prints it), the direction (``Out``: sent from that interface,
 ``In``: received on it), then what ``tcpdump -n -e`` prints after its
-timestamp, with MAC makers' names where the IEEE registry has one.
+timestamp, with MAC makers' names where the IEEE registry has one. Where
+tcpdump prints more than one line (VXLAN: the inner frame on a line of its
+own), the next lines are indented under the first one's text.
 
 A step (``--by-packet``)::
 
@@ -104,6 +106,9 @@ class TextSink(Sink):
                 tag = f"\x1b[1;{COLORS[i % len(COLORS)]}m{tag}\x1b[0m"
             self.tags.append(tag)
         self.grouper = Grouper(window) if by_packet else None
+        # A text of several lines (VXLAN): the next ones under the first one's text, past tag, time, direction.
+        self.indent = "\n" + " " * (width + 21)
+        self.step_indent = "\n" + " " * 19  # past the step's indent and time
         self.arrow = _ascii_fallback(out, " → ")
         self.micro = _ascii_fallback(out, "µ") == "µ"
 
@@ -114,8 +119,10 @@ class TextSink(Sink):
         decode = self.decoder.decode
         clock = self.clock
         tags = self.tags
+        nl, indent = "\n", self.indent
         lines = [
-            f"{tags[point]} {clock(ts)} {'Out' if pkttype == 4 else 'In '} {decode(data, wirelen).text}\n"
+            f"{tags[point]} {clock(ts)} {'Out' if pkttype == 4 else 'In '} "
+            f"{decode(data, wirelen).text.replace(nl, indent)}\n"
             for ts, _seq, point, pkttype, wirelen, data in frames
         ]
         self.out.write("".join(lines))
@@ -151,7 +158,8 @@ class TextSink(Sink):
         if len(self.points) > 1 and len(seen) < len(self.points):
             missing = [p.tag for i, p in enumerate(self.points) if i not in seen]
             head += f"  not seen at {', '.join(missing)}"
-        return f"{head}\n   {self.clock(first[0])} {decoded.text}\n"
+        text = decoded.text.replace("\n", self.step_indent)
+        return f"{head}\n   {self.clock(first[0])} {text}\n"
 
 
 class JsonSink(Sink):
@@ -182,7 +190,7 @@ class JsonSink(Sink):
                     "caplen": len(data),
                     "kind": decoded.kind,
                     "text": decoded.text,
-                    **fields(data, wirelen),
+                    **fields(data, wirelen, self.decoder),
                 }
             )
         if self.grouper is not None:
