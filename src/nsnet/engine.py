@@ -191,6 +191,11 @@ def lab_topology(lab: str) -> Topology | None:
     return load(journal.source)
 
 
+def host_labels(lab: str) -> set[str]:
+    """The labels of ``lab``'s host namespaces: ``host``, or the hosts and underlay of a multi-host lab."""
+    return set(_journal(lab).hosts) or {HOST}
+
+
 def namespace_of(lab: str, node: str) -> str:
     """Kernel namespace of ``node`` (or ``host``) in ``lab``."""
     journal = _journal(lab)
@@ -199,5 +204,5 @@ def namespace_of(lab: str, node: str) -> str:
     for ns, label in journal.namespaces.items():
         if label == node:
             return ns
-    known = sorted(set(journal.namespaces.values()) | {HOST})
+    known = sorted(set(journal.namespaces.values()) | ({HOST} if not journal.hosts else set()))
     raise LabNotFoundError(f"lab {lab!r} has no node {node!r}; nodes: {', '.join(known)}")

@@ -36,7 +36,7 @@ from .errors import CommandError, ConflictError, LabNotFoundError, NsnetError
 from .explain import Explanation
 from .explain.walk import parse_proto
 from .loader import load
-from .model import HOST, ROOT_NS, Topology, netns_names
+from .model import ROOT_NS, Topology, netns_names
 from .plan import Plan
 from .views import LabView
 
@@ -344,9 +344,9 @@ class Lab:
         return netns_names(self.topology, self.name)
 
     def node(self, name: str) -> Node:
-        """The node ``name`` (``host``: the lab's host namespace)."""
+        """The node ``name`` (``host``: the lab's host namespace; in a multi-host lab, a host's name)."""
         if name not in self.namespaces:
-            known = ", ".join([*self.nodes, HOST])
+            known = ", ".join(self.namespaces)
             raise LabNotFoundError(f"lab {self.name!r} has no node {name!r}; nodes: {known}")
         return Node(self, name, self.namespaces[name])
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import dpkt
 
-from .engine import lab_namespaces
+from .engine import host_labels, lab_namespaces
 from .errors import NsnetError
 from .inspect import inspect
 from .kernel import netns
@@ -80,7 +80,8 @@ def addresses(lab: str) -> tuple[dict[str, str], dict[str, list[str]]]:
 def matrix(lab: str, sources: Sequence[str] = (), targets: Sequence[str] = (), proto: str = "icmp") -> list[Probe]:
     """Every source node to every address of every other target node (or to the given addresses)."""
     spaces, found = addresses(lab)
-    nodes = [n for n in spaces if n != "host"]
+    hosts = host_labels(lab)
+    nodes = [n for n in spaces if n not in hosts]
     for name in sources:
         if name not in spaces:
             raise NsnetError(f"lab {lab!r} has no node {name!r}; nodes: {', '.join(spaces)}")

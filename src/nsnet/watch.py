@@ -51,7 +51,7 @@ from .errors import KernelError
 from .journal import Journal
 from .kernel import netns
 from .kernel.netlink import Netlink
-from .model import HOST, ROOT_NS
+from .model import ROOT_NS
 
 Kind = Literal["link", "addr", "route", "neigh", "fdb", "netns"]
 Action = Literal["new", "del", "change"]
@@ -177,13 +177,13 @@ def nud_state(state: int) -> str:
 
 
 def lab_namespaces(lab: str, nodes: Sequence[str] | None = None) -> dict[str, str]:
-    """Node label -> kernel namespace of ``lab``: its nodes and its host, or only ``nodes``."""
-    host = engine.namespace_of(lab, HOST)  # raises LabNotFoundError for an unknown lab
+    """Node label -> kernel namespace of ``lab``: its nodes and its host(s), or only ``nodes``."""
+    hosts = engine.host_labels(lab)  # raises LabNotFoundError for an unknown lab
     if nodes:
         return {node: engine.namespace_of(lab, node) for node in dict.fromkeys(nodes)}
     journal = Journal.load(lab)
-    spaces = {label: ns for ns, label in (journal.namespaces if journal else {}).items() if label != HOST}
-    spaces[HOST] = host
+    spaces = {label: ns for ns, label in (journal.namespaces if journal else {}).items() if label not in hosts}
+    spaces.update({host: engine.namespace_of(lab, host) for host in sorted(hosts, key=lambda h: (h == "underlay", h))})
     return spaces
 
 

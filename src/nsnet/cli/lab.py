@@ -35,7 +35,8 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
         try:
             topology = load(path)
             if not as_json:
-                out.print(f"{path}: ok (lab {topology.name}, {len(topology.nodes)} nodes)", markup=False)
+                hosts = f" on {len(topology.overlay.vteps)} hosts" if topology.overlay else ""
+                out.print(f"{path}: ok (lab {topology.name}, {len(topology.nodes)} nodes{hosts})", markup=False)
         except TopologyError as exc:
             problems += [asdict(p) for p in exc.problems]
             if not as_json:
