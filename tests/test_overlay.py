@@ -240,3 +240,47 @@ def test_bad_overlay_topologies(case: str, extra: str | None, path: str, message
     found = [(p.path, p.message) for p in info.value.problems]
     assert any(p == path and message in m for p, m in found), found
     assert all(p.line is not None for p in info.value.problems), info.value.problems
+
+
+POINT_TO_POINT = """\
+name: p2p
+underlay: {subnet: 172.30.0.0/24, mtu: 1400}
+hosts:
+  A:
+    bridges: {br0: {}}
+    vxlans: {vx: {vni: 100, port: 8472, master: br0, remote: 172.30.0.2, learning: true}}
+    interfaces: {va: {master: br0}}
+  B:
+    bridges: {br0: {}}
+    vxlans: {vx: {vni: 100, port: 8472, master: br0, remote: 172.30.0.1, learning: true}}
+    interfaces: {vb: {master: br0}}
+nodes:
+  N1: {interfaces: {eth0: {addresses: [10.8.0.1/24]}}}
+  N2: {interfaces: {eth0: {addresses: [10.8.0.2/24]}}}
+links:
+  - [N1:eth0, A:va]
+  - [N2:eth0, B:vb]
+"""
+
+
+def test_point_to_point_vxlan_learns(lab_name: str, tmp_path: Path) -> None:
+    """With `remote`, a device floods to its one peer and learns MACs from what comes back: no entries to write."""
+    path = tmp_path / "p2p.yaml"
+    path.write_text(POINT_TO_POINT)
+    result = nsnet("up", str(path), "--name", lab_name)
+    assert result.code == 0, result.text
+    assert "forward " not in result.out and "answer for" not in result.out
+    a = f"{lab_name}-A"
+    vx = link(a, "vx")["linkinfo"]["info_data"]
+    assert (vx["id"], vx["port"], vx["remote"], vx["learning"], vx.get("proxy", False)) == (
+        100,
+        8472,
+        "172.30.0.2",
+        True,
+        False,
+    )
+    assert link(f"{lab_name}-N1", "eth0")["mtu"] == 1350  # the underlay's 1400, less 50
+    assert ping(f"{lab_name}-N1", "10.8.0.2")
+    learned = json.loads(sh("bridge", "-n", a, "-j", "fdb", "show", "dev", "vx"))
+    assert any(e["mac"] == "02:42:0a:08:00:02" and e.get("dst") == "172.30.0.2" for e in learned), learned
+    assert nsnet("up", str(path), "--name", lab_name, "--json").out.count('"changed": false') == 1

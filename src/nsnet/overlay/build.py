@@ -62,7 +62,7 @@ def build(
             links[name] = replace(link, vxlan=vx, mtu=mtu((*locs[host], "vxlans", name), link))
         spaces[host] = replace(space, links=links)
 
-    for host, bridge in vxlan_bridges(spaces):
+    for host, bridge in vxlan_bridges(spaces, point_to_point=True):
         space = spaces[host]
         links = dict(space.links)
         links[bridge] = replace(links[bridge], mtu=mtu((*locs[host], "bridges", bridge), links[bridge]))
@@ -89,7 +89,7 @@ def build(
             node_links = dict(node.links)
             node_links[end.name] = replace(end, mtu=mtu(where, end), mac=mac)
             spaces[port.peer.ns] = replace(node, links=node_links)
-        spaces[host] = replace(spaces[host], links={**spaces[host].links, **{k: v for k, v in links.items()}})
+        spaces[host] = replace(spaces[host], links=links)
 
     if overlay.mode == "static":
         known = endpoints(spaces, overlay.vteps)

@@ -51,12 +51,16 @@ def derived_mac(ipv4: str) -> str:
     return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(ipv4).packed)
 
 
-def vxlan_bridges(spaces: Mapping[str, Namespace]) -> dict[tuple[str, str], list[Link]]:
-    """(host, bridge) -> the VXLAN devices attached to it, for every bridge that carries an overlay."""
+def vxlan_bridges(spaces: Mapping[str, Namespace], point_to_point: bool = False) -> dict[tuple[str, str], list[Link]]:
+    """(host, bridge) -> the VXLAN devices attached to it, for every bridge that carries an overlay.
+
+    Devices with a single ``remote`` count only with ``point_to_point``: they
+    need no per-MAC entries.
+    """
     out: dict[tuple[str, str], list[Link]] = {}
     for host, space in spaces.items():
         for link in space.links.values():
-            if link.kind == "vxlan" and link.master and link.vxlan and link.vxlan.remote is None:
+            if link.kind == "vxlan" and link.master and link.vxlan and (point_to_point or link.vxlan.remote is None):
                 out.setdefault((host, link.master), []).append(link)
     return out
 
