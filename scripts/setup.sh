@@ -14,8 +14,17 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
     iproute2 iptables iputils-ping tcpdump util-linux procps kmod graphviz conntrack nftables \
-    containernetworking-plugins \
+    containernetworking-plugins etcd-server \
     python3 python3-venv python3-pip >/dev/null
+
+# etcd is run by the overlay tests (and labs) inside their own namespaces, never
+# as the machine's service: stop and disable the one the package may start.
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now etcd.service >/dev/null 2>&1 || true
+elif [ -x /etc/init.d/etcd ]; then
+    /etc/init.d/etcd stop >/dev/null 2>&1 || true
+    update-rc.d etcd disable >/dev/null 2>&1 || true
+fi
 
 # Bridged traffic reaches iptables only with br_netfilter loaded (the seed's
 # lab 2 depends on it, as every Docker host does).
