@@ -36,8 +36,8 @@ from nsnet.overlay.registry import Registry, RegistryEvent
 from conftest import EXAMPLES, ROOT, netns_list, nsnet, sh, unique_name
 
 pytestmark = pytest.mark.kernel
-if not shutil.which("etcd"):
-    pytest.skip("etcd is not installed (scripts/setup.sh installs etcd-server)", allow_module_level=True)
+# Not a skip: without etcd these tests fail, loudly (scripts/setup.sh installs etcd-server).
+assert shutil.which("etcd"), "etcd is not installed: run scripts/setup.sh (it installs etcd-server)"
 
 ETCD_ADDR = "192.168.100.254"
 ETCD_PORT = 2379
@@ -607,3 +607,93 @@ def test_overlay_serve_cli_on_a_dynamic_lab(lab_name: str) -> None:
         assert nsnet("overlay", "ls", lab_name, "--json").out.strip() == "[]"
         host_ns = views[first.host].netns
         assert f"{second.ip} lladdr {second.mac} PERMANENT" in ip("-n", host_ns, "neigh", "show", "dev", "vxlan1")
+
+
+GREEN = """\
+  GREEN:
+    interfaces: {geth0: {addresses: [10.0.0.4/24]}}
+"""
+
+
+def test_a_node_added_on_host_c_is_reachable_from_a_and_b_within_a_second(lab_name: str, tmp_path: Any) -> None:
+    """The issue's scenario on a lab brought up by nsnet: GREEN joins host C while the controllers run.
+
+    Nothing is run on A or B: C's controller publishes GREEN, A's and B's
+    answer the misses their nodes' ARP requests cause. When GREEN leaves,
+    its entries leave A and B.
+    """
+    base = (EXAMPLES / "overlay-dynamic.yaml").read_text()
+    with_green = base.replace("  C:\n    bridges: {br0: {}}\n    vxlans: {vxlan1: {vni: 42, master: br0}}\n",
+                              "  C:\n    bridges: {br0: {}}\n    vxlans: {vxlan1: {vni: 42, master: br0}}\n"
+                              "    interfaces: {vgreen: {master: br0}}\n")  # fmt: skip
+    with_green = with_green.replace("links:\n", f"{GREEN}links:\n  - [GREEN:geth0, C:vgreen]\n")
+    assert with_green.count("GREEN") == 2 and "vgreen" in with_green
+    path = tmp_path / "overlay.yaml"
+    path.write_text(base)
+    assert nsnet("up", str(path), "--name", lab_name, "-q").code == 0
+    _, url = lab_views(lab_name)
+    assert url == "http://192.168.100.254:2379"
+    ns = {n: engine.namespace_of(lab_name, n) for n in ("RED", "BLUE", "A", "B", "C", "underlay")}
+    with etcd(ns["underlay"], url):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nsnet", "overlay", "serve", lab_name, "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        )  # fmt: skip
+        lines: list[dict[str, Any]] = []
+        reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in proc.stdout or ()))
+        reader.start()
+        try:
+            assert wait_for(lambda: {r["host"] for r in list(lines) if r["event"] == "snapshot"} >= {"A", "B", "C"}, 10)
+            assert nsnet("exec", lab_name, "RED", "--", "ping", "-c1", "-W2", "10.0.0.3").code == 0, lines
+            # GREEN arrives on C, by a change of the topology: nothing is run on A or B.
+            path.write_text(with_green)
+            start = time.monotonic()
+            assert nsnet("up", str(path), "--name", lab_name, "-q").code == 0
+            reached = {}
+            for src in ("RED", "BLUE"):
+                ok = wait_for(
+                    lambda src=src: subprocess.run(
+                        ["ip", "netns", "exec", ns[src], "ping", "-c1", "-n", "-W", "0.2", "10.0.0.4"],
+                        capture_output=True, check=False,
+                    ).returncode == 0,
+                    timeout=5, step=0.0,
+                )  # fmt: skip
+                reached[src] = time.monotonic() - start
+                assert ok, (src, lines)
+            assert max(reached.values()) < 1.0, reached
+            for host in ("A", "B"):
+                seen = [r for r in list(lines) if r["host"] == host and r.get("ip") == "10.0.0.4"]
+                # The miss was seen; answered at once, or as soon as C's publication arrived.
+                assert any(r["event"] == "l3miss" for r in seen), (host, lines)
+                assert any(
+                    r.get("result") == "answered" and (r["event"] == "l3miss" or r.get("miss") == "l3miss")
+                    for r in seen
+                ), (host, lines)
+                assert "10.0.0.4 lladdr 02:42:0a:00:00:04 PERMANENT" in ip(
+                    "-n", ns[host], "neigh", "show", "dev", "vxlan1"
+                )
+                assert "02:42:0a:00:00:04 dst 192.168.100.3 self permanent" in sh(
+                    "bridge", "-n", ns[host], "fdb", "show", "dev", "vxlan1"
+                )
+            # GREEN leaves: C withdraws it, A and B remove what they wrote for it.
+            path.write_text(base)
+            assert nsnet("up", str(path), "--name", lab_name, "-q").code == 0
+
+            def gone() -> bool:
+                return all(
+                    "10.0.0.4" not in ip("-n", ns[h], "neigh", "show", "dev", "vxlan1")
+                    # (the bridge's own learned entry, "master br0", ages out by itself)
+                    and "02:42:0a:00:00:04 dst" not in sh("bridge", "-n", ns[h], "fdb", "show", "dev", "vxlan1")
+                    for h in ("A", "B")
+                )
+
+            assert wait_for(gone, 3), lines
+            assert nsnet("exec", lab_name, "RED", "--", "ping", "-c1", "-W2", "10.0.0.3").code == 0
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0, proc.stderr.read() if proc.stderr else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            reader.join(timeout=5)
+        print(f"GREEN reachable after {reached['RED']:.2f} s from RED (on A), {reached['BLUE']:.2f} s from BLUE (on B)")
