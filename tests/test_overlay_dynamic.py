@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypeVar
@@ -31,6 +28,7 @@ from nsnet import engine
 from nsnet.kernel import netns
 from nsnet.overlay.controller import Controller, Record
 from nsnet.overlay.endpoints import HostView, OverlayEndpoint, VxlanDevice, lab_views
+from nsnet.overlay.etcd import running as registry_running
 from nsnet.overlay.registry import Registry, RegistryEvent
 
 from conftest import EXAMPLES, ROOT, netns_list, nsnet, sh, unique_name
@@ -191,41 +189,9 @@ def _build(base: str, count: int) -> tuple[str, dict[str, Host]]:
 
 @contextlib.contextmanager
 def etcd(ns: str, url: str = f"http://{ETCD_ADDR}:{ETCD_PORT}") -> Iterator[str]:
-    """An etcd listening at ``url`` (an underlay address), inside ``ns``; killed and its data removed at the end."""
-    data = tempfile.mkdtemp(prefix="nsnet-etcd-")
-    peer = "http://127.0.0.1:2380"
-    log = open(os.path.join(data, "etcd.log"), "wb")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, "etcd", "--data-dir", os.path.join(data, "db"), "--name", "nsnet",
-         "--listen-client-urls", url, "--advertise-client-urls", url,
-         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", f"nsnet={peer}",
-         "--logger", "zap", "--log-level", "warn"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-
-        def answers() -> bool:
-            try:
-                with urllib.request.urlopen(f"{url}/version", timeout=0.5) as resp:
-                    return resp.status == 200
-            except OSError:
-                return False
-
-        if not wait_for(lambda: proc.poll() is None and in_ns(ns, answers), timeout=15, step=0.1):
-            log.flush()
-            with open(os.path.join(data, "etcd.log"), errors="replace") as f:
-                raise AssertionError(f"etcd did not start (exit {proc.poll()}):\n{f.read()[-3000:]}")
+    """An etcd listening at ``url`` (an underlay address), inside ``ns``; stopped and its data removed at the end."""
+    with registry_running(ns, url):
         yield url
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def _make_world(count: int) -> Iterator[World]:
@@ -497,6 +463,7 @@ def test_sigterm_withdraws_and_leaves_the_entries(world: World) -> None:
     script = """
 import json, signal, sys, threading
 from nsnet.overlay.controller import printer, serve
+from nsnet.overlay.etcd import running as registry_running
 from nsnet.overlay.endpoints import HostView, OverlayEndpoint, VxlanDevice
 lab, url, raw = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 views = {h: HostView(v["host"], v["netns"], v["vtep"], tuple(VxlanDevice(**d) for d in v["devices"]),

@@ -24,9 +24,41 @@ def overlay() -> None:
     """VXLAN overlays across hosts: the etcd registry of endpoints, and the controllers answering misses.
 
     \b
+      nsnet overlay registry LAB        run etcd, the registry, on the lab's underlay
       nsnet overlay serve LAB           answer every host's L2/L3 misses from the registry
       nsnet overlay ls LAB              who is registered where
     """
+
+
+@overlay.command()
+@click.argument("lab")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Keep etcd's data here (default: a temporary one).")
+@guard
+def registry(lab: str, data_dir: str | None) -> None:
+    """Run etcd for LAB in its underlay namespace, at the lab's registry URL, until Ctrl-C.
+
+    \b
+    The lab's hosts reach it over the underlay, as machines would reach
+    theirs: the URL (overlay.registry, by default http://<the underlay's
+    address>:2379) must be an address of the underlay namespace. etcd runs
+    as a single member, its data in a temporary directory removed when it
+    stops (unless --data-dir).
+    """
+    preflight.require_root("run etcd in the lab's underlay namespace")
+    from .. import engine
+    from ..model import UNDERLAY
+    from ..overlay import etcd
+
+    url = _registry(lab, None)
+    underlay = engine.namespace_of(lab, UNDERLAY)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with etcd.running(underlay, url, data_dir) as proc:
+        out.print(f"etcd for lab {lab}: {url} in {underlay} (pid {proc.pid}); Ctrl-C stops it", markup=False)
+        while not stop.wait(0.5) and proc.poll() is None:
+            pass
+    out.print(f"etcd for lab {lab}: stopped", markup=False)
 
 
 def _views(lab: str) -> dict[str, HostView]:
