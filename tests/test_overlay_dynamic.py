@@ -26,9 +26,10 @@ import pytest
 
 from nsnet import engine
 from nsnet.kernel import netns
-from nsnet.overlay.controller import Controller, Record
+from nsnet.overlay.controller import Controller
 from nsnet.overlay.endpoints import HostView, OverlayEndpoint, VxlanDevice, lab_views
 from nsnet.overlay.etcd import running as registry_running
+from nsnet.overlay.log import Record
 from nsnet.overlay.registry import Registry, RegistryEvent
 
 from conftest import EXAMPLES, ROOT, netns_list, nsnet, sh, unique_name
@@ -462,7 +463,8 @@ def test_sigterm_withdraws_and_leaves_the_entries(world: World) -> None:
     views = {x: asdict(world.hosts[x].view()) for x in "AB"}
     script = """
 import json, signal, sys, threading
-from nsnet.overlay.controller import printer, serve
+from nsnet.overlay.log import printer
+from nsnet.overlay.serve import serve
 from nsnet.overlay.etcd import running as registry_running
 from nsnet.overlay.endpoints import HostView, OverlayEndpoint, VxlanDevice
 lab, url, raw = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])

@@ -107,8 +107,8 @@ def serve(lab: str, hosts: tuple[str, ...], registry: str | None, as_json: bool,
     the hosts' endpoints (and removes nothing else).
     """
     preflight.require_root("serve the overlay in the hosts' namespaces")
-    from ..overlay.controller import printer
-    from ..overlay.controller import serve as run
+    from ..overlay.log import printer
+    from ..overlay.serve import serve as run
 
     url = _registry(lab, registry)
     current = _views(lab)

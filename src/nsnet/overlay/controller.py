@@ -34,28 +34,25 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
-import json
 import os
 import queue
 import selectors
 import socket
-import struct
-import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+import dpkt
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK, RTMGRP_NEIGH
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from ..errors import NsnetError
 from ..kernel import netns
 from .endpoints import HostView, OverlayEndpoint, VxlanDevice
+from .log import Record, Sink
 from .registry import DEFAULT_TTL, Registry, RegistryError, RegistryEvent
 
 NUD_NOARP = 0x40
@@ -74,26 +71,6 @@ REPEAT_EVERY = 1.0
 """A miss still pending is logged again at most this often (the repeats in between are counted)."""
 RETRY_EVERY = 1.0
 """Seconds between attempts to reach the registry after a failure."""
-
-
-@dataclass(frozen=True)
-class Record:
-    """One line of the controller's log: an event it saw (``event``) and what it did (in ``text``)."""
-
-    time: float
-    host: str
-    event: str
-    text: str
-    data: dict[str, Any]
-
-    def line(self) -> str:
-        return f"{self.host} {self.event} {self.text}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"time": round(self.time, 6), "host": self.host, "event": self.event, "text": self.text, **self.data}
-
-
-Sink = Callable[[Record], None]
 
 
 @dataclass
@@ -677,12 +654,13 @@ class Controller:
 def _garp(mac: str, ip: str) -> bytes:
     """A broadcast gratuitous ARP reply (``ip`` is at ``mac``), as the endpoint itself would send it."""
     hw = bytes.fromhex(mac.replace(":", ""))
-    addr = socket.inet_aton(str(ipaddress.IPv4Address(ip)))
+    addr = ipaddress.IPv4Address(ip).packed
     if len(hw) != 6:
         raise ValueError(f"bad MAC {mac}")
     broadcast = b"\xff" * 6
-    arp = struct.pack("!HHBBH", 1, ETH_P_IP, 6, 4, ARPOP_REPLY) + hw + addr + broadcast + addr
-    return (broadcast + hw + struct.pack("!H", ETH_P_ARP) + arp).ljust(60, b"\0")
+    arp = dpkt.arp.ARP(op=dpkt.arp.ARP_OP_REPLY, sha=hw, spa=addr, tha=broadcast, tpa=addr)
+    frame = dpkt.ethernet.Ethernet(dst=broadcast, src=hw, type=dpkt.ethernet.ETH_TYPE_ARP, data=arp)
+    return bytes(frame).ljust(60, b"\0")
 
 
 def _fields(endpoint: OverlayEndpoint) -> dict[str, Any]:
@@ -714,96 +692,3 @@ def _ident(ns: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
-
-
-def serve(
-    lab: str,
-    views: Callable[[], Mapping[str, HostView]],
-    registry_url: str,
-    sink: Sink,
-    stop: threading.Event,
-    *,
-    hosts: Collection[str] | None = None,
-    ttl: int = DEFAULT_TTL,
-    poll: float = POLL,
-    announce: bool = True,
-) -> None:
-    """Serve every host of ``views()`` (or only ``hosts``), one :class:`Controller` thread each, until ``stop``.
-
-    ``views()`` is called by this thread every ``poll`` seconds; each
-    controller sees its host's latest view. A host's controller that ended
-    (its namespace was made anew, the host left the lab and came back, an
-    error) is started again once the host is there.
-    """
-    latest: dict[str, HostView] = {}
-    failing: list[str] = []
-
-    def refresh() -> None:
-        try:
-            current = dict(views())
-        except NsnetError as exc:
-            if not failing:
-                sink(Record(time.time(), "-", "error", f"cannot read the lab's hosts: {exc}", {"error": str(exc)}))
-            failing[:] = [str(exc)]
-            current = {}
-        else:
-            failing.clear()
-        latest.clear()
-        latest.update(current)
-
-    controllers: dict[str, Controller] = {}
-    started: dict[str, float] = {}
-    refresh()
-    try:
-        while not stop.is_set():
-            for host in sorted(hosts if hosts is not None else latest):
-                ctl = controllers.get(host)
-                if ctl is not None and ctl.alive:
-                    continue
-                view = latest.get(host)
-                if view is None or not netns.exists(view.netns):
-                    continue
-                if time.monotonic() - started.get(host, -RETRY_EVERY) < RETRY_EVERY:
-                    continue
-                started[host] = time.monotonic()
-                controllers[host] = Controller(
-                    lab, _getter(latest, host), registry_url, sink, ttl=ttl, poll=poll, announce=announce
-                )
-                controllers[host].start()
-            stop.wait(poll)
-            refresh()
-    finally:
-        for ctl in controllers.values():
-            ctl.stop()
-        for ctl in controllers.values():
-            ctl.join(timeout=10)
-
-
-def printer(as_json: bool = False, stop: threading.Event | None = None) -> Sink:
-    """A sink printing each record on stdout, one line (JSON with ``as_json``) at a time, from any thread.
-
-    In text mode a line starts with the local time. If stdout is closed (``| head``), printing
-    stops quietly and ``stop`` is set.
-    """
-    lock = threading.Lock()
-
-    def sink(record: Record) -> None:
-        if as_json:
-            line = json.dumps(record.to_json())
-        else:
-            line = f"{datetime.fromtimestamp(record.time).strftime('%H:%M:%S.%f')[:-3]} {record.line()}"
-        with lock:
-            try:
-                sys.stdout.write(line + "\n")
-                sys.stdout.flush()
-            except BrokenPipeError:
-                with contextlib.suppress(OSError):
-                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                if stop is not None:
-                    stop.set()
-
-    return sink
-
-
-def _getter(latest: Mapping[str, HostView], host: str) -> Callable[[], HostView | None]:
-    return lambda: latest.get(host)
