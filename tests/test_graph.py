@@ -8,7 +8,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from nsnet.graph import from_topology, render, to_graphviz, to_mermaid
+from nsnet.graph import GREY, from_topology, render, to_graphviz, to_mermaid
 from nsnet.loader import load
 
 from conftest import EXAMPLES, ROOT, nsnet, sh
@@ -166,6 +166,81 @@ def test_cli_without_dot_says_how_to_install_it(tmp_path: Path) -> None:
     assert not (tmp_path / "lab2.svg").exists()
     # DOT source and Mermaid need no tool.
     assert nsnet("graph", LAB2, "-o", str(tmp_path / "lab2.mmd"), env=env).code == 0
+
+
+# -- multi-host labs: the overlay ----------------------------------------------
+
+OVERLAY = str(EXAMPLES / "overlay-static.yaml")
+_MERMAID_TUNNEL = re.compile(r"^\s*(\w+) -\.-\|VXLAN (\d+)\| (\w+)$")
+
+
+def mermaid_tunnels(text: str) -> dict[frozenset[str], str]:
+    """VXLAN links of Mermaid text: {frozenset of the two ids: VNI}."""
+    return {
+        frozenset((m.group(1), m.group(3))): m.group(2)
+        for line in text.splitlines()
+        if (m := _MERMAID_TUNNEL.match(line))
+    }
+
+
+def test_overlay_file_draws_a_dashed_vxlan_edge_and_keeps_the_underlay() -> None:
+    source = to_graphviz(from_topology(load(OVERLAY))).source
+    edges = dot_edges(source)
+    tunnel = edges[frozenset({"A/vxlan1", "B/vxlan1"})]
+    assert "style=dashed" in tunnel and 'label="VXLAN 42"' in tunnel
+    # The underlay as it was: each host's eth0 wired to its port of the switch, the ports to ul0.
+    for host in ("A", "B"):
+        assert "dashed" not in edges[frozenset({f"{host}/eth0", f"underlay/{host}"})]
+        assert "dashed" not in edges[frozenset({f"underlay/{host}", "underlay/ul0"})]
+        assert "dashed" not in edges[frozenset({f"{host}/vxlan1", f"{host}/br0"})]
+    assert [attrs for attrs in edges.values() if "VXLAN" in attrs] == [tunnel]  # one tunnel, nothing else labelled
+    assert "(VXLAN 42)" in dot_nodes(source)["A/vxlan1"]
+
+    text = to_mermaid(from_topology(load(OVERLAY)))
+    assert "  A_vxlan1 -.-|VXLAN 42| B_vxlan1" in text.splitlines()
+    assert mermaid_tunnels(text) == {frozenset({"A_vxlan1", "B_vxlan1"}): "42"}
+    assert mermaid_edges(text)[frozenset({"A_eth0", "underlay_A"})] == "==="
+
+    # Through the command line, as DOT and as Mermaid.
+    assert nsnet("graph", OVERLAY).out == source
+    assert nsnet("graph", OVERLAY, "--format", "mermaid").out == text
+
+
+def test_three_hosts_on_one_vni_are_joined_pairwise() -> None:
+    picture = from_topology(load(EXAMPLES / "overlay-dynamic.yaml"))
+    assert {frozenset((t.a, t.b)) for t in picture.tunnels} == {
+        frozenset({("A", "vxlan1"), ("B", "vxlan1")}),
+        frozenset({("A", "vxlan1"), ("C", "vxlan1")}),
+        frozenset({("B", "vxlan1"), ("C", "vxlan1")}),
+    }
+    edges = dot_edges(to_graphviz(picture).source)
+    assert sum("VXLAN 42" in attrs and "style=dashed" in attrs for attrs in edges.values()) == 3
+    assert len(mermaid_tunnels(to_mermaid(picture))) == 3
+
+
+def test_different_vnis_are_not_joined(tmp_path: Path) -> None:
+    path = tmp_path / "two-vnis.yaml"
+    text = Path(OVERLAY).read_text().replace("vxlan1: {vni: 42, master: br0}", "vxlan1: {vni: 43, master: br0}", 1)
+    path.write_text(text.replace("10.0.0.3/24", "10.0.1.3/24"))  # two networks, two subnets
+    picture = from_topology(load(path))
+    assert picture.tunnels == ()
+    assert "VXLAN 4" not in "".join(dot_edges(to_graphviz(picture).source).values())
+
+
+def test_live_overlay_lab_draws_the_tunnel_grey_when_a_device_is_down(lab_name: str) -> None:
+    result = nsnet("up", OVERLAY, "--name", lab_name, "-q")
+    assert result.code == 0, result.text
+    source = nsnet("graph", lab_name).out
+    tunnel = dot_edges(source)[frozenset({"A/vxlan1", "B/vxlan1"})]
+    assert "style=dashed" in tunnel and 'label="VXLAN 42"' in tunnel and GREY not in tunnel
+    assert mermaid_tunnels(nsnet("graph", lab_name, "--format", "mermaid").out) == {
+        frozenset({"A_vxlan1", "B_vxlan1"}): "42"
+    }
+
+    sh("ip", "-n", f"{lab_name}-B", "link", "set", "vxlan1", "down")
+    source = nsnet("graph", lab_name).out
+    assert GREY in dot_edges(source)[frozenset({"A/vxlan1", "B/vxlan1"})]
+    assert "down" in dot_nodes(source)["B/vxlan1"]
 
 
 # -- a live lab -------------------------------------------------------------

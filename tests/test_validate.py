@@ -956,7 +956,7 @@ def test_validate_examples() -> None:
     lines = result.out.splitlines()
     assert len(lines) == len(files)
     for file, line in zip(files, lines, strict=True):
-        assert re.fullmatch(rf"{re.escape(file)}: ok \(lab [\w.-]+, \d+ nodes\)", line), line
+        assert re.fullmatch(rf"{re.escape(file)}: ok \(lab [\w.-]+, \d+ nodes( on \d+ hosts)?\)", line), line
     assert f"{LAB2}: ok (lab lab2, 2 nodes)" in lines
 
 

@@ -1,5 +1,9 @@
 """Pictures of a lab: namespaces as boxes, interfaces in them, veth pairs as wires.
 
+VXLAN devices of the same VNI and UDP port on different hosts are joined by
+a dashed edge labelled ``VXLAN <vni>``: the overlay, drawn over the underlay
+that carries it (whose switch and veth pairs are drawn like any other).
+
 A :class:`Picture` is built from a topology (:func:`from_topology`) or from a
 live lab (:func:`from_lab`: the lab's topology file for the layout, the kernel
 for link state, addresses and MACs). It is then drawn as a ``graphviz.Graph``
@@ -11,10 +15,11 @@ from __future__ import annotations
 
 import html
 import ipaddress
+import itertools
 import re
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +60,10 @@ class Interface:
     mac: str | None = None
     state: LinkState | None = None
     """Live only: ``up``; ``down`` (set down); ``no carrier`` (a veth whose peer is down); ``missing``."""
+    vni: int | None = None
+    """VXLAN devices: their VNI."""
+    vxlan_port: int | None = None
+    """VXLAN devices: their UDP port."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -93,14 +102,24 @@ class Wire:
 
 
 @dataclass(frozen=True)
+class Tunnel:
+    """Two VXLAN devices of the same VNI and UDP port on different hosts: one overlay network between them."""
+
+    a: tuple[str, str]
+    b: tuple[str, str]
+    vni: int
+
+
+@dataclass(frozen=True)
 class Picture:
-    """What is drawn: a lab's namespaces, their interfaces and the veth pairs between them."""
+    """What is drawn: a lab's namespaces, their interfaces, the veth pairs and the VXLAN tunnels between them."""
 
     lab: str
     boxes: tuple[Box, ...]
     wires: tuple[Wire, ...]
     live: bool = False
     source: str | None = None
+    tunnels: tuple[Tunnel, ...] = ()
 
     def interface(self, key: tuple[str, str]) -> Interface | None:
         for box in self.boxes:
@@ -186,16 +205,29 @@ def _picture(
         )
     picture = Picture(lab, tuple(boxes), (), live is not None, source)
     wires = tuple(w for w in pairs.values() if picture.interface(w.a) and picture.interface(w.b))
-    picture = Picture(lab, picture.boxes, wires, picture.live, source)
+    picture = Picture(lab, picture.boxes, wires, picture.live, source, _tunnels(picture.boxes))
     return _with_carrier(picture) if live is not None else picture
 
 
+def _tunnels(boxes: Iterable[Box]) -> tuple[Tunnel, ...]:
+    """Every pair of VXLAN devices in different namespaces that share a VNI and a UDP port."""
+    devices = [i for box in boxes for i in box.interfaces if i.vni is not None]
+    return tuple(
+        Tunnel(a.key, b.key, a.vni)
+        for a, b in itertools.combinations(devices, 2)
+        if a.vni is not None and a.ns != b.ns and (a.vni, a.vxlan_port) == (b.vni, b.vxlan_port)
+    )
+
+
 def _interface(label: str, link: Link, have: Namespace | None, live: bool) -> Interface:
+    vni, port = (link.vxlan.vni, link.vxlan.port) if link.vxlan else (None, None)
     if not live:
-        return Interface(label, link.name, link.kind, _sorted(link.addresses), link.master)
+        return Interface(label, link.name, link.kind, _sorted(link.addresses), link.master, vni=vni, vxlan_port=port)
     seen = have.links.get(link.name) if have else None
     if seen is None:
-        return Interface(label, link.name, link.kind, _sorted(link.addresses), link.master, state="missing")
+        return Interface(
+            label, link.name, link.kind, _sorted(link.addresses), link.master, state="missing", vni=vni, vxlan_port=port
+        )
     return Interface(
         label,
         link.name,
@@ -204,6 +236,8 @@ def _interface(label: str, link: Link, have: Namespace | None, live: bool) -> In
         seen.master,
         seen.mac,
         "up" if seen.up else "down",
+        vni=seen.vxlan.vni if seen.vxlan else None,
+        vxlan_port=seen.vxlan.port if seen.vxlan else None,
     )
 
 
@@ -222,15 +256,12 @@ def _with_carrier(picture: Picture) -> Picture:
             box.label,
             box.netns,
             box.role,
-            tuple(
-                Interface(i.ns, i.name, i.kind, i.addresses, i.master, i.mac, "no carrier") if i.key in quiet else i
-                for i in box.interfaces
-            ),
+            tuple(replace(i, state="no carrier") if i.key in quiet else i for i in box.interfaces),
             box.missing,
         )
         for box in picture.boxes
     )
-    return Picture(picture.lab, boxes, picture.wires, picture.live, picture.source)
+    return replace(picture, boxes=boxes)
 
 
 def _sorted(addresses: Iterable[str]) -> tuple[str, ...]:
@@ -245,6 +276,8 @@ def _sorted(addresses: Iterable[str]) -> tuple[str, ...]:
 
 FONT = "Helvetica"
 GREY = "#9a9a9a"
+OVERLAY = "#7b3fb5"
+"""The colour of VXLAN tunnels."""
 HOST_FILL = "#eeeeee"
 # Nodes named after a colour (the seed's RED and BLUE) get a light shade of it.
 SHADES = {
@@ -294,6 +327,8 @@ def _iface_label(iface: Interface) -> str:
     lines = [f"<b>{_esc(iface.name)}</b>"]
     if iface.kind == "bridge":
         lines[0] += ' <font point-size="9">(bridge)</font>'
+    if iface.vni is not None:
+        lines[0] += f' <font point-size="9">(VXLAN {iface.vni})</font>'
     lines += [f'<font point-size="10">{_esc(a)}</font>' for a in iface.addresses]
     if iface.mac:
         lines.append(f'<font point-size="8" color="#666666">{_esc(iface.mac)}</font>')
@@ -382,6 +417,20 @@ def to_graphviz(picture: Picture) -> graphviz.Graph:
         if ia is None or ib is None or not (ia.passes and ib.passes):
             attrs.update(style="dashed", color=GREY)
         g.edge(node_id(a), node_id(b), **attrs)
+    for tunnel in picture.tunnels:
+        ia, ib = picture.interface(tunnel.a), picture.interface(tunnel.b)
+        up = ia is not None and ib is not None and ia.passes and ib.passes
+        g.edge(
+            node_id(tunnel.a),
+            node_id(tunnel.b),
+            label=f"VXLAN {tunnel.vni}",
+            style="dashed",
+            color=OVERLAY if up else GREY,
+            fontcolor=OVERLAY if up else "#777777",
+            penwidth="1.8",
+            constraint="false",  # the hosts side by side, the overlay across them
+            tooltip=f"VXLAN {tunnel.vni} {tunnel.a[0]}:{tunnel.a[1]} - {tunnel.b[0]}:{tunnel.b[1]}",
+        )
     return g
 
 
@@ -390,7 +439,10 @@ def _mermaid_text(text: str) -> str:
 
 
 def to_mermaid(picture: Picture) -> str:
-    """Mermaid flowchart text: a subgraph per namespace, veth pairs as thick links, down ones dotted."""
+    """Mermaid flowchart text: a subgraph per namespace, veth pairs as thick links, down ones dotted.
+
+    VXLAN tunnels are dotted links labelled ``VXLAN <vni>``.
+    """
     ids: dict[tuple[str, str], str] = {}
     used: set[str] = set()
 
@@ -414,7 +466,8 @@ def to_mermaid(picture: Picture) -> str:
             lines.append(f'    {ident("empty_", box.label)}["<i>(no interfaces)</i>"]')
         for iface in box.interfaces:
             ids[iface.key] = ident("", iface.ns, iface.name)
-            text = [f"<b>{_mermaid_text(iface.name)}</b>", *iface.addresses]
+            name = f"<b>{_mermaid_text(iface.name)}</b>" + (f" (VXLAN {iface.vni})" if iface.vni is not None else "")
+            text = [name, *iface.addresses]
             if iface.mac:
                 text.append(iface.mac)
             state = _state_text(iface)
@@ -440,6 +493,8 @@ def to_mermaid(picture: Picture) -> str:
             if bridge is not None:
                 ok = iface.passes and bridge.passes
                 lines.append(f"  {ids[iface.key]} {'---' if ok else '-.-'} {ids[bridge.key]}")
+    for tunnel in picture.tunnels:  # dotted and labelled, across the hosts
+        lines.append(f"  {ids[tunnel.a]} -.-|VXLAN {tunnel.vni}| {ids[tunnel.b]}")
     if down:
         lines.append(f"  classDef down stroke-dasharray: 5 5,stroke:{GREY},color:#777777")
         lines.append(f"  class {','.join(down)} down")

@@ -72,15 +72,22 @@ def render_observation(o: Observation) -> None:
 @click.argument("src")
 @click.argument("dst")
 @click.option("--proto", default="icmp", show_default=True, help="icmp, tcp:PORT or udp:PORT.")
+@click.option(
+    "--size",
+    type=click.IntRange(28, 65535),
+    metavar="BYTES",
+    help="The packet's IP length (icmp and udp), checked against every MTU on the way.",
+)
 @click.option("--probe", "send", is_flag=True, help="Also send the real packet and read the kernel's trace.")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @guard
-def explain_(lab: str, src: str, dst: str, proto: str, send: bool, as_json: bool) -> None:
+def explain_(lab: str, src: str, dst: str, proto: str, size: int | None, send: bool, as_json: bool) -> None:
     """Say where a packet from SRC to DST (a node or an address) goes, where it dies and why.
 
     \b
     The path is predicted from the kernel's current state: route lookups,
-    ARP, veth pairs, bridge forwarding, every netfilter hook with the rule or
+    ARP, veth pairs, bridge forwarding, VXLAN (entries, proxy, the underlay),
+    MTUs, every netfilter hook with the rule or
     policy that decides, delivery and the reply's way back. It ends with a
     verdict and a fix, as a command and as a topology change.
     With --probe the real packet is sent too: netfilter's trace and the
@@ -91,7 +98,7 @@ def explain_(lab: str, src: str, dst: str, proto: str, send: bool, as_json: bool
     """
     snap = snapshot(lab)
     try:
-        result = Walker(snap).explain(src, dst, proto)
+        result = Walker(snap).explain(src, dst, proto, size)
     except ValueError as exc:
         raise NsnetError(str(exc)) from None
     observed = probe(snap, result) if send else None

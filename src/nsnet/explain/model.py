@@ -34,7 +34,9 @@ class Step:
 
     node: str
     what: str
-    """``route``, ``neigh``, ``link``, ``veth``, ``bridge``, ``netfilter``, ``deliver``, ``socket``."""
+    """``route``, ``neigh``, ``link``, ``veth``, ``bridge``, ``netfilter``, ``deliver``, ``socket``, ``mtu``,
+    ``vxlan`` (a VXLAN device: its forwarding entries, the crossing of the underlay) or ``miss`` (an L2/L3 miss
+    a controller is to answer)."""
     text: str
     ok: bool = True
 
@@ -80,3 +82,5 @@ class Explanation:
     reachable: bool
     verdict: str
     fix: Fix | None = None
+    size: int | None = None
+    """The request's IP length in bytes, when asked for (``--size``)."""

@@ -39,6 +39,10 @@ class Packet:
     sport: int | None = None
     dport: int | None = None
     ctstate: str = "NEW"
+    size: int = 0
+    """Its IP length in bytes, for the MTU checks (0: not checked)."""
+    df: bool = True
+    """Don't Fragment: set on packets that fit the sender's MTU (path MTU discovery); fragments have it clear."""
 
 
 @dataclass(frozen=True)
