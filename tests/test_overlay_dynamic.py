@@ -666,3 +666,20 @@ def test_a_node_added_on_host_c_is_reachable_from_a_and_b_within_a_second(lab_na
                 proc.wait()
             reader.join(timeout=5)
         print(f"GREEN reachable after {reached['RED']:.2f} s from RED (on A), {reached['BLUE']:.2f} s from BLUE (on B)")
+
+
+def test_only_nodes_that_exist_are_published(lab_name: str, tmp_path: Any) -> None:
+    """A node written in the file but not brought up yet is not announced to the other hosts."""
+    base = (EXAMPLES / "overlay-dynamic.yaml").read_text()
+    path = tmp_path / "overlay.yaml"
+    path.write_text(base)
+    assert nsnet("up", str(path), "--name", lab_name, "-q").code == 0
+    path.write_text(base.replace("links:\n", f"{GREEN}links:\n  - [GREEN:geth0, C:vgreen]\n").replace(
+        "  C:\n    bridges: {br0: {}}\n    vxlans: {vxlan1: {vni: 42, master: br0}}\n",
+        "  C:\n    bridges: {br0: {}}\n    vxlans: {vxlan1: {vni: 42, master: br0}}\n    interfaces: {vgreen: {master: br0}}\n",
+    ))  # fmt: skip
+    views, _ = lab_views(lab_name)
+    assert [e.node for e in views["C"].local] == []
+    assert nsnet("up", str(path), "--name", lab_name, "-q").code == 0
+    views, _ = lab_views(lab_name)
+    assert [(e.node, e.ip, e.vtep) for e in views["C"].local] == [("GREEN", "10.0.0.4", "192.168.100.3")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..model import Link, Namespace, Topology, netns_names
 
@@ -110,9 +110,15 @@ def host_views(topology: Topology, lab: str | None = None) -> dict[str, HostView
 
 def lab_views(lab: str) -> tuple[dict[str, HostView], str | None]:
     """The host views of a lab that is up, from the topology it was last brought up from, and its registry URL."""
-    from ..engine import lab_topology  # the engine loads topologies, which use this module
+    from ..engine import lab_namespaces, lab_topology  # the engine loads topologies, which use this module
 
     topology = lab_topology(lab)
     if topology is None or topology.overlay is None:
         return {}, None
-    return host_views(topology, lab), topology.overlay.registry
+    # The file may say more than `up` has built yet (edited, not applied): publish only nodes that exist.
+    built = set(lab_namespaces(lab).values())
+    views = {
+        host: replace(view, local=tuple(e for e in view.local if e.node in built))
+        for host, view in host_views(topology, lab).items()
+    }
+    return views, topology.overlay.registry
