@@ -582,6 +582,15 @@ GREEN = """\
   GREEN:
     interfaces: {geth0: {addresses: [10.0.0.4/24]}}
 """
+HOST_C = "  C:\n    bridges: {br0: {}}\n    vxlans: {vxlan1: {vni: 42, master: br0}}\n"
+
+
+def with_green(base: str) -> str:
+    """The dynamic example with node GREEN (10.0.0.4) on host C."""
+    text = base.replace(HOST_C, HOST_C + "    interfaces: {vgreen: {master: br0}}\n")
+    text = text.replace("links:\n", f"{GREEN}links:\n  - [GREEN:geth0, C:vgreen]\n")
+    assert text.count("GREEN") == 2 and "vgreen: {master" in text
+    return text
 
 
 def test_a_node_added_on_host_c_is_reachable_from_a_and_b_within_a_second(lab_name: str, tmp_path: Any) -> None:
@@ -592,11 +601,6 @@ def test_a_node_added_on_host_c_is_reachable_from_a_and_b_within_a_second(lab_na
     its entries leave A and B.
     """
     base = (EXAMPLES / "overlay-dynamic.yaml").read_text()
-    with_green = base.replace("  C:\n    bridges: {br0: {}}\n    vxlans: {vxlan1: {vni: 42, master: br0}}\n",
-                              "  C:\n    bridges: {br0: {}}\n    vxlans: {vxlan1: {vni: 42, master: br0}}\n"
-                              "    interfaces: {vgreen: {master: br0}}\n")  # fmt: skip
-    with_green = with_green.replace("links:\n", f"{GREEN}links:\n  - [GREEN:geth0, C:vgreen]\n")
-    assert with_green.count("GREEN") == 2 and "vgreen" in with_green
     path = tmp_path / "overlay.yaml"
     path.write_text(base)
     assert nsnet("up", str(path), "--name", lab_name, "-q").code == 0
@@ -615,7 +619,7 @@ def test_a_node_added_on_host_c_is_reachable_from_a_and_b_within_a_second(lab_na
             assert wait_for(lambda: {r["host"] for r in list(lines) if r["event"] == "snapshot"} >= {"A", "B", "C"}, 10)
             assert nsnet("exec", lab_name, "RED", "--", "ping", "-c1", "-W2", "10.0.0.3").code == 0, lines
             # GREEN arrives on C, by a change of the topology: nothing is run on A or B.
-            path.write_text(with_green)
+            path.write_text(with_green(base))
             start = time.monotonic()
             assert nsnet("up", str(path), "--name", lab_name, "-q").code == 0
             reached = {}
@@ -674,10 +678,7 @@ def test_only_nodes_that_exist_are_published(lab_name: str, tmp_path: Any) -> No
     path = tmp_path / "overlay.yaml"
     path.write_text(base)
     assert nsnet("up", str(path), "--name", lab_name, "-q").code == 0
-    path.write_text(base.replace("links:\n", f"{GREEN}links:\n  - [GREEN:geth0, C:vgreen]\n").replace(
-        "  C:\n    bridges: {br0: {}}\n    vxlans: {vxlan1: {vni: 42, master: br0}}\n",
-        "  C:\n    bridges: {br0: {}}\n    vxlans: {vxlan1: {vni: 42, master: br0}}\n    interfaces: {vgreen: {master: br0}}\n",
-    ))  # fmt: skip
+    path.write_text(with_green(base))
     views, _ = lab_views(lab_name)
     assert [e.node for e in views["C"].local] == []
     assert nsnet("up", str(path), "--name", lab_name, "-q").code == 0
