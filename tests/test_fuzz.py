@@ -14,7 +14,10 @@ from nsnet import Topology, TopologyError, loads
 
 from conftest import EXAMPLES, netns_list, nsnet, unique_name
 
-BASE: dict[str, Any] = yaml.safe_load((EXAMPLES / "lab2-bridge-fixed.yaml").read_text())
+BASES: list[dict[str, Any]] = [
+    yaml.safe_load((EXAMPLES / name).read_text())
+    for name in ("lab2-bridge-fixed.yaml", "overlay-static.yaml", "overlay-dynamic.yaml")
+]
 NASTY = st.sampled_from(
     ['"', "'", "\n", "\\", ";", "$(reboot)", "`id`", "-j ACCEPT\n-A FORWARD -j DROP", "..", "/", "\x00", " ", "+", "!"]
 )
@@ -41,7 +44,7 @@ def paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 @st.composite
 def mutated(draw: st.DrawFn) -> dict[str, Any]:
-    data = copy.deepcopy(BASE)
+    data = copy.deepcopy(draw(st.sampled_from(BASES)))
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         where = draw(st.sampled_from(paths(data)[1:]))
         parent = data
@@ -60,7 +63,7 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
     return data
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_validation_never_crashes_and_never_lets_an_injection_through(data: dict[str, Any]) -> None:
     try:
