@@ -209,6 +209,7 @@ BAD = [
     ("address-outside", "address", "hosts.A.address", "is not in the underlay 192.168.100.0/24"),
     ("node-named-like-host", "node", "nodes.A", "'A' is a host of this lab"),
     ("outside", "outside: {}\n", "outside", "an outside joins a single host"),
+    ("same-vni", "vni", "hosts.A.vxlans.vxlan2.vni", "VNI 42 on port 4789 is already vxlan1's here"),
 ]
 
 
@@ -227,6 +228,10 @@ def _bad(kind: str | None, extra: str | None) -> str:
         "eth0": ("      vred: {master: br0}", "      vred: {master: br0}\n      eth0: {}"),
         "address": ("  A:\n", "  A:\n    address: 10.9.9.9/24\n"),
         "node": ("  RED:\n", "  A: {}\n  RED:\n"),
+        "vni": (
+            "      vxlan1: {vni: 42, master: br0}\n",
+            "      vxlan1: {vni: 42, master: br0}\n      vxlan2: {vni: 42}\n",
+        ),
     }
     old, new = edits[extra or ""]
     assert old in text

@@ -647,6 +647,17 @@ class _Validator:
                     _suggest(vx_spec.master, space.bridges) or "declare it under bridges:",
                 )
                 continue
+            same = next(
+                (o for o, v in links.items() if v.vxlan and (v.vxlan.vni, v.vxlan.port) == (vx_spec.vni, vx_spec.port)),
+                None,
+            )
+            if same is not None:
+                self.add(
+                    (*loc, "vni"),
+                    f"VNI {vx_spec.vni} on port {vx_spec.port} is already {same}'s here; the kernel allows one",
+                    "attach that device to every bridge that needs the network, or use another VNI",
+                )
+                continue
             settings = Vxlan(vni=vx_spec.vni, port=vx_spec.port, remote=vx_spec.remote, learning=vx_spec.learning)
             links[vx] = Link(name=vx, kind="vxlan", master=vx_spec.master, mtu=vx_spec.mtu, vxlan=settings)
         for ifname, peer in ends.items():
