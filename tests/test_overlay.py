@@ -289,3 +289,17 @@ def test_point_to_point_vxlan_learns(lab_name: str, tmp_path: Path) -> None:
     learned = json.loads(sh("bridge", "-n", a, "-j", "fdb", "show", "dev", "vx"))
     assert any(e["mac"] == "02:42:0a:08:00:02" and e.get("dst") == "172.30.0.2" for e in learned), learned
     assert nsnet("up", str(path), "--name", lab_name, "--json").out.count('"changed": false') == 1
+
+
+def test_python_api_on_a_multi_host_lab(lab_name: str) -> None:
+    """`nsnet.Lab` takes hosts like nodes: commands in them, pings between nodes on different hosts."""
+    from nsnet import Lab
+
+    with Lab(STATIC, name=lab_name) as lab:
+        assert lab.nodes == ["RED", "BLUE"]
+        assert lab.namespaces["A"] == f"{lab_name}-A" and lab.namespaces["underlay"] == f"{lab_name}-underlay"
+        assert ping(lab.namespaces["RED"], "10.0.0.3")
+        assert lab.ping("RED", "BLUE") and lab.ping("BLUE", "RED")
+        entries = lab.node("A").run(["bridge", "fdb", "show", "dev", "vxlan1"], check=True)
+        assert "02:42:0a:00:00:03 dst 192.168.100.2 self permanent" in entries.stdout
+    assert not any(ns.startswith(f"{lab_name}-") for ns in sh("ip", "netns", "list").split())
