@@ -85,15 +85,7 @@ def _vxlans(
         out.append(
             VxlanView(
                 name=raw["name"],
-                vni=vx["vni"],
-                port=vx["port"],
-                local=vx["local"],
-                remote=vx["remote"],
-                dev=vx["dev"],
-                learning=vx["learning"],
-                proxy=vx["proxy"],
-                l2miss=vx["l2miss"],
-                l3miss=vx["l3miss"],
+                **vx,  # vni, port, local, remote, dev, learning, proxy, l2miss, l3miss
                 master=raw["master"],
                 mtu=raw["mtu"],
                 entries=[

@@ -184,15 +184,17 @@ class FdbEntry(Action):
     add: bool = True
 
     def describe(self) -> str:
-        if self.add:
-            return f"forward {self.mac} on {_where(self.ns)}:{self.dev} to VTEP {self.dst}"
-        return f"forget {self.mac} -> VTEP {self.dst} on {_where(self.ns)}:{self.dev}"
+        where = f"{_where(self.ns)}:{self.dev}"
+        return (
+            f"forward {self.mac} on {where} to VTEP {self.dst}"
+            if self.add
+            else f"forget {self.mac} -> VTEP {self.dst} on {where}"
+        )
 
     def commands(self) -> list[str]:
         b = "bridge" if self.ns == ROOT_NS else f"bridge -n {shlex.quote(self.ns)}"
-        if self.add:
-            return [f"{b} fdb append {self.mac} dev {self.dev} dst {self.dst} self permanent"]
-        return [f"{b} fdb del {self.mac} dev {self.dev} dst {self.dst} self"]
+        verb, tail = ("append", " self permanent") if self.add else ("del", " self")
+        return [f"{b} fdb {verb} {self.mac} dev {self.dev} dst {self.dst}{tail}"]
 
 
 @dataclass(frozen=True)
@@ -205,9 +207,10 @@ class NeighbourEntry(Action):
     add: bool = True
 
     def describe(self) -> str:
-        if self.add:
-            return f"answer for {self.ip} with {self.mac} on {_where(self.ns)}:{self.dev}"
-        return f"forget neighbour {self.ip} on {_where(self.ns)}:{self.dev}"
+        where = f"{_where(self.ns)}:{self.dev}"
+        return (
+            f"answer for {self.ip} with {self.mac} on {where}" if self.add else f"forget neighbour {self.ip} on {where}"
+        )
 
     def commands(self) -> list[str]:
         if self.add:

@@ -423,13 +423,17 @@ class Netlink:
         data = rtnl.u32(rtnl.IFLA_BR_STP_STATE, int(stp))
         if ageing is not None:
             data += rtnl.u32(rtnl.IFLA_BR_AGEING_TIME, ageing * 100)
+        return self._add_link(ns, name, "bridge", data, mark)
+
+    def _add_link(self, ns: str, name: str, kind: str, data: bytes, mark: str) -> list[Ticket]:
+        """Create a link of ``kind`` with its ``IFLA_INFO_DATA``, then mark it."""
         info = rtnl.nest(
-            rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "bridge"), rtnl.nest(rtnl.IFLA_INFO_DATA, data)
+            rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, kind), rtnl.nest(rtnl.IFLA_INFO_DATA, data)
         )
         self._invalidate(ns)
         payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + info
         return [
-            self._queue(ns, f"create bridge {name}", rtnl.RTM_NEWLINK, rtnl.NEW, payload),
+            self._queue(ns, f"create {kind} {name}", rtnl.RTM_NEWLINK, rtnl.NEW, payload),
             self._mark(ns, name, mark),
         ]
 
@@ -449,15 +453,7 @@ class Netlink:
             (rtnl.IFLA_VXLAN_L3MISS, vxlan.l3miss),
         ):
             data += rtnl.attr(kind, bytes([int(on)]))
-        info = rtnl.nest(
-            rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "vxlan"), rtnl.nest(rtnl.IFLA_INFO_DATA, data)
-        )
-        self._invalidate(ns)
-        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + info
-        return [
-            self._queue(ns, f"create vxlan {name}", rtnl.RTM_NEWLINK, rtnl.NEW, payload),
-            self._mark(ns, name, mark),
-        ]
+        return self._add_link(ns, name, "vxlan", data, mark)
 
     def fdb_entry(self, ns: str, op: str, dev: str, mac: str, dst: str) -> Ticket:
         """Add (``append``, as ``bridge fdb append``) or delete a VXLAN device's own entry: ``mac`` via VTEP ``dst``."""
