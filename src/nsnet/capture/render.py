@@ -82,7 +82,24 @@ def _ascii_fallback(out: TextIO, text: str) -> str:
     return text
 
 
-class TextSink(Sink):
+class GroupingSink(Sink):
+    """A sink that can group frames by packet (``--by-packet``): steps go to :meth:`_steps` as they complete."""
+
+    grouper: Grouper | None = None
+
+    def tick(self, watermark: int) -> None:
+        if self.grouper is not None:
+            self._steps(self.grouper.expire(watermark))
+
+    def close(self) -> None:
+        if self.grouper is not None:
+            self._steps(self.grouper.flush())
+
+    def _steps(self, groups: list[Group]) -> None:
+        raise NotImplementedError
+
+
+class TextSink(GroupingSink):
     """Decoded lines on a text stream, one per frame or (``by_packet``) one step per packet."""
 
     def __init__(
@@ -128,13 +145,8 @@ class TextSink(Sink):
         self.out.write("".join(lines))
         self.out.flush()
 
-    def tick(self, watermark: int) -> None:
-        if self.grouper is not None:
-            self._steps(self.grouper.expire(watermark))
-
     def close(self) -> None:
-        if self.grouper is not None:
-            self._steps(self.grouper.flush())
+        super().close()
         self.out.flush()
 
     def _steps(self, groups: list[Group]) -> None:
@@ -162,7 +174,7 @@ class TextSink(Sink):
         return f"{head}\n   {self.clock(first[0])} {text}\n"
 
 
-class JsonSink(Sink):
+class JsonSink(GroupingSink):
     """Collects packets (and steps) as plain data, for ``--json``."""
 
     def __init__(self, points: Sequence[Point], by_packet: bool = False, window: float = 0.05) -> None:
@@ -195,14 +207,6 @@ class JsonSink(Sink):
             )
         if self.grouper is not None:
             self._steps(self.grouper.add(frames))
-
-    def tick(self, watermark: int) -> None:
-        if self.grouper is not None:
-            self._steps(self.grouper.expire(watermark))
-
-    def close(self) -> None:
-        if self.grouper is not None:
-            self._steps(self.grouper.flush())
 
     def _steps(self, groups: list[Group]) -> None:
         assert self.groups is not None
