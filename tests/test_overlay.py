@@ -303,3 +303,34 @@ def test_python_api_on_a_multi_host_lab(lab_name: str) -> None:
         entries = lab.node("A").run(["bridge", "fdb", "show", "dev", "vxlan1"], check=True)
         assert "02:42:0a:00:00:03 dst 192.168.100.2 self permanent" in entries.stdout
     assert not any(ns.startswith(f"{lab_name}-") for ns in sh("ip", "netns", "list").split())
+
+
+def test_sigkill_during_up_of_an_overlay_always_converges(lab_name: str, tmp_path: Path) -> None:
+    """Killed anywhere in `up`, the next `up` finishes the overlay (devices, MTUs, entries) and `down` clears it."""
+    import signal
+    import sys
+
+    path = tmp_path / "three.yaml"
+    path.write_text(THREE)
+    started = time.monotonic()
+    assert nsnet("up", str(path), "--name", lab_name, "-q").code == 0
+    build = time.monotonic() - started
+    assert nsnet("down", lab_name, "-q").code == 0
+    points, killed = 10, 0
+    for i in range(points):
+        proc = subprocess.Popen([sys.executable, "-m", "nsnet", "up", str(path), "--name", lab_name, "-q"])
+        time.sleep(build * (i + 0.5) / points)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait()
+        result = nsnet("up", str(path), "--name", lab_name, "-q")
+        assert result.code == 0, f"point {i}: {result.text}"
+        assert "nothing to do" in nsnet("plan", str(path), "--name", lab_name).out, f"point {i}"
+        a = f"{lab_name}-A"
+        assert fdb(a) == {("02:42:0a:07:00:02", "192.168.100.2"), ("02:42:0a:07:00:03", "192.168.100.3")}, i
+        assert link(a, "vxlan1")["mtu"] == 1450, i
+        assert ping(f"{lab_name}-N1", "10.7.0.3"), f"point {i}"
+        assert nsnet("down", lab_name, "-q").code == 0
+        assert not [ns for ns in sh("ip", "netns", "list").split() if ns.startswith(f"{lab_name}-")], i
+    assert killed >= points // 2, killed
