@@ -684,3 +684,23 @@ def test_only_nodes_that_exist_are_published(lab_name: str, tmp_path: Any) -> No
     assert nsnet("up", str(path), "--name", lab_name, "-q").code == 0
     views, _ = lab_views(lab_name)
     assert [(e.node, e.ip, e.vtep) for e in views["C"].local] == [("GREEN", "10.0.0.4", "192.168.100.3")]
+
+
+def test_overlay_registry_runs_etcd_on_the_underlay_until_the_lab_goes(lab_name: str) -> None:
+    assert nsnet("up", str(EXAMPLES / "overlay-dynamic.yaml"), "--name", lab_name, "-q").code == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsnet", "overlay", "registry", lab_name], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        first = proc.stdout.readline() if proc.stdout else ""
+        assert f"http://192.168.100.254:2379 in {lab_name}-underlay" in first, first
+        pid = int(first.split("(pid ")[1].split(")")[0])
+        listed = nsnet("overlay", "ls", lab_name)
+        assert listed.code == 0 and "no endpoints registered" in listed.out, listed.text
+        assert nsnet("down", lab_name, "-q").code == 0
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not os.path.exists(f"/proc/{pid}"), "etcd outlived its lab"

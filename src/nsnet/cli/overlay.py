@@ -46,6 +46,7 @@ def registry(lab: str, data_dir: str | None) -> None:
     """
     preflight.require_root("run etcd in the lab's underlay namespace")
     from .. import engine
+    from ..kernel import netns
     from ..model import UNDERLAY
     from ..overlay import etcd
 
@@ -56,7 +57,8 @@ def registry(lab: str, data_dir: str | None) -> None:
         signal.signal(sig, lambda *_: stop.set())
     with etcd.running(underlay, url, data_dir) as proc:
         out.print(f"etcd for lab {lab}: {url} in {underlay} (pid {proc.pid}); Ctrl-C stops it", markup=False)
-        while not stop.wait(0.5) and proc.poll() is None:
+        # Until Ctrl-C, etcd's own end, or the lab's: its namespace gone, nothing could reach etcd any more.
+        while not stop.wait(0.5) and proc.poll() is None and netns.exists(underlay):
             pass
     out.print(f"etcd for lab {lab}: stopped", markup=False)
 
