@@ -50,17 +50,13 @@ class OverlayMixin(WalkerBase):
             self, space: Space, bridge: LinkView, hop: str, exclude: str | None
         ) -> tuple[LinkView, Space, LinkView] | None: ...
 
-        def _bridged_netfilter(
-            self, leg: Leg, space: Space, bridge: LinkView, port: LinkView, out: LinkView, pkt: Packet
-        ) -> None: ...
-
-        def _veth_mtu(
-            self, leg: Leg, space: Space, link: LinkView, peer_space: Space, peer: LinkView, pkt: Packet
-        ) -> None: ...
-
-        def _bridge_mtu(
+        def _out_of_port(
             self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None, out: LinkView, pkt: Packet
         ) -> Packet: ...
+
+        def _into_peer(
+            self, leg: Leg, space: Space, out: LinkView, far_space: Space, far: LinkView, pkt: Packet
+        ) -> None: ...
 
         def _mtu_fix(self, space: Space, link: LinkView, mtu: int) -> Fix: ...
 
@@ -106,12 +102,7 @@ class OverlayMixin(WalkerBase):
         mac = self._overlay_arp(leg, space, link, vx, hop, sender, other, rv, owner, true_mac)
         came = f"from port {port.name} " if port else ""
         leg.add(node, "bridge", f"{bridge.name} forwards {came}to port {link.name} ({_fdb_text(space, bridge, mac)})")
-        if link.state != "up":
-            leg.add(node, "link", f"port {link.name} is down", ok=False)
-            raise Stop("dropped", f"bridge port {node}:{link.name} is down", self._link_up_fix(space, link.name))
-        if port is not None:
-            self._bridged_netfilter(leg, space, bridge, port, link, pkt)
-        pkt = self._bridge_mtu(leg, space, bridge, port, link, pkt)
+        pkt = self._out_of_port(leg, space, bridge, port, link, pkt)
         vtep = self._vxlan_target(leg, space, link, vx, mac, hop, other, rv)
         self._underlay(leg, space, link, vx, vtep, other, rv, pkt)
         return self._decapsulate(leg, other, rv, rb, found, hop, pkt)
@@ -369,13 +360,6 @@ class OverlayMixin(WalkerBase):
             f"{rv.name} -> bridge {rb.name} -> {out.name} -> {far_space.node}:{far.name} "
             f"({_fdb_text(other, rb, far.mac)})",
         )
-        if out.state != "up":
-            leg.add(node, "link", f"port {out.name} is down", ok=False)
-            raise Stop("dropped", f"bridge port {node}:{out.name} is down", self._link_up_fix(other, out.name))
-        self._bridged_netfilter(leg, other, rb, vlink, out, pkt)
-        pkt = self._bridge_mtu(leg, other, rb, vlink, out, pkt)
-        if far.state != "up":
-            leg.add(far_space.node, "link", f"{far.name} is down", ok=False)
-            raise Stop("dropped", f"{far_space.node}:{far.name} is down", self._link_up_fix(far_space, far.name))
-        self._veth_mtu(leg, other, out, far_space, far, pkt)
+        pkt = self._out_of_port(leg, other, rb, vlink, out, pkt)
+        self._into_peer(leg, other, out, far_space, far, pkt)
         return self._receive(leg, far_space, far.name, pkt)

@@ -341,17 +341,9 @@ class Walker(OverlayMixin, MtuMixin):
             leg.add(
                 node, "bridge", f"{bridge.name} forwards {came}to port {out.name} ({_fdb_text(space, bridge, far.mac)})"
             )
-            if out.state != "up":
-                leg.add(node, "link", f"port {out.name} is down", ok=False)
-                raise Stop("dropped", f"bridge port {node}:{out.name} is down", self._link_up_fix(space, out.name))
-            if port is not None:
-                self._bridged_netfilter(leg, space, bridge, port, out, pkt)
-            pkt = self._bridge_mtu(leg, space, bridge, port, out, pkt)
+            pkt = self._out_of_port(leg, space, bridge, port, out, pkt)
             leg.add(far_space.node, "veth", f"{out.name} -> {far_space.node}:{far.name} (veth pair)")
-            if far.state != "up":
-                leg.add(far_space.node, "link", f"{far.name} is down", ok=False)
-                raise Stop("dropped", f"{far_space.node}:{far.name} is down", self._link_up_fix(far_space, far.name))
-            self._veth_mtu(leg, space, out, far_space, far, pkt)
+            self._into_peer(leg, space, out, far_space, far, pkt)
             leg.add(far_space.node, "neigh", f"{far_space.node}:{far.name} has {hop}: ARP resolves")
             return self._receive(leg, far_space, far.name, pkt)
         over = self._overlay(leg, space, bridge, port, hop, pkt, sender)
@@ -360,6 +352,24 @@ class Walker(OverlayMixin, MtuMixin):
         vnis = sorted({vx.vni for _, vx in _vxlan_ports(space, bridge)})
         across = f" (nor across VXLAN {', '.join(map(str, vnis))})" if vnis else ""
         raise self._no_owner(leg, sender, hop, f"bridge {node}:{bridge.name}{across}", (space, bridge.name))
+
+    def _out_of_port(
+        self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None, out: LinkView, pkt: Packet
+    ) -> Packet:
+        """A frame the bridge sends out of port ``out``: the port must be up, bridged netfilter and MTUs pass."""
+        if out.state != "up":
+            leg.add(space.node, "link", f"port {out.name} is down", ok=False)
+            raise Stop("dropped", f"bridge port {space.node}:{out.name} is down", self._link_up_fix(space, out.name))
+        if port is not None:
+            self._bridged_netfilter(leg, space, bridge, port, out, pkt)
+        return self._bridge_mtu(leg, space, bridge, port, out, pkt)
+
+    def _into_peer(self, leg: Leg, space: Space, out: LinkView, far_space: Space, far: LinkView, pkt: Packet) -> None:
+        """A frame crossing the veth ``out`` to ``far``: the far end must be up, and take the frame's size."""
+        if far.state != "up":
+            leg.add(far_space.node, "link", f"{far.name} is down", ok=False)
+            raise Stop("dropped", f"{far_space.node}:{far.name} is down", self._link_up_fix(far_space, far.name))
+        self._veth_mtu(leg, space, out, far_space, far, pkt)
 
     def _bridged_netfilter(
         self, leg: Leg, space: Space, bridge: LinkView, port: LinkView, out: LinkView, pkt: Packet
