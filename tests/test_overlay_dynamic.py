@@ -134,6 +134,22 @@ def in_ns(ns: str, work: Callable[[], T]) -> T:
     return box["value"]  # type: ignore[no-any-return]
 
 
+@contextlib.contextmanager
+def json_lines(argv: list[str]) -> Iterator[tuple[subprocess.Popen[str], list[dict[str, Any]]]]:
+    """``argv`` running, and the JSON objects it prints, one per line, as they come; killed at the end if alive."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    lines: list[dict[str, Any]] = []
+    reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in proc.stdout or ()))
+    reader.start()
+    try:
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=5)
+
+
 def wait_for(check: Callable[[], T], timeout: float = 5.0, step: float = 0.02) -> T:
     deadline = time.monotonic() + timeout
     while True:
@@ -477,28 +493,13 @@ for sig in (signal.SIGINT, signal.SIGTERM):
     signal.signal(sig, lambda *_: stop.set())
 serve(lab, lambda: views, url, printer(as_json=True, stop=stop), stop, ttl=30)
 """
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, world.lab, world.url, json.dumps(views)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    lines: list[dict[str, Any]] = []
-    reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in proc.stdout or ()))
-    reader.start()
-    try:
+    with json_lines([sys.executable, "-c", script, world.lab, world.url, json.dumps(views)]) as (proc, lines):
         assert wait_for(lambda: sum(1 for r in list(lines) if r["event"] == "publish") == 2, 10), lines
         assert ping(a, b, wait=3), lines
         snap = in_ns(a.netns, lambda: Registry(world.url, world.lab).snapshot())
         assert set(snap) == {a.endpoint().key(world.lab), b.endpoint().key(world.lab)}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0, proc.stderr.read() if proc.stderr else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=5)
     # The lease (30 s) was revoked: the keys are gone now, not when it expires.
     assert in_ns(a.netns, lambda: Registry(world.url, world.lab).snapshot()) == {}
     events = [(r["host"], r["event"]) for r in lines]
@@ -544,21 +545,12 @@ def test_overlay_serve_cli_on_a_dynamic_lab(lab_name: str) -> None:
     assert len(local) >= 2, views
     first, second = local[0], local[1]
     with etcd(engine.namespace_of(lab_name, "underlay"), url):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "nsnet", "overlay", "serve", lab_name, "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        lines: list[dict[str, Any]] = []
-        reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in proc.stdout or ()))
-        reader.start()
+        serve = [sys.executable, "-m", "nsnet", "overlay", "serve", lab_name, "--json"]
+        with json_lines(serve) as (proc, lines):
 
-        def seen(event: str, host: str) -> bool:
-            return any(r["event"] == event and r["host"] == host for r in list(lines))
+            def seen(event: str, host: str) -> bool:
+                return any(r["event"] == event and r["host"] == host for r in list(lines))
 
-        try:
             assert wait_for(lambda: all(seen("snapshot", h) for h in views), 10), lines
             assert wait_for(lambda: all(seen("publish", e.host) for e in local), 10), lines
             pinged = nsnet("exec", lab_name, first.node, "--", "ping", "-c1", "-W2", second.ip)
@@ -568,11 +560,6 @@ def test_overlay_serve_cli_on_a_dynamic_lab(lab_name: str) -> None:
             assert {(r["ip"], r["host"]) for r in json.loads(listed.out)} == {(e.ip, e.host) for e in local}
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0, proc.stderr.read() if proc.stderr else ""
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            reader.join(timeout=5)
         misses = [r for r in lines if r["event"] == "l3miss" and r["host"] == first.host and r["ip"] == second.ip]
         assert misses and misses[0]["result"] == "answered", lines
         assert nsnet("overlay", "ls", lab_name, "--json").out.strip() == "[]"
@@ -610,14 +597,8 @@ def test_a_node_added_on_host_c_is_reachable_from_a_and_b_within_a_second(lab_na
     assert url == "http://192.168.100.254:2379"
     ns = {n: engine.namespace_of(lab_name, n) for n in ("RED", "BLUE", "A", "B", "C", "underlay")}
     with etcd(ns["underlay"], url):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "nsnet", "overlay", "serve", lab_name, "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        )  # fmt: skip
-        lines: list[dict[str, Any]] = []
-        reader = threading.Thread(target=lambda: lines.extend(json.loads(line) for line in proc.stdout or ()))
-        reader.start()
-        try:
+        serve = [sys.executable, "-m", "nsnet", "overlay", "serve", lab_name, "--json"]
+        with json_lines(serve) as (proc, lines):
             assert wait_for(lambda: {r["host"] for r in list(lines) if r["event"] == "snapshot"} >= {"A", "B", "C"}, 10)
             assert nsnet("exec", lab_name, "RED", "--", "ping", "-c1", "-W2", "10.0.0.3").code == 0, lines
             # GREEN arrives on C, by a change of the topology: nothing is run on A or B.
@@ -669,11 +650,6 @@ def test_a_node_added_on_host_c_is_reachable_from_a_and_b_within_a_second(lab_na
             assert nsnet("exec", lab_name, "RED", "--", "ping", "-c1", "-W2", "10.0.0.3").code == 0
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=10) == 0, proc.stderr.read() if proc.stderr else ""
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            reader.join(timeout=5)
         print(f"GREEN reachable after {reached['RED']:.2f} s from RED (on A), {reached['BLUE']:.2f} s from BLUE (on B)")
 
 
