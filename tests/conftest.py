@@ -8,12 +8,14 @@ the test fails; the test then fails if any namespace of that lab is left.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +47,18 @@ def nsnet(*args: str, input: str | None = None, env: dict[str, str] | None = Non
         check=False,
     )
     return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def explain_json(lab: str, *args: str, probe: bool = True) -> dict[str, Any]:
+    """``nsnet explain LAB ARGS --json`` (with ``--probe`` unless told not): its exit code must match its verdict,
+    and with ``--probe`` the kernel must agree with the prediction."""
+    shown = nsnet("explain", lab, *args, *(["--probe"] if probe else []), "--json")
+    assert shown.code in (0, 1), shown.text
+    data: dict[str, Any] = json.loads(shown.out)
+    assert shown.code == (0 if data["reachable"] else 1)
+    if probe:
+        assert data["observed"]["agrees"], data["observed"]
+    return data
 
 
 def sh(*argv: str) -> str:

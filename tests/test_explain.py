@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import EXAMPLES, nsnet
+from conftest import EXAMPLES, explain_json, nsnet
 
 LAB2 = (EXAMPLES / "lab2-bridge.yaml").read_text()
 FIXED = (EXAMPLES / "lab2-bridge-fixed.yaml").read_text()
@@ -22,13 +21,7 @@ def run(tmp_path: Path, lab: str, text: str, *args: str, probe: bool = True) -> 
     path.write_text(text)
     result = nsnet("up", str(path), "--name", lab)
     assert result.code == 0, result.text
-    shown = nsnet("explain", lab, *args, *(["--probe"] if probe else []), "--json")
-    assert shown.code in (0, 1), shown.text
-    data: dict[str, Any] = json.loads(shown.out)
-    assert shown.code == (0 if data["reachable"] else 1)
-    if probe:
-        assert data["observed"]["agrees"], data["observed"]
-    return data
+    return explain_json(lab, *args, probe=probe)
 
 
 def failed_step(data: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from nsnet.explain import Walker, snapshot
 from nsnet.explain.model import Snapshot
 from nsnet.explain.snapshot import from_json, to_json
 
-from conftest import EXAMPLES, nsnet, sh
+from conftest import EXAMPLES, explain_json, nsnet, sh
 
 STATIC = str(EXAMPLES / "overlay-static.yaml")
 BLUE_MAC = "02:42:0a:00:00:03"  # derived from 10.0.0.3 by nsnet (Docker's scheme)
@@ -27,13 +27,7 @@ def lab(lab_name: str) -> str:
 
 
 def explain(lab: str, *args: str, probe: bool = True) -> dict[str, Any]:
-    shown = nsnet("explain", lab, "RED", "BLUE", *args, *(["--probe"] if probe else []), "--json")
-    assert shown.code in (0, 1), shown.text
-    data: dict[str, Any] = json.loads(shown.out)
-    assert shown.code == (0 if data["reachable"] else 1)
-    if probe:
-        assert data["observed"]["agrees"], data["observed"]
-    return data
+    return explain_json(lab, "RED", "BLUE", *args, probe=probe)
 
 
 def texts(data: dict[str, Any], leg: int = 0) -> list[str]:
