@@ -27,6 +27,12 @@ def _bridge_cmd(space: Space) -> str:
     return f"bridge -n {space.view.netns}" if space.view.netns else "bridge"
 
 
+def _missed(leg: Leg, node: str, dev: str, level: str, what: str) -> str:
+    """Note that ``dev`` reported an L2 or L3 miss for ``what``; the reason's addition saying why it went unanswered."""
+    leg.add(node, "miss", f"{dev} reports an {level} miss for {what} ({level.lower()}miss): {_CONTROLLER}", ok=False)
+    return f"; {_CONTROLLER}"
+
+
 def _vxlan_ports(space: Space, bridge: LinkView) -> list[tuple[LinkView, VxlanView]]:
     """The VXLAN devices that are ports of ``bridge``, with their settings and entries."""
     devices = {vx.name: vx for vx in space.view.vxlans or []}
@@ -170,8 +176,7 @@ class OverlayMixin(WalkerBase):
             )
             reason = f"ARP is answered by the VXLAN proxy ({node}:{dev}) from its neighbour table: {missing}"
             if vx.l3miss:
-                leg.add(node, "miss", f"{dev} reports an L3 miss for {hop} (l3miss): {_CONTROLLER}", ok=False)
-                reason += f"; {_CONTROLLER}"
+                reason += _missed(leg, node, dev, "L3", hop)
             raise Stop("dropped", reason, self._neigh_fix(space, dev, vx, hop, true_mac, owner))
         flood = [e.vtep for e in vx.entries if e.mac == ALL_ZEROS]
         if rv.local in flood:
@@ -199,9 +204,14 @@ class OverlayMixin(WalkerBase):
             ),
         )
 
+    def _start_controller(self) -> str:
+        return (
+            f"start the controller (nsnet overlay serve {self.snap.lab}) to answer the miss, or write the entry by hand"
+        )
+
     def _neigh_fix(self, space: Space, dev: str, vx: VxlanView, hop: str, mac: str, owner: str) -> Fix:
         how = (
-            f"start the controller (nsnet overlay serve {self.snap.lab}) to answer the miss, or write the entry by hand"
+            self._start_controller()
             if vx.l3miss
             else f"give {space.node}:{dev} its neighbour entry for {hop} ({owner}) again"
         )
@@ -232,12 +242,8 @@ class OverlayMixin(WalkerBase):
             )
             reason = f"{node}:{dev} has no fdb entry for {mac} ({hop}, behind {other.node}), so it drops the frame"
             if vx.l2miss:
-                leg.add(node, "miss", f"{dev} reports an L2 miss for {mac} (l2miss): {_CONTROLLER}", ok=False)
-                reason += f"; {_CONTROLLER}"
-                summary = (
-                    f"start the controller (nsnet overlay serve {self.snap.lab}) to answer the miss, "
-                    "or write the entry by hand"
-                )
+                reason += _missed(leg, node, dev, "L2", mac)
+                summary = self._start_controller()
             else:
                 summary = f"give {node}:{dev} its forwarding entry for {mac} ({hop}) again: to VTEP {rv.local}"
             raise Stop("dropped", reason, Fix(summary, command=command))
