@@ -57,7 +57,8 @@ def inspect(lab: str, nodes: Sequence[str] = (), what: Iterable[str] = SECTIONS)
         chosen = spaces
     with Netlink() as nl:
         all_links = {ns: readers.links(nl, ns) for ns in spaces} if sections & {"links", "overlay"} else {}
-        views = [_namespace(nl, lab, ns, label, spaces, all_links, sections) for ns, label in chosen.items()]
+        vteps = _vteps(spaces, all_links) if "overlay" in sections else {}
+        views = [_namespace(nl, lab, ns, label, spaces, all_links, vteps, sections) for ns, label in chosen.items()]
     return LabView(lab=lab, namespaces=views)
 
 
@@ -106,9 +107,11 @@ def _namespace(
     label: str,
     spaces: dict[str, str],
     all_links: dict[str, list[dict[str, Any]]],
+    vteps: dict[str, str],
     sections: set[str],
 ) -> NamespaceView:
-    names = readers.index_names(nl, ns)
+    # The links, when read already, name the indexes: no second listing.
+    names = {raw["index"]: raw["name"] for raw in all_links[ns]} if ns in all_links else readers.index_names(nl, ns)
     found: dict[str, Any] = {}
     if "links" in sections:
         links = all_links[ns]
@@ -136,7 +139,7 @@ def _namespace(
     if "fdb" in sections:
         found["fdb"] = readers.fdb(nl, ns, names)
     if "overlay" in sections:
-        found["vxlans"] = _vxlans(nl, ns, names, all_links[ns], _vteps(spaces, all_links))
+        found["vxlans"] = _vxlans(nl, ns, names, all_links[ns], vteps)
     if "fw" in sections:
         found["firewall"] = [t for family in (4, 6) for t in firewall.read_tables(ns, lab, family)]
     if "sysctl" in sections:
