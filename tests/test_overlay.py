@@ -209,6 +209,7 @@ BAD = [
     ("address-outside", "address", "hosts.A.address", "is not in the underlay 192.168.100.0/24"),
     ("node-named-like-host", "node", "nodes.A", "'A' is a host of this lab"),
     ("outside", "outside: {}\n", "outside", "an outside joins a single host"),
+    ("switch-outside", "switch", "underlay.address", "10.9.9.9/24 is not in the underlay 192.168.100.0/24"),
     ("same-vni", "vni", "hosts.A.vxlans.vxlan2.vni", "VNI 42 on port 4789 is already vxlan1's here"),
 ]
 
@@ -227,6 +228,7 @@ def _bad(kind: str | None, extra: str | None) -> str:
         ),
         "eth0": ("      vred: {master: br0}", "      vred: {master: br0}\n      eth0: {}"),
         "address": ("  A:\n", "  A:\n    address: 10.9.9.9/24\n"),
+        "switch": ("  mtu: 1500\n", "  mtu: 1500\n  address: 10.9.9.9/24\n"),
         "node": ("  RED:\n", "  A: {}\n  RED:\n"),
         "vni": (
             "      vxlan1: {vni: 42, master: br0}\n",
@@ -244,6 +246,7 @@ def test_bad_overlay_topologies(case: str, extra: str | None, path: str, message
         loads(_bad(None if case == "underlay-alone" else case, extra), "lab.yaml")
     found = [(p.path, p.message) for p in info.value.problems]
     assert any(p == path and message in m for p, m in found), found
+    assert len(found) == len(set(found)), f"a problem reported twice: {found}"
     assert all(p.line is not None for p in info.value.problems), info.value.problems
 
 

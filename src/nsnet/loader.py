@@ -308,7 +308,7 @@ class _Validator:
             spaces[HOST] = spec.host
         else:
             spaces.update({h: h_spec or MachineSpec() for h, h_spec in spec.hosts.items()})
-            spaces[UNDERLAY] = self._underlay_space(spec, overlay)
+            spaces[UNDERLAY] = self._underlay_space(overlay)
 
         links = self._links(spec, spaces)
         result: dict[str, Namespace] = {}
@@ -384,7 +384,7 @@ class _Validator:
         o = spec.overlay or OverlaySpec()
         switch = self._switch_address(under, taken)
         registry = o.registry or (f"http://{ipaddress.ip_interface(switch).ip}:2379" if switch else None)
-        overlay = Overlay(mode=o.mode, subnet=str(net), mtu=under.mtu, vteps=vteps, registry=registry)
+        overlay = Overlay(mode=o.mode, subnet=str(net), mtu=under.mtu, vteps=vteps, address=switch, registry=registry)
         return spec.model_copy(update={"hosts": hosts, "links": links}), overlay
 
     def _host_address(
@@ -420,11 +420,11 @@ class _Validator:
             return None
         return f"{ip.ip}/{net.prefixlen}"
 
-    def _underlay_space(self, spec: TopologySpec, overlay: Overlay) -> NamespaceSpec:
-        under = spec.underlay or UnderlaySpec()
-        switch = self._switch_address(under, {ipaddress.IPv4Address(v) for v in overlay.vteps.values()})
-        bridge = BridgeSpec(addresses=[switch] if switch else [], mtu=under.mtu)
-        ports: dict[str, InterfaceSpec | None] = {h: InterfaceSpec(master="ul0", mtu=under.mtu) for h in overlay.vteps}
+    def _underlay_space(self, overlay: Overlay) -> NamespaceSpec:
+        bridge = BridgeSpec(addresses=[overlay.address] if overlay.address else [], mtu=overlay.mtu)
+        ports: dict[str, InterfaceSpec | None] = {
+            h: InterfaceSpec(master="ul0", mtu=overlay.mtu) for h in overlay.vteps
+        }
         return NamespaceSpec(bridges={"ul0": bridge}, interfaces=ports)
 
     def _with_outside(self, spec: TopologySpec) -> TopologySpec:

@@ -196,6 +196,8 @@ class Overlay:
     mtu: int
     vteps: dict[str, str]
     """Host -> its underlay (VTEP) address."""
+    address: str | None = None
+    """The underlay switch's own address (CIDR), where services such as the registry listen."""
     registry: str | None = None
     """Dynamic mode: the etcd URL the controllers use."""
 
