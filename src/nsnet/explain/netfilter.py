@@ -54,6 +54,8 @@ class Context:
     physdev_in: str | None = None
     physdev_out: str | None = None
     bridged: bool = False
+    local: frozenset[str] = frozenset()
+    """The namespace's own addresses (``-m addrtype --dst-type LOCAL``, ``fib daddr type local``)."""
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,7 @@ class Walker(OverlayMixin, MtuMixin):
 
     def _hook(self, leg: Leg, space: Space, hook: str, pkt: Packet, ctx: Context) -> Decision:
         tables = space.view.firewall or []
+        ctx = replace(ctx, local=frozenset(a.address for a in _addresses(space) if a.address))
         decision = evaluate(tables, hook, pkt, ctx)
         node = space.node
         if decision.by == "no rules":
