@@ -10,7 +10,7 @@ import netaddr
 
 from .engine import lab_namespaces
 from .errors import LabNotFoundError, NsnetError
-from .kernel import firewall, readers, sysctl
+from .kernel import firewall, nftables, readers, sysctl
 from .kernel.netlink import Netlink
 from .model import HOST, link_mark
 from .views import BridgeView, LabView, LinkView, NamespaceView, PeerView, VtepEntryView, VxlanView
@@ -142,6 +142,7 @@ def _namespace(
         found["vxlans"] = _vxlans(nl, ns, names, all_links[ns], vteps)
     if "fw" in sections:
         found["firewall"] = [t for family in (4, 6) for t in firewall.read_tables(ns, lab, family)]
+        found["nftables"] = nftables.read(ns)
     if "sysctl" in sections:
         found["sysctls"] = {k: v for k, v in sysctl.read(ns, list(SYSCTLS)).items() if v is not None}
     if "conntrack" in sections:

@@ -154,6 +154,51 @@ class TableView:
 
 
 @dataclass(frozen=True)
+class NftRuleView:
+    """One nftables rule: its handle, its text as ``nft list ruleset`` prints it, its JSON expressions."""
+
+    handle: int
+    text: str
+    expr: list[dict[str, Any]]
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class NftChainView:
+    """An nftables chain; a base chain has a ``type``, ``hook``, ``prio`` and ``policy``."""
+
+    name: str
+    handle: int
+    type: str | None
+    hook: str | None
+    prio: int | None
+    policy: str | None
+    rules: list[NftRuleView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NftSetView:
+    """A named set or map: its key type, the data type of a map (``verdict`` for a verdict map), elements as JSON."""
+
+    name: str
+    type: Any
+    map: Any
+    flags: list[str]
+    elem: list[Any]
+
+
+@dataclass(frozen=True)
+class NftTableView:
+    """An nftables table (``ip``, ``ip6``, ``inet``, ``bridge``, ``arp`` or ``netdev`` family)."""
+
+    family: str
+    name: str
+    handle: int
+    chains: list[NftChainView]
+    sets: list[NftSetView]
+
+
+@dataclass(frozen=True)
 class ConntrackView:
     protocol: int | None
     original: dict[str, str | int | None]
@@ -175,6 +220,8 @@ class NamespaceView:
     sysctls: dict[str, str] | None = None
     conntrack: list[ConntrackView] | None = None
     vxlans: list[VxlanView] | None = None
+    nftables: list[NftTableView] | None = None
+    """The whole ruleset as nftables holds it (iptables-nft tables included); None: not read."""
 
 
 @dataclass(frozen=True)

@@ -1,27 +1,31 @@
 """Which rule or policy decides a packet's fate in one netfilter hook (pure).
 
-Rules are taken as ``iptables-save`` prints them. The matches nsnet writes
-and the common ones are understood (-s -d -i -o -p, --sport/--dport,
--m conntrack --ctstate, -m state --state, -m physdev, -m comment, -m
-addrtype is not); anything else makes the verdict "cannot evaluate" rather
-than a guess.
+With the namespace's nftables ruleset (``nft -j list ruleset``) every base
+chain of the hook runs in priority order, native nftables chains and
+iptables-nft ones alike, as the kernel runs them: an accept ends one base
+chain only, a drop or reject ends the packet, NAT chains see only a
+connection's first packet and the first NAT that applies wins. Chains that
+iptables made are evaluated on ``iptables-save``'s text (so the explanation
+quotes the rule as iptables prints it); native ones by :mod:`.nft`.
+
+iptables rules: -s -d -i -o -p, --sport/--dport, -m conntrack --ctstate,
+-m state --state, -m physdev, -m comment, -m icmp --icmp-type, -m addrtype;
+anything else makes the verdict "cannot evaluate" rather than a guess.
+Without a ruleset (a saved snapshot of an older nsnet) the iptables tables
+are run in their usual order.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import shlex
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
-from ..views import ChainView, TableView
+from ..views import ChainView, NftChainView, NftTableView, TableView
+from .nft import Fields, NotEvaluated, base_chains, run_chain
 
-HOOK_TABLES: dict[str, tuple[str, ...]] = {
-    "PREROUTING": ("raw", "mangle", "nat"),
-    "INPUT": ("mangle", "nat", "filter"),
-    "FORWARD": ("mangle", "filter"),
-    "OUTPUT": ("raw", "mangle", "nat", "filter"),
-    "POSTROUTING": ("mangle", "nat"),
-}
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "ipv6-icmp": 58, "icmpv6": 58, "sctp": 132}
 TERMINAL = {"ACCEPT", "DROP", "REJECT", "MASQUERADE", "SNAT", "DNAT", "REDIRECT"}
 CONTINUE = {"LOG", "NFLOG", "TRACE", "MARK", "CONNMARK", "CT", "NOTRACK", "CHECKSUM", "TCPMSS", "CLASSIFY"}
@@ -43,6 +47,12 @@ class Packet:
     """Its IP length in bytes, for the MTU checks (0: not checked)."""
     df: bool = True
     """Don't Fragment: set on packets that fit the sender's MTU (path MTU discovery); fragments have it clear."""
+    icmp_type: str | None = None
+    """``echo-request``, ``echo-reply`` or ``destination-unreachable`` (ICMP packets)."""
+    ct_status: frozenset[str] = frozenset()
+    """Conntrack status flags of its connection so far: ``dnat``, ``snat``."""
+    direction: str = "original"
+    """``original`` (the request's way) or ``reply``."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,21 @@ class Context:
 
 
 @dataclass(frozen=True)
+class Nat:
+    """A NAT that applied: ``DNAT``/``SNAT`` to ``address``[:``port``], ``MASQUERADE`` or ``REDIRECT``."""
+
+    kind: str
+    address: str | None = None
+    port: int | None = None
+
+    def __str__(self) -> str:
+        to = self.address or ""
+        if self.port:
+            to = f"[{to}]:{self.port}" if ":" in to else f"{to}:{self.port}"
+        return f"{self.kind} to {to}" if to else self.kind
+
+
+@dataclass(frozen=True)
 class Decision:
     """The outcome of a hook: ACCEPT, DROP, REJECT, or UNKNOWN (a rule nsnet cannot evaluate)."""
 
@@ -67,10 +92,14 @@ class Decision:
     chain: str
     by: str
     """``policy DROP`` or ``rule N: -A CHAIN ...``."""
-    nat: str | None = None
-    """A NAT target that applied (``DNAT --to-destination ...``), if any."""
+    nat: Nat | None = None
+    """The NAT that applied, if any."""
     trail: tuple[str, ...] = field(default=())
     """Rules that matched on the way (jumps, logs), in order."""
+    native: tuple[str, str, str, int | None] | None = None
+    """Where a native nftables chain decided: (family, table, chain, rule handle or None for its policy)."""
+    before: tuple[Decision, ...] = ()
+    """The base chains of the hook that accepted the packet before this one decided, in order."""
 
 
 class _Unknown(Exception):
@@ -148,7 +177,7 @@ def rule_matches(rule: str, pkt: Packet, ctx: Context) -> tuple[bool, str | None
         elif word == "--comment":
             ok = True
         elif word == "--icmp-type" or word == "--icmpv6-type":
-            raise _Unknown(rule, f"{word} {value}")
+            ok = _icmp_type_match(value, pkt)
         elif word in ("-j", "--jump", "-g", "--goto"):
             target = " ".join(words[i + 1 :])
             break
@@ -161,35 +190,200 @@ def rule_matches(rule: str, pkt: Packet, ctx: Context) -> tuple[bool, str | None
     return True, target
 
 
-def evaluate(tables: list[TableView], hook: str, pkt: Packet, ctx: Context) -> Decision:
-    """Run ``pkt`` through every table of ``hook``; the first DROP/REJECT ends it."""
+ICMP_TYPES = {
+    4: {"echo-reply": 0, "destination-unreachable": 3, "echo-request": 8},
+    6: {"destination-unreachable": 1, "echo-request": 128, "echo-reply": 129},
+}
+IPTABLES_PRIORITY = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
+NAT_PRIORITY = {"PREROUTING": -100, "OUTPUT": -100, "INPUT": 100, "POSTROUTING": 100}
+
+
+def _icmp_type_match(spec: str, pkt: Packet) -> bool:
+    """``--icmp-type 8``, ``echo-request``, ``3/3`` or ``any`` against the packet's ICMP type."""
+    if pkt.icmp_type is None:
+        return False
+    kind = spec.split("/", 1)[0]
+    if kind == "any":
+        return True
+    number = ICMP_TYPES[pkt.family].get(pkt.icmp_type)
+    return kind == pkt.icmp_type or (kind.isdigit() and int(kind) == number)
+
+
+def _iptables_nat(target: str | None) -> Nat | None:
+    """The NAT an iptables target does (``DNAT --to-destination 11.11.11.2:80``), or None."""
+    if not target:
+        return None
+    words = target.split()
+    kind = words[0]
+    if kind not in ("DNAT", "SNAT", "MASQUERADE", "REDIRECT"):
+        return None
+    address, port = None, None
+    for flag, value in itertools.pairwise(words):
+        if flag in ("--to-destination", "--to-source"):
+            host, _, rest = value.rpartition(":") if value.count(":") == 1 or value.startswith("[") else (value, "", "")
+            address = (host or value).strip("[]").split("-")[0]
+            port = int(rest.split("-")[0]) if rest else None
+        elif flag == "--to-ports":
+            port = int(value.split("-")[0])
+    return Nat(kind, address, port)
+
+
+def evaluate(
+    tables: list[TableView],
+    hook: str,
+    pkt: Packet,
+    ctx: Context,
+    ruleset: list[NftTableView] | None = None,
+    layer: str = "ip",
+) -> Decision:
+    """Run ``pkt`` through every base chain of ``hook``; the first DROP/REJECT ends it.
+
+    ``layer`` is ``ip`` (the IPv4/IPv6 hooks, bridged traffic included when
+    br_netfilter hands it over) or ``bridge`` (the bridge family's own chains).
+    """
     trail: list[str] = []
-    nat: str | None = None
+    nat: Nat | None = None
     last = Decision("ACCEPT", "", hook, "no rules", trail=())
-    for table_name in HOOK_TABLES[hook]:
-        if table_name == "nat" and pkt.ctstate != "NEW":
-            continue  # NAT rules see only the first packet of a connection
-        table = next((t for t in tables if t.table == table_name and t.family == pkt.family), None)
-        if table is None:
-            continue
-        chains = {c.name: c for c in table.chains}
-        if hook not in chains or (not chains[hook].rules and chains[hook].policy == "ACCEPT"):
-            continue  # an empty chain that accepts decides nothing
+    decided: list[Decision] = []
+    for run in _runs(tables, ruleset, hook, pkt.family, layer):
+        if run.nat_chain and (pkt.ctstate != "NEW" or nat is not None):
+            continue  # NAT chains see a connection's first packet only; the first NAT that applies wins
         try:
-            verdict, by, target = _walk(chains, chains[hook], pkt, ctx, trail, depth=0)
-            if verdict == "RETURN":  # RETURN from a built-in chain: its policy decides
-                policy = chains[hook].policy or "ACCEPT"
-                verdict, by = policy, f"policy {policy} of {hook}"
-        except _Unknown as exc:
-            return Decision(
-                "UNKNOWN", table_name, hook, f"{exc.rule} (nsnet cannot evaluate {exc.why})", trail=tuple(trail)
-            )
-        if target and target.split()[0] in ("DNAT", "SNAT", "MASQUERADE", "REDIRECT"):
-            nat = target
-        last = Decision(verdict, table_name, hook, by, nat=nat, trail=tuple(trail))
+            verdict, by, applied, native = run.go(pkt, ctx, trail)
+        except (_Unknown, NotEvaluated) as exc:
+            why = f"{exc.rule} (nsnet cannot evaluate {exc.why})"
+            return Decision("UNKNOWN", run.table, run.chain, why, trail=tuple(trail), before=tuple(decided))
+        nat = nat or applied
+        last = Decision(
+            verdict, run.table, run.chain, by, nat=nat, trail=tuple(trail), native=native, before=tuple(decided)
+        )
         if verdict in ("DROP", "REJECT"):
             return last
-    return Decision(last.verdict, last.table, hook, last.by, nat=nat, trail=tuple(trail))
+        decided.append(last)
+    return replace(last, nat=nat, trail=tuple(trail))
+
+
+_Go = Callable[[Packet, Context, list[str]], tuple[str, str, Nat | None, tuple[str, str, str, int | None] | None]]
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One base chain to run on a hook: its table and chain names as the trace names them."""
+
+    table: str
+    chain: str
+    nat_chain: bool
+    go: _Go
+
+
+def _runs(
+    tables: list[TableView], ruleset: list[NftTableView] | None, hook: str, family: int, layer: str
+) -> list[_Run]:
+    """The base chains of ``hook`` in the order the kernel runs them."""
+    iptables = {t.table: t for t in tables if t.family == family} if layer == "ip" else {}
+    found: list[tuple[int, int, _Run]] = []
+    made_by_nft: set[str] = set()
+    if ruleset is not None:
+        families = {"bridge"} if layer == "bridge" else {"ip" if family == 4 else "ip6", "inet"}
+        for order, (table, chain) in enumerate(base_chains(ruleset, families, hook.lower())):
+            ipt = iptables.get(table.name) if table.family in ("ip", "ip6") else None
+            if ipt is not None and _made_by_iptables(ipt, table):
+                made_by_nft.add(table.name)
+                run = _iptables_run(ipt, hook)
+            else:
+                run = _native_run(table, chain, layer)
+            if run is not None:
+                found.append((chain.prio or 0, order, run))
+    for name, ipt in iptables.items():
+        if name in made_by_nft or (ruleset and name not in _legacy_names(ruleset, family)):
+            continue
+        run = _iptables_run(ipt, hook)  # iptables-legacy tables (or no ruleset read): the usual priorities
+        if run is not None:
+            prio = NAT_PRIORITY.get(hook, 0) if name == "nat" else IPTABLES_PRIORITY.get(name, 0)
+            found.append((prio, 1000, run))
+    return [run for *_, run in sorted(found, key=lambda item: item[:2])]
+
+
+def _legacy_names(ruleset: list[NftTableView], family: int) -> set[str]:
+    """iptables tables nftables does not hold (the legacy backend)."""
+    names = {t.name for t in ruleset if t.family == ("ip" if family == 4 else "ip6")}
+    return {"raw", "mangle", "nat", "filter", "security"} - names
+
+
+def _made_by_iptables(ipt: TableView, table: NftTableView) -> bool:
+    """Whether the nftables table is the iptables-nft one ``iptables-save`` printed: the same chains and rules."""
+    chains = {c.name: len(c.rules) for c in table.chains}
+    listed = {c.name: len(c.rules) for c in ipt.chains}  # iptables-save lists built-in chains nft has not made
+    return all(listed.get(name) == count for name, count in chains.items()) and all(
+        chains.get(name, 0) == count for name, count in listed.items()
+    )
+
+
+def _iptables_run(ipt: TableView, hook: str) -> _Run | None:
+    chains = {c.name: c for c in ipt.chains}
+    if hook not in chains or (not chains[hook].rules and chains[hook].policy == "ACCEPT"):
+        return None  # an empty chain that accepts decides nothing
+
+    def go(
+        pkt: Packet, ctx: Context, trail: list[str]
+    ) -> tuple[str, str, Nat | None, tuple[str, str, str, int | None] | None]:
+        verdict, by, target = _walk(chains, chains[hook], pkt, ctx, trail, depth=0)
+        if verdict == "RETURN":  # RETURN from a built-in chain: its policy decides
+            policy = chains[hook].policy or "ACCEPT"
+            verdict, by = policy, f"policy {policy} of {hook}"
+        return verdict, by, _iptables_nat(target), None
+
+    return _Run(ipt.table, hook, ipt.table == "nat", go)
+
+
+def _native_run(table: NftTableView, chain: NftChainView, layer: str) -> _Run | None:
+    if chain.type not in (None, "filter", "nat", "route"):
+        return None
+    if not chain.rules and (chain.policy or "accept") == "accept":
+        return None
+
+    def go(
+        pkt: Packet, ctx: Context, trail: list[str]
+    ) -> tuple[str, str, Nat | None, tuple[str, str, str, int | None] | None]:
+        bridge = layer == "bridge"
+        fields = Fields(
+            family=pkt.family,
+            src=pkt.src,
+            dst=pkt.dst,
+            proto=pkt.proto,
+            sport=pkt.sport,
+            dport=pkt.dport,
+            ctstate=pkt.ctstate,
+            ct_status=pkt.ct_status,
+            direction=pkt.direction,
+            icmp_type=pkt.icmp_type,
+            in_iface=ctx.physdev_in if bridge else ctx.in_iface,
+            out_iface=ctx.physdev_out if bridge else ctx.out_iface,
+            local=ctx.local,
+        )
+        outcome = run_chain(table, chain, fields, trail)
+        nat = None
+        if outcome.nat is not None:
+            n = outcome.nat
+            port = n.get("port")
+            nat = Nat(n["kind"].upper(), n.get("addr"), int(port) if port is not None else None)
+        verdict = "ACCEPT" if outcome.verdict in ("accept", "return") else outcome.verdict.upper()
+        handle = None
+        if outcome.by.startswith("rule "):
+            position = int(outcome.by.split()[1])
+            handle = _rule_handle(table, outcome.by, position)
+        return verdict, outcome.by, nat, (table.family, table.name, chain.name, handle)
+
+    return _Run(table.name, chain.name, chain.type == "nat", go)
+
+
+def _rule_handle(table: NftTableView, by: str, position: int) -> int | None:
+    """The handle of the rule ``by`` names (``rule N of FAMILY TABLE CHAIN: ...``)."""
+    name = by.split(":", 1)[0].split()[-1]
+    chain = next((c for c in table.chains if c.name == name), None)
+    if chain is None or not 0 < position <= len(chain.rules):
+        return None
+    return chain.rules[position - 1].handle
 
 
 def _walk(

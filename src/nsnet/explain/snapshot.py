@@ -52,8 +52,9 @@ def to_json(snap: Snapshot) -> dict[str, Any]:
 
 def _view(view: NamespaceView) -> dict[str, Any]:
     data = asdict(view)
-    if data.get("vxlans") is None:
-        data.pop("vxlans", None)  # no VXLAN devices read: saved as before VXLAN was known
+    for key in ("vxlans", "nftables"):  # not read: saved as before nsnet knew them
+        if data.get(key) is None:
+            data.pop(key, None)
     return data
 
 

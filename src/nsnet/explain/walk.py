@@ -27,9 +27,11 @@ from dataclasses import replace
 
 from ..views import LinkView, RouteView
 from .base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip, lookup
+from .conntrack import ConntrackMixin
 from .model import Explanation, Fix, Leg, Space
 from .mtu import MtuMixin
 from .netfilter import Context, Decision, Packet, evaluate
+from .nftfix import native_fix
 from .overlay import OverlayMixin, _vxlan_ports
 
 EPHEMERAL_PORT = 40000
@@ -47,7 +49,7 @@ def parse_proto(proto: str) -> tuple[str, int | None]:
     raise ValueError(f"{proto!r} is not a protocol: use icmp, tcp:PORT or udp:PORT")
 
 
-class Walker(OverlayMixin, MtuMixin):
+class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
     """Explains one packet's fate over a :class:`Snapshot`."""
 
     # -- entry point ---------------------------------------------------------
@@ -67,7 +69,17 @@ class Walker(OverlayMixin, MtuMixin):
         family = ipaddress.ip_address(address).version
         proto_name = "icmpv6" if name == "icmp" and family == 6 else name
         self._size = size or SIZES[proto_name] + (20 if family == 6 and proto_name != "icmpv6" else 0)
-        pkt = Packet(family, "", address, proto_name, EPHEMERAL_PORT if port else None, port, size=self._size)
+        self._forget_connections()
+        pkt = Packet(
+            family,
+            "",
+            address,
+            proto_name,
+            EPHEMERAL_PORT if port else None,
+            port,
+            size=self._size,
+            icmp_type="echo-request" if name == "icmp" else None,
+        )
         request = Leg(
             title=f"{proto} request {src} -> {dst}"
             + (f" ({address})" if address != dst else "")
@@ -116,7 +128,16 @@ class Walker(OverlayMixin, MtuMixin):
     # -- the answer at the destination ----------------------------------------
 
     def _answer(self, leg: Leg, space: Space, pkt: Packet) -> tuple[Packet | None, str]:
-        back = replace(pkt, src=pkt.dst, dst=pkt.src, sport=pkt.dport, dport=pkt.sport, ctstate="ESTABLISHED")
+        back = replace(
+            pkt,
+            src=pkt.dst,
+            dst=pkt.src,
+            sport=pkt.dport,
+            dport=pkt.sport,
+            ctstate="ESTABLISHED",
+            direction="reply",
+            icmp_type="echo-reply" if pkt.icmp_type == "echo-request" else None,
+        )
         # The answer is as long as the whole request (reassembled); the kernel's ICMP sends it without DF.
         back = replace(back, size=self._size, df=False) if pkt.proto in ("icmp", "icmpv6") else back
         if pkt.proto == "tcp":
@@ -150,7 +171,15 @@ class Walker(OverlayMixin, MtuMixin):
         )
         leg.outcome, leg.reason = "refused", f"nothing listens on udp/{pkt.dport} in {space.node}"
         icmp = "icmp" if pkt.family == 4 else "icmpv6"
-        error = replace(back, proto=icmp, sport=None, dport=None, ctstate="RELATED", size=min(576, 28 + self._size))
+        error = replace(
+            back,
+            proto=icmp,
+            sport=None,
+            dport=None,
+            ctstate="RELATED",
+            size=min(576, 28 + self._size),
+            icmp_type="destination-unreachable",
+        )
         return replace(error, df=False), "ICMP port unreachable"
 
     # -- sending and receiving --------------------------------------------------
@@ -161,12 +190,7 @@ class Walker(OverlayMixin, MtuMixin):
         if _has_address(space, pkt.dst):
             leg.add(node, "route", f"{pkt.dst} is an address of {node} itself: delivered locally")
             return space, pkt
-        route = lookup(space, pkt.dst)
-        if route is None:
-            raise self._no_route(leg, space, pkt.dst)
-        if route.type != "unicast":
-            leg.add(node, "route", f"route {route.dst} is of type {route.type}", ok=False)
-            raise Stop("dropped", f"{node}'s route to {pkt.dst} is a {route.type} route")
+        route = self._route_out(leg, space, pkt)
         if not src_fixed or not pkt.src:
             src = route.src or next(
                 (a.address for a in _addresses(space, route.dev) if a.family == pkt.family and a.scope == "global"),
@@ -183,8 +207,18 @@ class Walker(OverlayMixin, MtuMixin):
         leg.source = leg.source or pkt.src
         hop = route.gateway or pkt.dst
         leg.add(node, "route", f"route lookup for {pkt.dst}: {_route_text(route)} (from {pkt.src})")
-        self._hook(leg, space, "OUTPUT", pkt, Context(out_iface=route.dev))
-        self._hook(leg, space, "POSTROUTING", pkt, Context(out_iface=route.dev))
+        decision = self._hook(leg, space, "OUTPUT", pkt, Context(out_iface=route.dev))
+        translated = self._nat(leg, space, "OUTPUT", decision, pkt, route.dev)
+        if translated.dst != pkt.dst:
+            pkt = translated
+            if _has_address(space, pkt.dst):
+                leg.add(node, "route", f"{pkt.dst} is an address of {node} itself: delivered locally")
+                return space, pkt
+            route = self._route_out(leg, space, pkt)  # the kernel routes a packet whose destination changed again
+            leg.add(node, "route", f"route lookup for {pkt.dst} again: {_route_text(route)}")
+        pkt = translated
+        decision = self._hook(leg, space, "POSTROUTING", pkt, Context(out_iface=route.dev))
+        pkt = self._nat(leg, space, "POSTROUTING", decision, pkt, route.dev)
         assert route.dev is not None
         out = self._links(space).get(route.dev)
         if out is not None and pkt.size > out.mtu:
@@ -196,6 +230,16 @@ class Walker(OverlayMixin, MtuMixin):
             )
             pkt = replace(pkt, size=out.mtu, df=False)
         return self._egress(leg, space, route.dev, hop, pkt)
+
+    def _route_out(self, leg: Leg, space: Space, pkt: Packet) -> RouteView:
+        """The route ``space`` sends ``pkt`` by; raises :class:`Stop` when there is none or it is not unicast."""
+        route = lookup(space, pkt.dst)
+        if route is None:
+            raise self._no_route(leg, space, pkt.dst)
+        if route.type != "unicast" or route.dev is None:
+            leg.add(space.node, "route", f"route {route.dst} is of type {route.type}", ok=False)
+            raise Stop("dropped", f"{space.node}'s route to {pkt.dst} is a {route.type} route")
+        return route
 
     def _no_route(self, leg: Leg, space: Space, dst: str) -> Stop:
         node = space.node
@@ -221,22 +265,32 @@ class Walker(OverlayMixin, MtuMixin):
             ),
         )
 
-    def _hook(self, leg: Leg, space: Space, hook: str, pkt: Packet, ctx: Context) -> Decision:
+    def _hook(self, leg: Leg, space: Space, hook: str, pkt: Packet, ctx: Context, layer: str = "ip") -> Decision:
         tables = space.view.firewall or []
         ctx = replace(ctx, local=frozenset(a.address for a in _addresses(space) if a.address))
-        decision = evaluate(tables, hook, pkt, ctx)
+        decision = evaluate(tables, hook, pkt, ctx, space.view.nftables, layer)
         node = space.node
         if decision.by == "no rules":
             return decision
-        text = f"netfilter {hook}: {decision.table}/{decision.chain} -> {decision.verdict} by {decision.by}"
+        name = f"bridge {hook.lower()}" if layer == "bridge" else hook
+        for passed in decision.before:  # earlier base chains of the hook: an accept there is not final
+            leg.add(node, "netfilter", f"netfilter {name}: {passed.table}/{passed.chain} -> ACCEPT by {passed.by}")
+        text = f"netfilter {name}: {decision.table}/{decision.chain} -> {decision.verdict} by {decision.by}"
         if decision.verdict == "UNKNOWN":
             leg.add(node, "netfilter", text, ok=False)
             raise Stop("unknown", f"in {node}, {decision.by}")
         if decision.verdict in ("DROP", "REJECT"):
             leg.add(node, "netfilter", text, ok=False)
+            outcome = "dropped" if decision.verdict == "DROP" else "rejected"
+            if decision.native is not None:
+                raise Stop(
+                    outcome,
+                    f"{decision.by} in {node} {decision.verdict.lower()}s it",
+                    native_fix(space, name, decision, self._source_net(pkt), pkt.family),
+                )
             what = decision.by if decision.by.startswith("policy") else decision.by.replace(": ", " (", 1) + ")"
             raise Stop(
-                "dropped" if decision.verdict == "DROP" else "rejected",
+                outcome,
                 f"{what} in {node}'s {decision.table} table {decision.verdict.lower()}s it",
                 self._firewall_fix(space, hook, decision, pkt),
             )
@@ -375,28 +429,36 @@ class Walker(OverlayMixin, MtuMixin):
     def _bridged_netfilter(
         self, leg: Leg, space: Space, bridge: LinkView, port: LinkView, out: LinkView, pkt: Packet
     ) -> None:
+        """A frame the bridge forwards: the bridge family's chains, and the IP hooks when br_netfilter hands it on.
+
+        On each bridge hook the kernel runs nft's bridge chains (priority -200)
+        before br_netfilter calls the IP hook of the same name.
+        """
+        ctx = Context(
+            in_iface=bridge.name, out_iface=bridge.name, physdev_in=port.name, physdev_out=out.name, bridged=True
+        )
         key = "net.bridge.bridge-nf-call-iptables" if pkt.family == 4 else "net.bridge.bridge-nf-call-ip6tables"
         value = (space.view.sysctls or {}).get(key)
         node = space.node
-        if value != "1":
+        handed = value == "1"
+        if handed:
+            leg.add(
+                node,
+                "netfilter",
+                f"{key}=1: bridged IP traffic goes through {node}'s iptables as if routed "
+                "(in and out interface: the bridge)",
+            )
+        else:
             why = f"{key}={value}" if value is not None else "br_netfilter is not loaded"
             leg.add(
                 node,
                 "netfilter",
                 f"bridged traffic is not handed to iptables here ({why}): {node}'s FORWARD chain never sees it",
             )
-            return
-        leg.add(
-            node,
-            "netfilter",
-            f"{key}=1: bridged IP traffic goes through {node}'s iptables as if routed "
-            "(in and out interface: the bridge)",
-        )
-        ctx = Context(
-            in_iface=bridge.name, out_iface=bridge.name, physdev_in=port.name, physdev_out=out.name, bridged=True
-        )
         for hook in ("PREROUTING", "FORWARD", "POSTROUTING"):
-            self._hook(leg, space, hook, pkt, ctx)
+            self._hook(leg, space, hook, pkt, ctx, layer="bridge")
+            if handed:
+                self._hook(leg, space, hook, pkt, ctx)
 
     def _no_owner(self, leg: Leg, sender: Space, hop: str, where: str, bridge: tuple[Space, str] | None = None) -> Stop:
         leg.add(
@@ -444,14 +506,10 @@ class Walker(OverlayMixin, MtuMixin):
         node = space.node
         self._arrived_on = (node, iface)
         decision = self._hook(leg, space, "PREROUTING", pkt, Context(in_iface=iface))
-        if decision.nat and decision.nat.startswith("DNAT"):
-            target = decision.nat.split("--to-destination", 1)[-1].strip()
-            address, _, port = target.partition(":")
-            pkt = replace(pkt, dst=address, dport=int(port) if port else pkt.dport)
-            leg.add(node, "netfilter", f"DNAT: destination becomes {target}")
+        pkt = self._nat(leg, space, "PREROUTING", decision, pkt, iface)
         if _has_address(space, pkt.dst):
-            self._hook(leg, space, "INPUT", pkt, Context(in_iface=iface))
-            return space, pkt
+            decision = self._hook(leg, space, "INPUT", pkt, Context(in_iface=iface))
+            return space, self._nat(leg, space, "INPUT", decision, pkt, iface)
         forwarding = (space.view.sysctls or {}).get(
             "net.ipv4.ip_forward" if pkt.family == 4 else "net.ipv6.conf.all.forwarding"
         )
@@ -473,14 +531,7 @@ class Walker(OverlayMixin, MtuMixin):
         leg.add(node, "route", f"{node} routes it: {_route_text(route)}")
         self._hook(leg, space, "FORWARD", pkt, Context(in_iface=iface, out_iface=route.dev))
         decision = self._hook(leg, space, "POSTROUTING", pkt, Context(in_iface=iface, out_iface=route.dev))
-        if decision.nat and decision.nat.split()[0] in ("MASQUERADE", "SNAT"):
-            new_src = next(
-                (a.address for a in _addresses(space, route.dev) if a.family == pkt.family and a.address), pkt.src
-            )
-            if decision.nat.startswith("SNAT") and "--to-source" in decision.nat:
-                new_src = decision.nat.split("--to-source", 1)[1].split()[0].split(":")[0]
-            leg.add(node, "netfilter", f"{decision.nat.split()[0]}: source becomes {new_src}")
-            pkt = replace(pkt, src=new_src)
+        pkt = self._nat(leg, space, "POSTROUTING", decision, pkt, route.dev)
         out = self._links(space).get(route.dev)
         if out is not None and pkt.size > out.mtu:
             if pkt.df:
