@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..inspect import SECTIONS, inspect
+from ..kernel.nftables import native
 from ..views import NamespaceView
 from ._common import emit_json, guard, main, out
 
@@ -22,7 +23,7 @@ TITLES = {
     "neigh": "neighbours (ip neigh)",
     "fdb": "bridge fdb (bridge fdb)",
     "overlay": "overlay (ip -d link show type vxlan, bridge fdb, ip neigh)",
-    "fw": "firewall (iptables-save -c)",
+    "fw": "firewall (iptables-save -c; native tables: nft list ruleset)",
     "sysctl": "sysctls",
     "conntrack": "conntrack",
 }
@@ -120,6 +121,16 @@ def _fw(v: NamespaceView) -> Table:
             )
             for rule in chain.rules:
                 t.add_row("", rule.rule, str(rule.packets), str(rule.bytes), "nsnet" if rule.owned else "")
+    for nft in native(v.firewall or [], v.nftables or []):
+        for c in nft.chains:
+            hook = f" ({c.type} hook {c.hook} priority {c.prio})" if c.hook else ""
+            t.add_row(
+                f"nft {nft.family} {nft.name}/{c.name}{hook}", f"policy {c.policy}" if c.policy else "", "", "", ""
+            )
+            for r in c.rules:
+                t.add_row("", f"{r.text}  # handle {r.handle}", "", "", "")
+        for named in nft.sets:
+            t.add_row(f"nft {nft.family} {nft.name} @{named.name}", f"{len(named.elem)} elements", "", "", "")
     return t
 
 

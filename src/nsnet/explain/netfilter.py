@@ -23,6 +23,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from ..kernel.nftables import made_by_iptables
 from ..views import ChainView, NftChainView, NftTableView, TableView
 from .nft import Fields, NotEvaluated, base_chains, run_chain
 
@@ -287,7 +288,7 @@ def _runs(
         families = {"bridge"} if layer == "bridge" else {"ip" if family == 4 else "ip6", "inet"}
         for order, (table, chain) in enumerate(base_chains(ruleset, families, hook.lower())):
             ipt = iptables.get(table.name) if table.family in ("ip", "ip6") else None
-            if ipt is not None and _made_by_iptables(ipt, table):
+            if ipt is not None and made_by_iptables(ipt, table):
                 made_by_nft.add(table.name)
                 run = _iptables_run(ipt, hook)
             else:
@@ -308,15 +309,6 @@ def _legacy_names(ruleset: list[NftTableView], family: int) -> set[str]:
     """iptables tables nftables does not hold (the legacy backend)."""
     names = {t.name for t in ruleset if t.family == ("ip" if family == 4 else "ip6")}
     return {"raw", "mangle", "nat", "filter", "security"} - names
-
-
-def _made_by_iptables(ipt: TableView, table: NftTableView) -> bool:
-    """Whether the nftables table is the iptables-nft one ``iptables-save`` printed: the same chains and rules."""
-    chains = {c.name: len(c.rules) for c in table.chains}
-    listed = {c.name: len(c.rules) for c in ipt.chains}  # iptables-save lists built-in chains nft has not made
-    return all(listed.get(name) == count for name, count in chains.items()) and all(
-        chains.get(name, 0) == count for name, count in listed.items()
-    )
 
 
 def _iptables_run(ipt: TableView, hook: str) -> _Run | None:
@@ -368,22 +360,9 @@ def _native_run(table: NftTableView, chain: NftChainView, layer: str) -> _Run | 
             port = n.get("port")
             nat = Nat(n["kind"].upper(), n.get("addr"), int(port) if port is not None else None)
         verdict = "ACCEPT" if outcome.verdict in ("accept", "return") else outcome.verdict.upper()
-        handle = None
-        if outcome.by.startswith("rule "):
-            position = int(outcome.by.split()[1])
-            handle = _rule_handle(table, outcome.by, position)
-        return verdict, outcome.by, nat, (table.family, table.name, chain.name, handle)
+        return verdict, outcome.by, nat, (table.family, table.name, outcome.chain or chain.name, outcome.handle)
 
     return _Run(table.name, chain.name, chain.type == "nat", go)
-
-
-def _rule_handle(table: NftTableView, by: str, position: int) -> int | None:
-    """The handle of the rule ``by`` names (``rule N of FAMILY TABLE CHAIN: ...``)."""
-    name = by.split(":", 1)[0].split()[-1]
-    chain = next((c for c in table.chains if c.name == name), None)
-    if chain is None or not 0 < position <= len(chain.rules):
-        return None
-    return chain.rules[position - 1].handle
 
 
 def _walk(

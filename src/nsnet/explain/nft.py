@@ -65,6 +65,10 @@ class Outcome:
     by: str
     nat: dict[str, Any] | None = None
     """The NAT statement that applied: ``{"kind": "dnat", "addr": ..., "port": ...}``."""
+    chain: str = ""
+    """The chain that decided (a jump's target, where the rule was)."""
+    handle: int | None = None
+    """The handle of the rule that decided; None: the chain's policy."""
 
 
 def run_chain(table: NftTableView, chain: NftChainView, f: Fields, trail: list[str], depth: int = 0) -> Outcome:
@@ -92,10 +96,10 @@ def run_chain(table: NftTableView, chain: NftChainView, f: Fields, trail: list[s
         if kind == "continue":
             continue
         if kind == "nat":
-            return Outcome("accept", where, nat=value)
+            return Outcome("accept", where, nat=value, chain=chain.name, handle=rule.handle)
         if kind == "return":
             return Outcome("return", where) if chain.hook is None else _policy(table, chain)
-        return Outcome(kind, where)
+        return Outcome(kind, where, chain=chain.name, handle=rule.handle)
     if chain.hook is None:
         return Outcome("return", f"end of {chain.name}")
     return _policy(table, chain)
@@ -103,7 +107,9 @@ def run_chain(table: NftTableView, chain: NftChainView, f: Fields, trail: list[s
 
 def _policy(table: NftTableView, chain: NftChainView) -> Outcome:
     policy = chain.policy or "accept"
-    return Outcome(policy, f"policy {policy} of chain {chain.name} (table {table.family} {table.name})")
+    return Outcome(
+        policy, f"policy {policy} of chain {chain.name} (table {table.family} {table.name})", chain=chain.name
+    )
 
 
 def _expr_text(rule: NftRuleView) -> str:

@@ -121,7 +121,7 @@ def _tunnels(snap: Snapshot) -> list[str]:
 @contextlib.contextmanager
 def _netfilter_trace(snap: Snapshot, src: str, dst: str, proto: str) -> Iterator[list[TraceEvent]]:
     events: list[TraceEvent] = []
-    watched = [s for s in snap.spaces.values() if any(t.family == 4 for t in s.view.firewall or [])]
+    watched = [s for s in snap.spaces.values() if s.view.nftables or any(t.family == 4 for t in s.view.firewall or [])]
     match = f"-p {proto} -m comment --comment nsnet-trace -j TRACE"
     rules = [f"-s {src} -d {dst} {match}", f"-s {dst} -d {src} {match}"]
     rules += [f"{flow} -m comment --comment nsnet-trace -j TRACE" for flow in _tunnels(snap)]
