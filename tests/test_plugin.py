@@ -126,7 +126,7 @@ def test_a_failing_test_reports_inspect_and_the_last_packets(pytester: pytest.Py
     assert inspect, out
     lab, text, count = inspect.groups()
     for expected in (
-        "== firewall (iptables-save -c)",
+        "== firewall (iptables-save -c; native tables: nft list ruleset)",
         "filter/FORWARD",
         "policy DROP",
         f"[RED] {lab}-RED",

@@ -51,11 +51,11 @@ def read(ns: str) -> list[NftTableView]:
     except KernelError as exc:
         raise KernelError(f"{exc} (nft: apt-get install nftables)") from exc
     data = _finish(ns, json_argv, procs[0])
-    texts = _texts(_finish(ns, text_argv, procs[1]))
+    texts = rule_texts(_finish(ns, text_argv, procs[1]))
     return parse(json.loads(data) if data.strip() else {"nftables": []}, texts)
 
 
-def _texts(listing: str) -> dict[tuple[str, str, str, int], str]:
+def rule_texts(listing: str) -> dict[tuple[str, str, str, int], str]:
     """(family, table, chain, handle) -> the rule as ``nft list ruleset`` prints it."""
     out: dict[tuple[str, str, str, int], str] = {}
     table: tuple[str, str] | None = None
