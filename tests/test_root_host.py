@@ -9,20 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from world import World, machine_network, residue, world
-
-from conftest import EXAMPLES
-
-
-def root_variant(example: str, tmp_path: Path) -> str:
-    """An example topology with ``host: {mode: root}``, written to ``tmp_path``."""
-    data = yaml.safe_load((EXAMPLES / example).read_text())
-    data["host"]["mode"] = "root"
-    path = tmp_path / example
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return str(path)
+from world import World, machine_network, residue, root_variant, world
 
 
 @pytest.fixture

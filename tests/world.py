@@ -29,7 +29,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conftest import Result
+import yaml
+
+from conftest import EXAMPLES, Result
 
 _SETUP = r"""
 set -e
@@ -246,3 +248,12 @@ def world(private_dirs: Sequence[str] = ()) -> Iterator[World]:
         after = machine_network()
         for key in ("links", "iptables", "ip6tables", "nft", "mounts"):
             assert after[key] == before[key], f"the private world changed the machine's {key}"
+
+
+def root_variant(example: str, directory: Path) -> str:
+    """An example topology with ``host: {mode: root}``, written to ``directory`` (for a lab in a world)."""
+    data = yaml.safe_load((EXAMPLES / example).read_text())
+    data["host"]["mode"] = "root"
+    path = directory / example
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
