@@ -39,7 +39,7 @@ def docker_host(lab_name: str) -> Iterator[Docker]:
         ran = docker.cli("run", "--rm", "--network", "bridge", IMAGE, "ping", "-c", "1", "-W", "2", "172.17.0.1")
         assert ran.code == 0, f"a container cannot run here:\n{ran.text}\n{docker.log()}"
         info = json.loads(docker.cli("info", "--format", "{{json .}}").out)
-        assert (info["DefaultRuntime"], info["CgroupDriver"], info["Driver"]) == ("runc", "cgroupfs", "vfs")
+        assert (info["DefaultRuntime"], info["CgroupDriver"], info["Driver"]) == ("runc", "cgroupfs", docker.driver)
         yield docker
     finally:
         try:
