@@ -20,6 +20,8 @@ import pytest
 from dockerd import IMAGE, Docker, missing, remove_cgroups
 from world import World, root_variant, world
 
+from conftest import explain_json, nsnet, sh
+
 ACCEPT_FIX = "iptables -I DOCKER-USER -s 11.11.11.0/24 -j ACCEPT"
 
 
@@ -118,3 +120,40 @@ def test_lab2_on_a_docker_host(docker_host: Docker, lab_name: str, tmp_path: Pat
     assert down.code == 0, down.text
     assert saved(w) == docker_made, "down did not leave Docker's ruleset as it found it"
     assert w.sh("ip -o link show | awk -F': ' '{print $2}'").split() == ["lo", "docker0"]
+
+
+DOCKER_STYLE = """\
+name: dockerstyle
+host:
+  docker: true
+  bridges:
+    br0: {}
+  interfaces:
+    reth1: {master: br0}
+    beth1: {master: br0}
+  sysctls:
+    net.bridge.bridge-nf-call-iptables: 1
+nodes:
+  RED:
+    interfaces:
+      reth0: {addresses: [11.11.11.2/24]}
+  BLUE:
+    interfaces:
+      beth0: {addresses: [11.11.11.3/24]}
+links:
+  - [RED:reth0, host:reth1]
+  - [BLUE:beth0, host:beth1]
+"""
+
+
+def test_a_docker_style_sandbox_host_gets_the_docker_user_fix(lab_name: str, tmp_path: Path) -> None:
+    """``docker: true`` builds the host's filter table as Docker leaves it: the same fix, and it works."""
+    path = tmp_path / "dockerstyle.yaml"
+    path.write_text(DOCKER_STYLE)
+    up = nsnet("up", str(path), "--name", lab_name)
+    assert up.code == 0, up.text
+    data = explain_json(lab_name, "RED", "BLUE")
+    assert data["reachable"] is False
+    assert data["fix"]["command"] == f"ip netns exec {lab_name}-host {ACCEPT_FIX}"
+    sh("bash", "-c", data["fix"]["command"])
+    assert explain_json(lab_name, "RED", "BLUE")["reachable"] is True
