@@ -10,6 +10,7 @@ ruleset as it found it.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ from world import World, root_variant, world
 
 from conftest import explain_json, nsnet, sh
 
+DEFAULT_DIRS = ("/var/lib/docker", "/var/lib/containerd", "/run/docker", "/run/containerd", "/etc/docker/key.json")
+"""Where a dockerd without its own roots would write on the machine."""
 ACCEPT_FIX = "iptables -I DOCKER-USER -s 11.11.11.0/24 -j ACCEPT"
 
 
@@ -32,6 +35,7 @@ def docker_host(lab_name: str) -> Iterator[Docker]:
     if lacking:
         pytest.fail(lacking)  # a machine set up by scripts/setup.sh has Docker: its absence is a failure
     parent = f"nsnet-test-{lab_name}"
+    machine_dirs = {path: os.path.exists(path) for path in DEFAULT_DIRS}
     private = world(private_dirs=["/etc/docker"])
     w = next(private)
     try:
@@ -49,6 +53,8 @@ def docker_host(lab_name: str) -> Iterator[Docker]:
         finally:
             left = remove_cgroups(parent)
             assert not left, f"cgroups left behind: {left}"
+            now = {path: os.path.exists(path) for path in DEFAULT_DIRS}
+            assert now == machine_dirs, "dockerd wrote to the machine's own directories"
 
 
 def saved(w: World) -> str:

@@ -42,7 +42,10 @@ mount --rbind /sys/fs/cgroup /run/.cgroup
 mount -t sysfs sysfs /sys
 mount --move /run/.cgroup /sys/fs/cgroup
 rmdir /run/.cgroup
-for dir in "$@"; do mkdir -p "$dir"; mount -t tmpfs -o mode=711 world-data "$dir"; done
+for dir in "$@"; do
+    [ -d "$dir" ] || { echo "$dir is not a directory of the machine's (the world makes none there)" >&2; exit 1; }
+    mount -t tmpfs -o mode=711 world-data "$dir"
+done
 ip link set lo up
 exec "$PYTHON" -c "$INIT"
 """
@@ -108,7 +111,7 @@ class World:
     """A running private world; use as a context manager (or :func:`world`)."""
 
     private_dirs: Sequence[str] = ()
-    """Directories of the machine covered with a fresh tmpfs in the world (``/var/lib/docker`` ...)."""
+    """Directories of the machine covered with a fresh tmpfs in the world (``/etc/docker`` ...); they must exist."""
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     init: int = 0
     """The world's init, as the machine numbers it."""
