@@ -3,8 +3,8 @@
 Rules are taken as ``iptables-save`` prints them. The matches nsnet writes
 and the common ones are understood (-s -d -i -o -p, --sport/--dport,
 -m conntrack --ctstate, -m state --state, -m physdev, -m comment, -m
-addrtype --src-type/--dst-type); anything else makes the verdict "cannot
-evaluate" rather than a guess.
+addrtype is not); anything else makes the verdict "cannot evaluate" rather
+than a guess.
 """
 
 from __future__ import annotations

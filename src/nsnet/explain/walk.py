@@ -26,8 +26,8 @@ import ipaddress
 from dataclasses import replace
 
 from ..views import LinkView, RouteView
+from . import fixes
 from .base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip, lookup
-from .fixes import firewall_fix
 from .model import Explanation, Fix, Leg, Space
 from .mtu import MtuMixin
 from .netfilter import Context, Decision, Packet, evaluate
@@ -246,7 +246,7 @@ class Walker(OverlayMixin, MtuMixin):
         return decision
 
     def _firewall_fix(self, space: Space, hook: str, decision: Decision, pkt: Packet) -> Fix:
-        return firewall_fix(space, self.where(space), hook, decision, pkt, self._source_net(pkt))
+        return fixes.firewall_fix(space, self.where(space), hook, decision, pkt, self._source_net(pkt))
 
     def _source_net(self, pkt: Packet) -> str:
         for space in self.snap.spaces.values():
