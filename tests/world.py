@@ -203,7 +203,8 @@ def _quote(word: str) -> str:
 
 
 def machine_network() -> dict[str, str]:
-    """What a world must never change on the machine: root links, iptables, nftables, mounts of this process."""
+    """What a world must never change on the machine: the root namespace's links, addresses, routes, iptables
+    and nftables rules, and this process's mounts (less the namespaces labs bind under /run/netns)."""
 
     def out(*argv: str) -> str:
         return subprocess.run(argv, capture_output=True, text=True, check=False).stdout
@@ -218,7 +219,6 @@ def machine_network() -> dict[str, str]:
         "ip6tables": "\n".join(_uncounted(rules6)),
         "nft": re.sub(r"counter packets \d+ bytes \d+", "counter", out("nft", "list", "ruleset")),
         "mounts": "\n".join(sorted(m for m in Path("/proc/self/mounts").read_text().splitlines() if not _netns(m))),
-        "netns": "\n".join(sorted(os.listdir("/run/netns"))) if os.path.isdir("/run/netns") else "",
     }
 
 
@@ -237,8 +237,7 @@ def world(private_dirs: Sequence[str] = ()) -> Iterator[World]:
     """A world for one test (a generator for a fixture): started, yielded, closed, checked for leftovers.
 
     Fails when anything of the world outlives it or the machine's network changed
-    (other tests run in parallel and bring up their own namespaces: only ``links``,
-    ``iptables``, ``ip6tables``, ``nft`` and the mounts are compared).
+    (:func:`machine_network`: other tests' namespaces, which come and go in parallel, are not part of it).
     """
     before = machine_network()
     w = World(private_dirs=private_dirs)
@@ -249,8 +248,8 @@ def world(private_dirs: Sequence[str] = ()) -> Iterator[World]:
         left = residue(w.ids) if w.ids else []
         assert not left, f"processes outlived the private world: {left}"
         after = machine_network()
-        for key in ("links", "iptables", "ip6tables", "nft", "mounts"):
-            assert after[key] == before[key], f"the private world changed the machine's {key}"
+        for key, value in before.items():
+            assert after[key] == value, f"the private world changed the machine's {key}"
 
 
 def root_variant(example: str, directory: Path) -> str:
