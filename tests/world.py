@@ -213,7 +213,7 @@ def machine_network() -> dict[str, str]:
     rules6 = [line for line in out("ip6tables-save").splitlines() if line.startswith(("-A", ":", "*"))]
     return {
         "links": "\n".join(sorted(line.split(":")[1].strip() for line in out("ip", "-o", "link").splitlines())),
-        "addresses": out("ip", "-o", "addr"),
+        "addresses": out("ip", "-br", "addr"),  # no lifetimes, which count down
         "routes": out("ip", "route", "show", "table", "all"),
         "iptables": "\n".join(_uncounted(rules)),
         "ip6tables": "\n".join(_uncounted(rules6)),
