@@ -12,19 +12,57 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+
+# etcd, dockerd and containerd are run by the tests (and labs) inside namespaces
+# of their own, never as the machine's services: while the packages install, a
+# policy-rc.d keeps their scripts from starting them (unless one is there already).
+policy=/usr/sbin/policy-rc.d
+own_policy=
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# scripts/setup.sh: no service starts while nsnet installs packages\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+    trap 'rm -f "$policy"' EXIT
+fi
+# docker.io (with containerd, runc) and busybox-static (the rootfs of the test
+# image, `docker import`ed) are for tests/test_docker.py. A Docker the machine
+# already had is its owner's: its services are left as they are.
+services=etcd
+for pair in docker.io:docker containerd:containerd; do
+    if ! dpkg-query -W -f='${Status}' "${pair%%:*}" 2>/dev/null | grep -q "install ok installed"; then
+        services="$services ${pair##*:}"
+    fi
+done
 apt-get install -y -qq --no-install-recommends \
     iproute2 iptables iputils-ping tcpdump util-linux procps kmod graphviz conntrack nftables \
-    containernetworking-plugins etcd-server \
+    containernetworking-plugins etcd-server docker.io containerd runc busybox-static \
     python3 python3-venv python3-pip >/dev/null
-
-# etcd is run by the overlay tests (and labs) inside their own namespaces, never
-# as the machine's service: stop and disable the one the package may start.
-if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    systemctl disable --now etcd.service >/dev/null 2>&1 || true
-elif [ -x /etc/init.d/etcd ]; then
-    /etc/init.d/etcd stop >/dev/null 2>&1 || true
-    update-rc.d etcd disable >/dev/null 2>&1 || true
+if [ -n "$own_policy" ]; then
+    rm -f "$policy"
+    trap - EXIT
 fi
+
+# Stop and disable the services the packages may have started or enabled.
+for service in $services; do
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+        units="$service.service"
+        if [ "$service" = docker ]; then units="$units docker.socket"; fi
+        # shellcheck disable=SC2086
+        systemctl disable --now $units >/dev/null 2>&1 || true
+    else
+        if [ -x "/etc/init.d/$service" ]; then
+            "/etc/init.d/$service" stop >/dev/null 2>&1 || true
+            update-rc.d "$service" disable >/dev/null 2>&1 || true
+        fi
+        # Not booted with systemd now, but perhaps next time: no unit is left enabled.
+        if command -v systemctl >/dev/null; then
+            units="$service.service"
+            if [ "$service" = docker ]; then units="$units docker.socket"; fi
+            # shellcheck disable=SC2086
+            systemctl disable $units >/dev/null 2>&1 || true
+        fi
+    fi
+done
 
 # Bridged traffic reaches iptables only with br_netfilter loaded (the seed's
 # lab 2 depends on it, as every Docker host does).

@@ -164,7 +164,9 @@ def _link(
         name = None
         if where is not None:
             name = next((link["name"] for link in all_links.get(where, []) if link["index"] == raw["peer_index"]), None)
-        peer = PeerView(node=spaces.get(where) if where else None, netns=where, name=name, index=raw["peer_index"])
+        # The root namespace's key is "": a namespace like any other, not a missing one.
+        node = spaces.get(where) if where is not None else None
+        peer = PeerView(node=node, netns=where, name=name, index=raw["peer_index"])
     return LinkView(
         name=raw["name"],
         index=raw["index"],

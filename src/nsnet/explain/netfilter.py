@@ -131,6 +131,59 @@ def _port_match(spec: str, port: int | None) -> bool:
     return int(low or 0) <= port <= int(high or low or 65535)
 
 
+ADDRESS_TYPES = {
+    "UNSPEC",
+    "UNICAST",
+    "LOCAL",
+    "BROADCAST",
+    "ANYCAST",
+    "MULTICAST",
+    "BLACKHOLE",
+    "UNREACHABLE",
+    "PROHIBIT",
+    "THROW",
+    "NAT",
+    "XRESOLVE",
+}
+"""The types ``-m addrtype`` knows (the kernel's route types)."""
+_LOOPBACK = {4: ipaddress.ip_network("127.0.0.0/8"), 6: ipaddress.ip_network("::1/128")}
+
+
+def address_type(address: str, local: frozenset[str]) -> str:
+    """The type ``-m addrtype`` gives ``address`` in a namespace whose own addresses are ``local``.
+
+    As the kernel classifies it: 0.0.0.0/8 and 255.255.255.255 are BROADCAST
+    (``::`` is UNSPEC), multicast is MULTICAST, the namespace's own addresses
+    and the loopback network (the ``local`` routes) are LOCAL, anything else
+    UNICAST. A subnet's directed broadcast is a ``broadcast`` route of the local
+    table, which the context does not carry: it counts as UNICAST here.
+    """
+    ip = ipaddress.ip_address(address)
+    if ip.version == 4 and (int(ip) >> 24 == 0 or ip == ipaddress.IPv4Address("255.255.255.255")):
+        return "BROADCAST"
+    if ip.version == 6 and ip.is_unspecified:
+        return "UNSPEC"
+    if ip.is_multicast:
+        return "MULTICAST"
+    if address in local or str(ip) in local or ip in _LOOPBACK[ip.version]:
+        return "LOCAL"
+    return "UNICAST"
+
+
+def _addrtype_match(rule: str, spec: str, address: str, ctx: Context) -> bool:
+    wanted = set(spec.upper().split(","))
+    unknown = wanted - ADDRESS_TYPES
+    if unknown:
+        raise _Unknown(rule, f"the address type {', '.join(sorted(unknown))}")
+    routed = wanted - {"UNSPEC", "UNICAST", "LOCAL", "BROADCAST", "MULTICAST"}
+    if routed:  # types that only a route of that type in the local table gives
+        raise _Unknown(rule, f"-m addrtype {', '.join(sorted(routed))} (it depends on the local routing table)")
+    try:
+        return address_type(address, ctx.local) in wanted
+    except ValueError:
+        raise _Unknown(rule, f"-m addrtype for the address {address!r}") from None
+
+
 def rule_matches(rule: str, pkt: Packet, ctx: Context) -> tuple[bool, str | None]:
     """Whether ``rule`` (``-A CHAIN ...``) matches; returns (match, target-with-options)."""
     words = shlex.split(rule)
@@ -158,7 +211,8 @@ def rule_matches(rule: str, pkt: Packet, ctx: Context) -> tuple[bool, str | None
             ok = value == "all" or PROTOCOLS.get(value, -1) == PROTOCOLS.get(pkt.proto, -2)
         elif word == "-m":
             module = value
-            if module not in ("tcp", "udp", "sctp", "conntrack", "state", "physdev", "comment", "icmp", "icmp6"):
+            known = ("tcp", "udp", "sctp", "conntrack", "state", "physdev", "comment", "icmp", "icmp6", "addrtype")
+            if module not in known:
                 raise _Unknown(rule, f"the match -m {module}")
             i += 2
             continue
@@ -175,6 +229,13 @@ def rule_matches(rule: str, pkt: Packet, ctx: Context) -> tuple[bool, str | None
         elif word == "--physdev-is-bridged":
             ok = ctx.bridged
             i -= 1
+        elif word == "--src-type":
+            ok = _addrtype_match(rule, value, pkt.src, ctx)
+        elif word == "--dst-type":
+            ok = _addrtype_match(rule, value, pkt.dst, ctx)
+        elif word in ("--limit-iface-in", "--limit-iface-out"):
+            # The type would be looked up on that interface alone: the context's addresses carry no interface.
+            raise _Unknown(rule, f"-m addrtype {word}")
         elif word == "--comment":
             ok = True
         elif word == "--icmp-type" or word == "--icmpv6-type":

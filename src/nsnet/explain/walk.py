@@ -26,6 +26,7 @@ import ipaddress
 from dataclasses import replace
 
 from ..views import LinkView, RouteView
+from . import fixes
 from .base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip, lookup
 from .conntrack import ConntrackMixin
 from .model import Explanation, Fix, Leg, Space
@@ -299,28 +300,7 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
         return decision
 
     def _firewall_fix(self, space: Space, hook: str, decision: Decision, pkt: Packet) -> Fix:
-        run = _run_in(space)
-        tool = "iptables" if pkt.family == 4 else "ip6tables"
-        if decision.by.startswith("policy"):
-            source = self._source_net(pkt)
-            return Fix(
-                f"accept this traffic in {space.node}'s {hook} chain before the policy drops it",
-                command=f"{run}{tool} -t filter -A {hook} -s {source} -j ACCEPT",
-                topology=_yaml_under(
-                    self.where(space),
-                    ["firewall:", "  rules:", f"    - {{chain: {hook}, source: {source}, action: ACCEPT}}"],
-                ),
-            )
-        rule_text = decision.by.split(": ", 1)[1] if ": " in decision.by else decision.by
-        chain = rule_text.split()[1] if rule_text.startswith("-A ") else hook
-        delete = "-D " + rule_text[3:] if rule_text.startswith("-A ") else rule_text
-        owned = chain.startswith("NSNET-")
-        block = self.where(space)
-        return Fix(
-            f"remove the rule that {decision.verdict.lower()}s it" + (" (it comes from the topology)" if owned else ""),
-            command=f"{run}{tool} -t {decision.table} {delete}",
-            topology=f"remove that rule from {block}.firewall.rules" if owned and block else None,
-        )
+        return fixes.firewall_fix(space, self.where(space), hook, decision, pkt, self._source_net(pkt))
 
     def _source_net(self, pkt: Packet) -> str:
         for space in self.snap.spaces.values():
