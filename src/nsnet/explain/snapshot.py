@@ -52,8 +52,13 @@ def to_json(snap: Snapshot) -> dict[str, Any]:
 
 def _view(view: NamespaceView) -> dict[str, Any]:
     data = asdict(view)
-    if data.get("vxlans") is None:
-        data.pop("vxlans", None)  # no VXLAN devices read: saved as before VXLAN was known
+    # Not read (or not a bridge port): saved as before these were known, so older snapshots round-trip.
+    for key in ("vxlans", "rules"):
+        if data.get(key) is None:
+            data.pop(key, None)
+    for link in data.get("links") or []:
+        if link.get("port") is None:
+            link.pop("port", None)
     return data
 
 
