@@ -25,12 +25,14 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 
-from ..views import LinkView, RouteView
-from .base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip, lookup
+from ..views import LinkView
+from .base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip, _run_in, _yaml_under
 from .model import Explanation, Fix, Leg, Space
 from .mtu import MtuMixin
 from .netfilter import Context, Decision, Packet, evaluate
 from .overlay import OverlayMixin, _vxlan_ports
+from .routing import RoutingMixin
+from .routing import route_text as _route_text
 
 EPHEMERAL_PORT = 40000
 SIZES = {"icmp": 84, "icmpv6": 104, "tcp": 60, "udp": 39}
@@ -47,7 +49,7 @@ def parse_proto(proto: str) -> tuple[str, int | None]:
     raise ValueError(f"{proto!r} is not a protocol: use icmp, tcp:PORT or udp:PORT")
 
 
-class Walker(OverlayMixin, MtuMixin):
+class Walker(RoutingMixin, OverlayMixin, MtuMixin):
     """Explains one packet's fate over a :class:`Snapshot`."""
 
     # -- entry point ---------------------------------------------------------
@@ -161,12 +163,10 @@ class Walker(OverlayMixin, MtuMixin):
         if _has_address(space, pkt.dst):
             leg.add(node, "route", f"{pkt.dst} is an address of {node} itself: delivered locally")
             return space, pkt
-        route = lookup(space, pkt.dst)
-        if route is None:
-            raise self._no_route(leg, space, pkt.dst)
-        if route.type != "unicast":
-            leg.add(node, "route", f"route {route.dst} is of type {route.type}", ok=False)
-            raise Stop("dropped", f"{node}'s route to {pkt.dst} is a {route.type} route")
+        route = self._route(leg, space, pkt)
+        if route.type == "local":
+            leg.add(node, "route", f"{pkt.dst} is local to {node} ({_route_text(route)}): delivered locally")
+            return space, replace(pkt, src=pkt.src or pkt.dst)
         if not src_fixed or not pkt.src:
             src = route.src or next(
                 (a.address for a in _addresses(space, route.dev) if a.family == pkt.family and a.scope == "global"),
@@ -196,30 +196,6 @@ class Walker(OverlayMixin, MtuMixin):
             )
             pkt = replace(pkt, size=out.mtu, df=False)
         return self._egress(leg, space, route.dev, hop, pkt)
-
-    def _no_route(self, leg: Leg, space: Space, dst: str) -> Stop:
-        node = space.node
-        links = self._links(space)
-        for a in _addresses(space):
-            iface = ipaddress.ip_interface(f"{a.address}/{a.prefixlen}")
-            link = links.get(a.dev or "")
-            if ipaddress.ip_address(dst) in iface.network and link and link.state != "up":
-                leg.add(node, "route", f"no route to {dst}: {a.dev} holds {iface} but is down", ok=False)
-                return Stop(
-                    "dropped",
-                    f"{node}:{a.dev} is down, so {node} has no route to {dst}",
-                    self._link_up_fix(space, a.dev or ""),
-                )
-        leg.add(node, "route", f"no route to {dst} in {node}", ok=False)
-        return Stop(
-            "dropped",
-            f"{node} has no route to {dst}",
-            Fix(
-                f"give {node} a route to {dst} (or an address in its subnet)",
-                command=f"{_ip(space)} route add {dst} via GATEWAY",
-                topology=_yaml_under(self.where(space), ["routes:", f"  - {{to: {dst}/32, via: GATEWAY}}"]),
-            ),
-        )
 
     def _hook(self, leg: Leg, space: Space, hook: str, pkt: Packet, ctx: Context) -> Decision:
         tables = space.view.firewall or []
@@ -450,26 +426,16 @@ class Walker(OverlayMixin, MtuMixin):
             pkt = replace(pkt, dst=address, dport=int(port) if port else pkt.dport)
             leg.add(node, "netfilter", f"DNAT: destination becomes {target}")
         if _has_address(space, pkt.dst):
+            self._reverse_path(leg, space, iface, pkt)
             self._hook(leg, space, "INPUT", pkt, Context(in_iface=iface))
             return space, pkt
-        forwarding = (space.view.sysctls or {}).get(
-            "net.ipv4.ip_forward" if pkt.family == 4 else "net.ipv6.conf.all.forwarding"
-        )
-        if forwarding != "1":
-            leg.add(node, "route", f"{pkt.dst} is not {node}'s and {node} does not forward (ip_forward=0)", ok=False)
-            raise Stop(
-                "dropped",
-                f"{node} receives the packet for {pkt.dst} but does not route (ip_forward=0)",
-                Fix(
-                    f"turn on forwarding in {node}",
-                    command=f"{_run_in(space)}sysctl -w net.ipv4.ip_forward=1",
-                    topology=_yaml_under(self.where(space), ["sysctls:", "  net.ipv4.ip_forward: 1"]),
-                ),
-            )
-        route = lookup(space, pkt.dst)
-        if route is None:
-            raise self._no_route(leg, space, pkt.dst)
-        assert route.dev is not None
+        self._forwarding(leg, space, iface, pkt)
+        route = self._route(leg, space, pkt, iface)
+        self._reverse_path(leg, space, iface, pkt)
+        if route.type == "local" or route.dev is None:
+            leg.add(node, "route", f"{pkt.dst} is local to {node} ({_route_text(route)}): delivered locally")
+            self._hook(leg, space, "INPUT", pkt, Context(in_iface=iface))
+            return space, pkt
         leg.add(node, "route", f"{node} routes it: {_route_text(route)}")
         self._hook(leg, space, "FORWARD", pkt, Context(in_iface=iface, out_iface=route.dev))
         decision = self._hook(leg, space, "POSTROUTING", pkt, Context(in_iface=iface, out_iface=route.dev))
@@ -526,27 +492,3 @@ class Walker(OverlayMixin, MtuMixin):
             verdict = f"{src} reaches {dst} ({proto}), and the answer comes back"
             reachable = True
         return Explanation(self.snap.lab, src, dst, proto, legs, reachable, verdict, fix, size)
-
-
-def _route_text(route: RouteView) -> str:
-    text = route.dst
-    if route.gateway:
-        text += f" via {route.gateway}"
-    if route.dev:
-        text += f" dev {route.dev}"
-    return text
-
-
-def _run_in(space: Space) -> str:
-    """The prefix that runs a command in the space's namespace."""
-    return f"ip netns exec {space.view.netns} " if space.view.netns else ""
-
-
-def _yaml_under(where: str | None, lines: list[str]) -> str | None:
-    """``lines`` placed under a block of a topology file (``host``, ``hosts.A``, ``nodes.RED``); None: nowhere."""
-    if where is None:
-        return None
-    if where == "host":
-        return "host:\n" + "\n".join("  " + line for line in lines)
-    group, _, name = where.partition(".")
-    return f"{group}:\n  {name}:\n" + "\n".join("    " + line for line in lines)
