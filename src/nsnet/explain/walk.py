@@ -27,11 +27,13 @@ from dataclasses import replace
 
 from ..views import LinkView
 from .base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip, _run_in, _yaml_under
+from .bridging import BridgingMixin
+from .icmp import IcmpMixin
 from .model import Explanation, Fix, Leg, Space
 from .mtu import MtuMixin
+from .neighbour import NeighbourMixin
 from .netfilter import Context, Decision, Packet, evaluate
 from .overlay import OverlayMixin, _vxlan_ports
-from .routing import RoutingMixin
 from .routing import route_text as _route_text
 
 EPHEMERAL_PORT = 40000
@@ -49,7 +51,7 @@ def parse_proto(proto: str) -> tuple[str, int | None]:
     raise ValueError(f"{proto!r} is not a protocol: use icmp, tcp:PORT or udp:PORT")
 
 
-class Walker(RoutingMixin, OverlayMixin, MtuMixin):
+class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, OverlayMixin, MtuMixin):
     """Explains one packet's fate over a :class:`Snapshot`."""
 
     # -- entry point ---------------------------------------------------------
@@ -81,6 +83,7 @@ class Walker(RoutingMixin, OverlayMixin, MtuMixin):
         fix: Fix | None = None
         try:
             arrived, pkt = self._send(request, source, pkt)
+            self._echo_policy(request, arrived, pkt)
         except Stop as stop:
             request.outcome, request.reason, fix = stop.outcome, stop.reason, stop.fix
             return self._verdict(src, dst, proto, legs, fix, size)
@@ -161,8 +164,8 @@ class Walker(RoutingMixin, OverlayMixin, MtuMixin):
         """From ``space`` onwards until the packet is delivered somewhere; raises :class:`Stop`."""
         node = space.node
         if _has_address(space, pkt.dst):
-            leg.add(node, "route", f"{pkt.dst} is an address of {node} itself: delivered locally")
-            return space, pkt
+            leg.add(node, "route", f"{pkt.dst} is an address of {node} itself: delivered locally (over lo)")
+            return space, replace(pkt, src=pkt.src or pkt.dst)
         route = self._route(leg, space, pkt)
         if route.type == "local":
             leg.add(node, "route", f"{pkt.dst} is local to {node} ({_route_text(route)}): delivered locally")
@@ -280,25 +283,34 @@ class Walker(RoutingMixin, OverlayMixin, MtuMixin):
         if peer.master:
             bridge = self._links(peer_space)[peer.master]
             return self._bridge(leg, peer_space, bridge, peer, hop, pkt, space)
-        if _has_address(peer_space, hop, peer.name):
+        entry = self._wrong_mac(leg, space, dev, hop, peer.mac)
+        if entry is not None:
+            raise self._misdelivered(leg, space, dev, hop, entry, f"{peer_space.node}:{peer.name}", None)
+        if self._entry(space, dev, hop) is None:
+            if not self._holds(peer_space, peer.name, hop, pkt.family):
+                raise self._no_owner(leg, space, hop, f"{peer_space.node}:{peer.name}")
+            self._arp_check(leg, space, dev, peer_space, peer.name, hop, pkt)
             leg.add(peer_space.node, "neigh", f"{peer_space.node}:{peer.name} has {hop}: ARP resolves")
-            return self._receive(leg, peer_space, peer.name, pkt)
-        raise self._no_owner(leg, space, hop, f"{peer_space.node}:{peer.name}")
+        return self._receive(leg, peer_space, peer.name, pkt)
 
     def _owner_port(
         self, space: Space, bridge: LinkView, hop: str, exclude: str | None
     ) -> tuple[LinkView, Space, LinkView] | None:
-        """The port of ``bridge`` (not ``exclude``) whose veth's other end has ``hop``: (port, its space, that end)."""
-        for out in space.view.links or []:
-            if out.master != bridge.name or out.name == exclude:
-                continue
-            if out.peer is None or out.peer.node is None or out.peer.name is None:
-                continue
-            far_space = self.snap.spaces.get(out.peer.node)
-            far = self._links(far_space).get(out.peer.name) if far_space else None
-            if far_space is None or far is None or not _has_address(far_space, hop, far.name):
-                continue
-            return out, far_space, far
+        """The port of ``bridge`` (not ``exclude``) whose veth's other end has ``hop`` (or, failing that, whose
+        namespace has it on another interface and may answer ARP for it): (port, its space, that end)."""
+        family = 6 if ":" in hop else 4
+        for exact in (True, False):
+            for out in space.view.links or []:
+                if out.master != bridge.name or out.name == exclude:
+                    continue
+                if out.peer is None or out.peer.node is None or out.peer.name is None:
+                    continue
+                far_space = self.snap.spaces.get(out.peer.node)
+                far = self._links(far_space).get(out.peer.name) if far_space else None
+                if far_space is None or far is None:
+                    continue
+                if _has_address(far_space, hop, far.name) if exact else self._holds(far_space, far.name, hop, family):
+                    return out, far_space, far
         return None
 
     def _bridge(
@@ -308,6 +320,7 @@ class Walker(RoutingMixin, OverlayMixin, MtuMixin):
         if bridge.state != "up":
             leg.add(node, "bridge", f"bridge {bridge.name} is down", ok=False)
             raise Stop("dropped", f"bridge {node}:{bridge.name} is down", self._link_up_fix(space, bridge.name))
+        self._port_in(leg, space, bridge, port)
         if port is not None and _has_address(space, hop, bridge.name):
             leg.add(node, "bridge", f"{bridge.name} holds {hop} itself: the frame is for the bridge device")
             return self._receive(leg, space, bridge.name, pkt)
@@ -315,6 +328,8 @@ class Walker(RoutingMixin, OverlayMixin, MtuMixin):
         if found is not None:
             out, far_space, far = found
             came = f"from port {port.name} " if port else ""
+            asks = self._bridge_neighbour(leg, space, bridge, port, hop, pkt, sender, far_space, far)
+            self._port_out(leg, space, bridge, port, out, far.mac, pkt, asks)
             leg.add(
                 node, "bridge", f"{bridge.name} forwards {came}to port {out.name} ({_fdb_text(space, bridge, far.mac)})"
             )
