@@ -48,6 +48,7 @@ class NeighbourMixin(RoutingMixin):
     ) -> None:
         """Raise :class:`Stop` if ``far`` does not answer ``sender``'s ARP for ``hop`` arriving on ``far_dev``."""
         if pkt.family != 4:
+            self._solicitation_source(leg, sender, sender_dev, hop, pkt)
             if not _has_address(far, hop, far_dev):
                 raise self._unanswered(
                     leg,
@@ -93,6 +94,33 @@ class NeighbourMixin(RoutingMixin):
                 f"{far.node} answers ARP for {hop} on {far_dev} (arp_ignore=0: {hop} is an "
                 "address of another of its interfaces)",
             )
+
+    def _solicitation_source(self, leg: Leg, space: Space, dev: str, hop: str, pkt: Packet) -> None:
+        """A neighbour solicitation is sent from the packet's source if that is on ``dev``, else from ``dev``'s
+        link-local address: without one the kernel sends none (``ndisc_send_ns``), and the packet waits in vain."""
+        if pkt.src and _has_address(space, pkt.src, dev):
+            return
+        if any(a.address and ipaddress.ip_address(a.address).is_link_local for a in _addresses(space, dev)):
+            return
+        node = space.node
+        link = self._links(space).get(dev)
+        address = _eui64(link.mac) if link is not None and link.mac else "fe80::1"
+        leg.add(
+            node,
+            "neigh",
+            f"{node} has no link-local address on {dev}: it sends no neighbour solicitation for {hop} "
+            f"(the packet's source {pkt.src} is not on {dev})",
+            ok=False,
+        )
+        raise Stop(
+            "dropped",
+            f"{node} cannot ask for {hop}'s MAC: {dev} has no IPv6 link-local address to send the neighbour "
+            "solicitation from",
+            Fix(
+                f"give {node}:{dev} a link-local address",
+                command=f"{_ip(space, 6)} addr add {address}/64 dev {dev}",
+            ),
+        )
 
     def _unanswered(
         self, leg: Leg, sender: Space, far: Space, far_dev: str, hop: str, why: str, key: str | None
@@ -230,3 +258,11 @@ class NeighbourMixin(RoutingMixin):
             return False
         self._arp_check(leg, sender, sender_dev, far_space, far.name, hop, pkt)
         return True
+
+
+def _eui64(mac: str) -> str:
+    """The link-local address SLAAC would give the MAC ``mac`` (modified EUI-64)."""
+    b = [int(x, 16) for x in mac.split(":")]
+    b[0] ^= 2
+    words = [b[0] << 8 | b[1], b[2] << 8 | 0xFF, 0xFE << 8 | b[3], b[4] << 8 | b[5]]
+    return "fe80::" + ":".join(f"{w:x}" for w in words)

@@ -26,6 +26,7 @@ import ipaddress
 from dataclasses import replace
 
 from ..views import LinkView
+from .addressing import AddressingMixin
 from .base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip, _run_in, _yaml_under
 from .bridging import BridgingMixin
 from .icmp import IcmpMixin
@@ -51,7 +52,7 @@ def parse_proto(proto: str) -> tuple[str, int | None]:
     raise ValueError(f"{proto!r} is not a protocol: use icmp, tcp:PORT or udp:PORT")
 
 
-class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, OverlayMixin, MtuMixin):
+class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayMixin, MtuMixin):
     """Explains one packet's fate over a :class:`Snapshot`."""
 
     # -- entry point ---------------------------------------------------------
@@ -109,6 +110,9 @@ class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, OverlayMixin, MtuMixin):
                 raise ValueError(f"{dst!r} is neither a node of lab {self.snap.lab!r} nor an address") from None
         target = self.snap.spaces[dst]
         candidates = [a for a in _addresses(target) if a.scope == "global" and a.address]
+        lost = None if candidates else self._lost_address(target)
+        if lost is not None:
+            return lost
         if not candidates:
             raise ValueError(f"node {dst!r} has no global address to send to")
         mine = [ipaddress.ip_interface(f"{a.address}/{a.prefixlen}") for a in _addresses(source) if a.scope == "global"]
@@ -402,7 +406,7 @@ class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, OverlayMixin, MtuMixin):
         return Stop(
             "dropped",
             f"no interface reachable from {where} has {hop}, so ARP fails",
-            Fix(f"check the address: nothing on that segment has {hop}"),
+            self._lost_address_fix(hop) or Fix(f"check the address: nothing on that segment has {hop}"),
         )
 
     def _detached_owner(self, hop: str, bridge: tuple[Space, str]) -> Stop | None:
