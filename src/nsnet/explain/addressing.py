@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from .base import WalkerBase, _addresses, _ip
+from .base import WalkerBase, _addresses, _has_address, _ip
 from .model import Fix, Space
 
 
@@ -20,14 +20,17 @@ class AddressingMixin(WalkerBase):
             for dev, cidrs in devices.items():
                 for cidr in cidrs:
                     iface = ipaddress.ip_interface(cidr)
-                    if space is not None and iface.ip == ip and dev in self._links(space):
-                        return space, dev, iface.network.prefixlen
+                    if space is None or iface.ip != ip or dev not in self._links(space):
+                        continue
+                    if _has_address(space, hop, dev):
+                        return None  # it is where it belongs: not a removed address
+                    return space, dev, iface.network.prefixlen
         for space in self.snap.spaces.values():
             for n in space.view.neighbours or []:
                 if n.address != hop or not n.mac:
                     continue
                 owner = self._mac_holder(n.mac)
-                if owner is None:
+                if owner is None or _has_address(owner[0], hop):
                     continue
                 lengths = [
                     a.prefixlen

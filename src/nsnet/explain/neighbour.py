@@ -30,6 +30,17 @@ class NeighbourMixin(RoutingMixin):
             return True
         return family == 4 and _local(space, hop)
 
+    def _proxies(self, space: Space, dev: str, hop: str, family: int) -> bool:
+        """``space`` answers ARP for ``hop`` (not its own) on ``dev`` with its own MAC: proxy_arp on (all or
+        ``dev``), forwarding on for ``dev``, and a unicast route to ``hop`` out of another interface."""
+        if family != 4 or not conf(space, 4, dev, "proxy_arp"):
+            return False
+        sysctls = space.view.sysctls or {}
+        if sysctls.get(f"net.ipv4.conf.{dev}.forwarding", sysctls.get("net.ipv4.ip_forward")) != "1":
+            return False
+        route = route_lookup(space, 4, hop, "", dev).route
+        return route is not None and route.type == "unicast" and route.dev not in (None, dev)
+
     def _arp_source(self, space: Space, dev: str, hop: str, pkt: Packet) -> str | None:
         """The sender address of ``space``'s ARP request for ``hop`` on ``dev`` (arp_announce)."""
         announce = conf(space, 4, dev, "arp_announce")
@@ -47,6 +58,9 @@ class NeighbourMixin(RoutingMixin):
         self, leg: Leg, sender: Space, sender_dev: str, far: Space, far_dev: str, hop: str, pkt: Packet
     ) -> None:
         """Raise :class:`Stop` if ``far`` does not answer ``sender``'s ARP for ``hop`` arriving on ``far_dev``."""
+        if not self._holds(far, far_dev, hop, pkt.family) and self._proxies(far, far_dev, hop, pkt.family):
+            leg.add(far.node, "neigh", f"{far.node}:{far_dev} answers ARP for {hop} with its own MAC (proxy_arp)")
+            return
         if pkt.family != 4:
             self._solicitation_source(leg, sender, sender_dev, hop, pkt)
             if not _has_address(far, hop, far_dev):

@@ -336,7 +336,7 @@ class RoutingMixin(WalkerBase):
     def _gateway(self, space: Space, dst: str, family: int) -> tuple[str, str] | None:
         """(address, our interface) of the one neighbour on ``space``'s segments that forwards and has a route to
         ``dst`` (or holds it): the router the user means by GATEWAY."""
-        found: list[tuple[str, str]] = []
+        found: list[tuple[str, str, str]] = []
         for mine in _addresses(space):
             net = _network(mine)
             if net is None or mine.family != family or mine.scope != "global":
@@ -351,10 +351,11 @@ class RoutingMixin(WalkerBase):
                         continue
                     route = route_lookup(other, family, dst, theirs.address).route
                     if route is not None and route.type in ("unicast", "local") and route.dev != theirs.dev:
-                        candidate = (theirs.address, mine.dev or "")
-                        if candidate not in found:
-                            found.append(candidate)
-        return found[0] if len(found) == 1 else None
+                        found.append((other.node, theirs.address, mine.dev or ""))
+        # One router, maybe on several of our segments: its address on the first one.
+        if not found or len({node for node, _, _ in found}) > 1:
+            return None
+        return found[0][1], found[0][2]
 
     def _forwards(self, space: Space, family: int) -> bool:
         key = "net.ipv4.ip_forward" if family == 4 else "net.ipv6.conf.all.forwarding"

@@ -291,7 +291,9 @@ class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayM
         if entry is not None:
             raise self._misdelivered(leg, space, dev, hop, entry, f"{peer_space.node}:{peer.name}", None)
         if self._entry(space, dev, hop) is None:
-            if not self._holds(peer_space, peer.name, hop, pkt.family):
+            if not self._holds(peer_space, peer.name, hop, pkt.family) and not self._proxies(
+                peer_space, peer.name, hop, pkt.family
+            ):
                 raise self._no_owner(leg, space, hop, f"{peer_space.node}:{peer.name}")
             self._arp_check(leg, space, dev, peer_space, peer.name, hop, pkt)
             leg.add(peer_space.node, "neigh", f"{peer_space.node}:{peer.name} has {hop}: ARP resolves")
@@ -301,9 +303,10 @@ class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayM
         self, space: Space, bridge: LinkView, hop: str, exclude: str | None
     ) -> tuple[LinkView, Space, LinkView] | None:
         """The port of ``bridge`` (not ``exclude``) whose veth's other end has ``hop`` (or, failing that, whose
-        namespace has it on another interface and may answer ARP for it): (port, its space, that end)."""
+        namespace has it on another interface and may answer ARP for it, or answers for it by proxy_arp):
+        (port, its space, that end)."""
         family = 6 if ":" in hop else 4
-        for exact in (True, False):
+        for exact in (True, False, None):
             for out in space.view.links or []:
                 if out.master != bridge.name or out.name == exclude:
                     continue
@@ -313,7 +316,10 @@ class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayM
                 far = self._links(far_space).get(out.peer.name) if far_space else None
                 if far_space is None or far is None:
                     continue
-                if _has_address(far_space, hop, far.name) if exact else self._holds(far_space, far.name, hop, family):
+                if exact is None:
+                    if self._proxies(far_space, far.name, hop, family):
+                        return out, far_space, far
+                elif _has_address(far_space, hop, far.name) if exact else self._holds(far_space, far.name, hop, family):
                     return out, far_space, far
         return None
 
