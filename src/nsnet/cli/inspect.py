@@ -116,7 +116,7 @@ def _route(v: NamespaceView) -> Table:
 
 def _default_rule(rule: PolicyRuleView) -> bool:
     """One of the kernel's own rules (0: local, 32766: main, 32767: default)."""
-    plain = rule.src is rule.dst is rule.iif is rule.oif is rule.fwmark is None and not rule.invert
+    plain = not (rule.src or rule.dst or rule.iif or rule.oif or rule.invert) and rule.fwmark is None
     return plain and (rule.priority, rule.table) in ((0, "local"), (32766, "main"), (32767, "default"))
 
 
