@@ -237,6 +237,13 @@ CASES = [
     # removed addresses
     Case("destination-address-removed", BRIDGE, "ip -n {BLUE} addr del 11.11.11.3/24 dev beth0", False, "11.11.11.3"),
     Case(
+        "destination-address-removed-after-traffic",
+        BRIDGE,
+        "ip netns exec {RED} ping -c1 -W1 11.11.11.3 >/dev/null; ip -n {BLUE} addr del 11.11.11.3/24 dev beth0",
+        False,
+        "11.11.11.3",
+    ),
+    Case(
         "gateway-address-removed",
         ROUTED,
         "ip -n {R} addr del 10.1.0.1/24 dev r1; ip -n {RED} neigh flush dev reth0",

@@ -63,11 +63,18 @@ class AddressingMixin(WalkerBase):
         )
 
     def _lost_address(self, space: Space) -> str | None:
-        """The address ``space`` should have (it has no global one now), if that is known."""
-        for dev, cidrs in self.snap.planned.get(space.node, {}).items():
-            for cidr in cidrs:
-                if dev in self._links(space):
-                    return str(ipaddress.ip_interface(cidr).ip)
+        """An address ``space`` should have and has not (IPv4 first), if that is known."""
+        planned = [
+            ipaddress.ip_interface(cidr).ip
+            for dev, cidrs in self.snap.planned.get(space.node, {}).items()
+            for cidr in cidrs
+            if dev in self._links(space)
+        ]
+        for ip in sorted(planned, key=lambda ip: ip.version):
+            if not _has_address(space, str(ip)) and not ip.is_link_local:
+                return str(ip)
+        if any(a.scope == "global" for a in _addresses(space)):
+            return None
         macs = {link.mac.lower() for link in space.view.links or [] if link.mac and link.kind != "loopback"}
         for other in self.snap.spaces.values():
             for n in other.view.neighbours or []:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from ..views import AddressView, PolicyRuleView, RouteView
 from .base import Stop, WalkerBase, _addresses, _has_address, _ip, _net, _run_in, _yaml_under
@@ -138,6 +139,12 @@ def _rule_text(rule: PolicyRuleView) -> str:
 class RoutingMixin(WalkerBase):
     """Route lookups with their rules and types, forwarding, rp_filter, and the no-route fix."""
 
+    if TYPE_CHECKING:  # from addressing.AddressingMixin
+
+        def _lost_owner(self, hop: str) -> tuple[Space, str, int] | None: ...
+
+        def _lost_address_fix(self, hop: str) -> Fix | None: ...
+
     # -- route lookup --------------------------------------------------------------
 
     def _route(self, leg: Leg, space: Space, pkt: Packet, iif: str | None = None) -> RouteView:
@@ -217,6 +224,11 @@ class RoutingMixin(WalkerBase):
         on = dev == "1" if dev is not None else glob == "1"
         if on:
             return
+        lost = self._lost_owner(pkt.dst)
+        if lost is not None and lost[0].node == node:
+            leg.add(node, "route", f"{pkt.dst} is not (or no longer) an address of {node}", ok=False)
+            fix = self._lost_address_fix(pkt.dst)
+            raise Stop("dropped", f"{node} receives the packet for {pkt.dst} but no longer has that address", fix)
         if dev is not None and glob == "1":
             what = f"{dev_key}=0: {node} does not route what comes in by {iface}"
             key = f"net.ipv4.conf.{_sysctl_dev(iface)}.forwarding"

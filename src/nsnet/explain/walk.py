@@ -110,9 +110,9 @@ class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayM
                 raise ValueError(f"{dst!r} is neither a node of lab {self.snap.lab!r} nor an address") from None
         target = self.snap.spaces[dst]
         candidates = [a for a in _addresses(target) if a.scope == "global" and a.address]
-        lost = None if candidates else self._lost_address(target)
-        if lost is not None:
-            return lost
+        lost = self._lost_address(target)
+        if lost is not None and all(ipaddress.ip_address(lost).version <= a.family for a in candidates):
+            return lost  # the topology's address it lost, not another family's instead
         if not candidates:
             raise ValueError(f"node {dst!r} has no global address to send to")
         mine = [ipaddress.ip_interface(f"{a.address}/{a.prefixlen}") for a in _addresses(source) if a.scope == "global"]
