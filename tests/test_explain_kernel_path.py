@@ -250,6 +250,14 @@ CASES = [
         False,
         "10.1.0.1",
     ),
+    Case("source-address-removed", BRIDGE, "ip -n {RED} addr del 11.11.11.2/24 dev reth0", False, "11.11.11.2"),
+    Case(
+        "source-address-removed-with-its-gateway-route",
+        ROUTED,
+        "ip -n {RED} addr del 10.1.0.2/24 dev reth0",
+        False,
+        "10.1.0.2",
+    ),
     Case("to-itself", BRIDGE, "true", True, dst="RED"),
 ]
 

@@ -264,3 +264,21 @@ def test_a_removed_address_is_put_back() -> None:
 def test_a_node_explained_to_itself_is_local_delivery() -> None:
     e = explain(bridged(), "RED", "RED")
     assert e.reachable and "delivered locally" in e.legs[0].steps[0].text
+
+
+def test_a_source_that_lost_its_address_gets_it_back_with_its_route() -> None:
+    snap = routed()
+    red = snap.spaces["RED"].view
+    addresses = [a for a in red.addresses or [] if a.address != "10.1.0.2"]
+    routes = [r for r in red.routes or [] if r.dev != "reth0" or r.family != 4]
+    e = explain(change(snap, "RED", addresses=addresses, routes=routes))
+    assert "RED:reth0 lost its address 10.1.0.2/24" in e.verdict
+    assert command(e).startswith("ip -n kpsnap-RED addr add 10.1.0.2/24 dev reth0 && ip -n kpsnap-RED route add ")
+
+
+def test_a_state_explain_does_not_model_is_unknown_not_a_traceback() -> None:
+    snap = bridged()
+    red = snap.spaces["RED"].view
+    links = [replace(link, peer=replace(link.peer, name="gone")) if link.peer else link for link in red.links or []]
+    e = explain(change(snap, "RED", links=links))
+    assert not e.reachable and "unknown" in e.verdict

@@ -56,11 +56,12 @@ class NeighbourMixin(RoutingMixin):
 
     def _arp_check(
         self, leg: Leg, sender: Space, sender_dev: str, far: Space, far_dev: str, hop: str, pkt: Packet
-    ) -> None:
-        """Raise :class:`Stop` if ``far`` does not answer ``sender``'s ARP for ``hop`` arriving on ``far_dev``."""
+    ) -> bool:
+        """Raise :class:`Stop` if ``far`` does not answer ``sender``'s ARP for ``hop`` arriving on ``far_dev``;
+        False if it answers by proxy (``hop`` is not its own)."""
         if not self._holds(far, far_dev, hop, pkt.family) and self._proxies(far, far_dev, hop, pkt.family):
             leg.add(far.node, "neigh", f"{far.node}:{far_dev} answers ARP for {hop} with its own MAC (proxy_arp)")
-            return
+            return False
         if pkt.family != 4:
             self._solicitation_source(leg, sender, sender_dev, hop, pkt)
             if not _has_address(far, hop, far_dev):
@@ -74,7 +75,7 @@ class NeighbourMixin(RoutingMixin):
                     f"interface the solicitation comes in by; {hop} is on another interface",
                     None,
                 )
-            return
+            return True
         asker = self._arp_source(sender, sender_dev, hop, pkt)
         ignore = conf(far, 4, far_dev, "arp_ignore")
         on_dev = _has_address(far, hop, far_dev)
@@ -108,6 +109,7 @@ class NeighbourMixin(RoutingMixin):
                 f"{far.node} answers ARP for {hop} on {far_dev} (arp_ignore=0: {hop} is an "
                 "address of another of its interfaces)",
             )
+        return True
 
     def _solicitation_source(self, leg: Leg, space: Space, dev: str, hop: str, pkt: Packet) -> None:
         """A neighbour solicitation is sent from the packet's source if that is on ``dev``, else from ``dev``'s

@@ -145,6 +145,8 @@ class RoutingMixin(WalkerBase):
 
         def _lost_address_fix(self, hop: str) -> Fix | None: ...
 
+        def _lost_address(self, space: Space) -> str | None: ...
+
     # -- route lookup --------------------------------------------------------------
 
     def _route(self, leg: Leg, space: Space, pkt: Packet, iif: str | None = None) -> RouteView:
@@ -318,7 +320,32 @@ class RoutingMixin(WalkerBase):
                     self._link_up_fix(space, a.dev or ""),
                 )
         leg.add(node, "route", f"no route to {dst} in {node}", ok=False)
+        lost = self._lost_address(space)
+        if lost is not None and ipaddress.ip_address(lost).version == ipaddress.ip_address(dst).version:
+            return self._lost_source(space, dst, lost)
         return Stop("dropped", f"{node} has no route to {dst}", self._route_fix(space, dst, family))
+
+    def _lost_source(self, space: Space, dst: str, lost: str) -> Stop:
+        """``space`` has no route to ``dst`` because it lost its address ``lost`` (and the routes through it)."""
+        found = self._lost_owner(lost)
+        put_back = self._lost_address_fix(lost)
+        if found is None or put_back is None:
+            return Stop("dropped", f"{space.node} has no route to {dst}", self._route_fix(space, dst))
+        _, dev, length = found
+        family = ipaddress.ip_address(lost).version
+        restored_address = AddressView(dev, family, lost, length, "global")
+        restored = replace(space, view=replace(space.view, addresses=[*(space.view.addresses or []), restored_address]))
+        net = ipaddress.ip_interface(f"{lost}/{length}").network
+        command = put_back.command or ""
+        if ipaddress.ip_address(dst) not in net:
+            route = self._route_fix(restored, dst)
+            if route.command and "GATEWAY" not in route.command:
+                command += f" && {route.command}"
+        return Stop(
+            "dropped",
+            f"{space.node} has no route to {dst}: {space.node}:{dev} lost its address {lost}/{length}",
+            Fix(put_back.summary, command=command, topology=put_back.topology),
+        )
 
     def _route_fix(self, space: Space, dst: str, family: int | None = None) -> Fix:
         """A route to ``dst`` via the router on one of ``space``'s segments that forwards and reaches ``dst``."""

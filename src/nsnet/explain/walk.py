@@ -37,6 +37,8 @@ from .netfilter import Context, Decision, Packet, evaluate
 from .overlay import OverlayMixin, _vxlan_ports
 from .routing import route_text as _route_text
 
+UNMODELLED = (KeyError, IndexError, AssertionError, ValueError, TypeError, AttributeError)
+"""What a walk into a state explain does not model raises: reported as ``unknown``, never a traceback."""
 EPHEMERAL_PORT = 40000
 SIZES = {"icmp": 84, "icmpv6": 104, "tcp": 60, "udp": 39}
 """IP length of the packet nsnet's probe sends when no size is asked for (ping's 56 data bytes; a SYN)."""
@@ -88,6 +90,9 @@ class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayM
         except Stop as stop:
             request.outcome, request.reason, fix = stop.outcome, stop.reason, stop.fix
             return self._verdict(src, dst, proto, legs, fix, size)
+        except UNMODELLED as exc:
+            request.outcome, request.reason = "unknown", _unmodelled(exc)
+            return self._verdict(src, dst, proto, legs, None, size)
         reply_pkt, answer = self._answer(request, arrived, pkt)
         if reply_pkt is None:
             return self._verdict(src, dst, proto, legs, None, size)
@@ -100,6 +105,8 @@ class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayM
             reply.add(src, "deliver", f"{answer} delivered to {src}")
         except Stop as stop:
             reply.outcome, reply.reason, fix = stop.outcome, stop.reason, stop.fix
+        except UNMODELLED as exc:
+            reply.outcome, reply.reason = "unknown", _unmodelled(exc)
         return self._verdict(src, dst, proto, legs, fix, size)
 
     def _destination_address(self, source: Space, dst: str) -> str:
@@ -111,7 +118,7 @@ class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayM
         target = self.snap.spaces[dst]
         candidates = [a for a in _addresses(target) if a.scope == "global" and a.address]
         lost = self._lost_address(target)
-        if lost is not None and all(ipaddress.ip_address(lost).version <= a.family for a in candidates):
+        if lost is not None and all(ipaddress.ip_address(lost).version < a.family for a in candidates):
             return lost  # the topology's address it lost, not another family's instead
         if not candidates:
             raise ValueError(f"node {dst!r} has no global address to send to")
@@ -295,8 +302,8 @@ class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayM
                 peer_space, peer.name, hop, pkt.family
             ):
                 raise self._no_owner(leg, space, hop, f"{peer_space.node}:{peer.name}")
-            self._arp_check(leg, space, dev, peer_space, peer.name, hop, pkt)
-            leg.add(peer_space.node, "neigh", f"{peer_space.node}:{peer.name} has {hop}: ARP resolves")
+            if self._arp_check(leg, space, dev, peer_space, peer.name, hop, pkt):
+                leg.add(peer_space.node, "neigh", f"{peer_space.node}:{peer.name} has {hop}: ARP resolves")
         return self._receive(leg, peer_space, peer.name, pkt)
 
     def _owner_port(
@@ -346,7 +353,8 @@ class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayM
             pkt = self._out_of_port(leg, space, bridge, port, out, pkt)
             leg.add(far_space.node, "veth", f"{out.name} -> {far_space.node}:{far.name} (veth pair)")
             self._into_peer(leg, space, out, far_space, far, pkt)
-            leg.add(far_space.node, "neigh", f"{far_space.node}:{far.name} has {hop}: ARP resolves")
+            if _has_address(far_space, hop):
+                leg.add(far_space.node, "neigh", f"{far_space.node}:{far.name} has {hop}: ARP resolves")
             return self._receive(leg, far_space, far.name, pkt)
         over = self._overlay(leg, space, bridge, port, hop, pkt, sender)
         if over is not None:
@@ -517,3 +525,7 @@ class Walker(NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayM
             verdict = f"{src} reaches {dst} ({proto}), and the answer comes back"
             reachable = True
         return Explanation(self.snap.lab, src, dst, proto, legs, reachable, verdict, fix, size)
+
+
+def _unmodelled(exc: BaseException) -> str:
+    return f"explain does not model this state ({type(exc).__name__}: {exc})"
