@@ -74,6 +74,13 @@ LINK_LOCAL = (
 """nsnet gives interfaces no link-local addresses; a router needs them to ask for a forwarded packet's next hop."""
 
 
+ARP_ANNOUNCE = (
+    "ip -n {RED} addr add 10.9.9.2/32 dev lo; ip -n {RED} route replace 11.11.11.0/24 dev reth0 src 10.9.9.2; "
+    "ip -n {BLUE} route add 10.9.9.0/24 via 11.11.11.2; "
+    "ip netns exec {BLUE} sysctl -qw net.ipv4.conf.beth0.arp_ignore=2"
+)
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -173,6 +180,20 @@ CASES = [
         False,
         "arp_ignore=1",
         dst="11.11.11.3",
+    ),
+    # RED sends from 10.9.9.2 (on lo); BLUE answers ARP only for askers in its subnet (arp_ignore=2)
+    Case(
+        "arp-ignore-2-asker-outside-the-subnet",
+        BRIDGE,
+        ARP_ANNOUNCE,
+        False,
+        "arp_ignore=2",
+    ),
+    Case(
+        "arp-announce-2-asks-from-the-subnet",
+        BRIDGE,
+        ARP_ANNOUNCE + "; ip netns exec {RED} sysctl -qw net.ipv4.conf.reth0.arp_announce=2",
+        True,
     ),
     Case(
         "permanent-wrong-mac",

@@ -187,6 +187,15 @@ def test_arp_ignore_and_arp_filter() -> None:
     assert explain(sysctl(bridged(), "BLUE", net__ipv4__conf__beth0__arp_ignore="1")).reachable
 
 
+def test_arp_filter_answers_only_where_the_route_back_leaves() -> None:
+    snap = sysctl(bridged(), "BLUE", net__ipv4__conf__all__arp_filter="1")
+    assert explain(snap).reachable
+    routes = [route("11.11.11.2/32", dev="lo"), *(snap.spaces["BLUE"].view.routes or [])]
+    e = explain(change(snap, "BLUE", routes=routes))
+    assert "arp_filter=1: its route back to the asking address 11.11.11.2 leaves by lo" in failed(e)
+    assert command(e) == "ip netns exec lab2-BLUE sysctl -w net.ipv4.conf.all.arp_filter=0"
+
+
 def _moved_to_lo(snap: Snapshot) -> Snapshot:
     blue = snap.spaces["BLUE"].view
     addresses = [replace(a, dev="lo", prefixlen=32) if a.address == "11.11.11.3" else a for a in blue.addresses or []]
