@@ -259,6 +259,25 @@ def test_learning_and_flooding() -> None:
     assert "bcast_flood off" in e.verdict
 
 
+def test_what_the_request_teaches_the_reply_uses() -> None:
+    """The request's ARP teaches the bridge RED's port and BLUE RED's MAC: the reply needs no flooding."""
+    no_fdb = change(bridged(), "host", fdb=[])
+    e = explain(ports(no_fdb, reth1={"flood": False}))
+    assert e.reachable, e.verdict
+    e = explain(ports(no_fdb, reth1={"flood": False, "learning": False}))
+    assert not e.reachable and e.legs[1].outcome == "dropped" and "reth1" in e.verdict
+
+
+def test_a_routers_solicitation_leaves_the_asker_known() -> None:
+    """RED's solicitation for its router leaves RED in R's table: R needs a link-local address only towards BLUE."""
+    snap = routed()
+    r = snap.spaces["R"].view
+    link_local = replace(next(a for a in r.addresses or [] if a.dev == "r2"), address="fe80::1", prefixlen=64)
+    snap = change(snap, "R", addresses=[*(r.addresses or []), link_local], neighbours=[])
+    e = explain(change(snap, "BLUE", neighbours=[]), dst="fd02::2")
+    assert e.reachable, e.verdict
+
+
 # -- addresses -----------------------------------------------------------------------------------------
 
 

@@ -104,6 +104,11 @@ class WalkerBase:
         self._arrived_on: tuple[str, str] | None = None
         self._size = 0
         self._link_maps: dict[str, dict[str, LinkView]] = {}
+        self._fdb_learned: set[tuple[str, str, str, str]] = set()
+        """(node, bridge, port, MAC) a bridge learned from a frame of this walk (ports with learning on)."""
+        self._heard: dict[tuple[str, str, str], str | None] = {}
+        """(node, interface, address) -> MAC of a neighbour the walk made known there: who asks ARP or NDP of a
+        namespace leaves its address and MAC in that namespace's neighbour table (as STALE)."""
 
     def where(self, space: Space) -> str | None:
         """Where ``space`` is written in the topology file (``host``, ``hosts.A``, ``nodes.RED``); None: nowhere."""

@@ -45,8 +45,14 @@ class BridgingMixin(WalkerBase):
 
     def _port_in(self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None) -> None:
         """The frame enters ``bridge`` by ``port`` (None: sent by the bridge device itself)."""
-        if port is not None and port.port is not None:
+        if port is None:
+            return
+        if port.port is not None:
             self._port_state_check(leg, space, bridge, port, "coming in by")
+        if _port(port).learning and port.peer is not None and port.peer.node in self.snap.spaces and port.peer.name:
+            sender = self._links(self.snap.spaces[port.peer.node]).get(port.peer.name)
+            if sender is not None and sender.mac:
+                self._fdb_learned.add((space.node, bridge.name, port.name, sender.mac.lower()))
 
     def _port_out(
         self,
@@ -92,7 +98,7 @@ class BridgingMixin(WalkerBase):
             for f in space.view.fdb or []
             if mac and f.mac and f.mac.lower() == mac.lower() and f.bridge == bridge.name and f.port == out.name
         ]
-        if known:
+        if known or (mac and (node, bridge.name, out.name, mac.lower()) in self._fdb_learned):
             return
         if flags.learning and asks:  # the owner's ARP/NDP answer teaches the bridge where it is
             return

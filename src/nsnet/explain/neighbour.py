@@ -75,6 +75,9 @@ class NeighbourMixin(RoutingMixin):
                     f"interface the solicitation comes in by; {hop} is on another interface",
                     None,
                 )
+            self._heard_from(
+                sender, sender_dev, far, far_dev, pkt.src if _has_address(sender, pkt.src, sender_dev) else None
+            )
             return True
         asker = self._arp_source(sender, sender_dev, hop, pkt)
         ignore = conf(far, 4, far_dev, "arp_ignore")
@@ -109,6 +112,7 @@ class NeighbourMixin(RoutingMixin):
                 f"{far.node} answers ARP for {hop} on {far_dev} (arp_ignore=0: {hop} is an "
                 "address of another of its interfaces)",
             )
+        self._heard_from(sender, sender_dev, far, far_dev, asker)
         return True
 
     def _solicitation_source(self, leg: Leg, space: Space, dev: str, hop: str, pkt: Packet) -> None:
@@ -175,11 +179,19 @@ class NeighbourMixin(RoutingMixin):
     # -- what the sender's neighbour table says ----------------------------------------------------
 
     def _entry(self, space: Space, dev: str, hop: str) -> NeighbourView | None:
-        """The neighbour entry ``space`` sends with as is for ``hop`` on ``dev`` (no ARP first), if any."""
+        """The neighbour entry ``space`` sends with as is for ``hop`` on ``dev`` (no ARP first), if any: in the
+        snapshot, or left by the ARP/NDP request of an earlier hop of this walk."""
         for n in space.view.neighbours or []:
             if n.dev == dev and n.address == hop and USED_AS_IS & set(n.state):
                 return n
+        if (space.node, dev, hop) in self._heard:
+            return NeighbourView(dev, hop, self._heard[(space.node, dev, hop)], ["STALE"], False)
         return None
+
+    def _heard_from(self, sender: Space, sender_dev: str, far: Space, far_dev: str, asker: str | None) -> None:
+        if asker:
+            link = self._links(sender).get(sender_dev)
+            self._heard[(far.node, far_dev, asker)] = link.mac if link is not None else None
 
     def _wrong_mac(self, leg: Leg, space: Space, dev: str, hop: str, owner_mac: str | None) -> NeighbourView | None:
         """``space``'s entry for ``hop`` on ``dev`` if it sends to a MAC other than the owner's (``owner_mac``)."""
