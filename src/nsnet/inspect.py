@@ -21,6 +21,9 @@ SYSCTLS = (
     "net.ipv6.conf.all.forwarding",
     "net.bridge.bridge-nf-call-iptables",
     "net.bridge.bridge-nf-call-ip6tables",
+    "net.ipv4.icmp_echo_ignore_all",
+    "net.ipv4.icmp_echo_ignore_broadcasts",
+    "net.ipv6.icmp.echo_ignore_all",
 )
 
 
@@ -134,6 +137,7 @@ def _namespace(
         found["addresses"] = readers.addresses(nl, ns, names)
     if "route" in sections:
         found["routes"] = readers.routes(nl, ns, names)
+        found["rules"] = readers.rules(nl, ns)
     if "neigh" in sections:
         found["neighbours"] = readers.neighbours(nl, ns, names)
     if "fdb" in sections:
@@ -145,6 +149,7 @@ def _namespace(
         found["nftables"] = nftables.read(ns)
     if "sysctl" in sections:
         found["sysctls"] = {k: v for k, v in sysctl.read(ns, list(SYSCTLS)).items() if v is not None}
+        found["sysctls"].update(sysctl.read_conf(ns))
     if "conntrack" in sections:
         found["conntrack"] = readers.conntrack(ns)
     return NamespaceView(node=label, netns=ns, **found)
@@ -180,4 +185,5 @@ def _link(
         peer=peer,
         alias=raw["alias"],
         owned=raw["alias"] == link_mark(lab),
+        port=raw.get("port"),
     )

@@ -22,6 +22,25 @@ class PeerView:
 
 
 @dataclass(frozen=True)
+class BridgePortView:
+    """A bridge port's settings, as ``bridge -d link`` shows them."""
+
+    state: str
+    """``disabled``, ``listening``, ``learning``, ``forwarding`` or ``blocking``: only ``forwarding`` passes data."""
+    learning: bool
+    flood: bool
+    """Unknown unicast is flooded to this port."""
+    mcast_flood: bool
+    bcast_flood: bool
+    hairpin: bool
+    """A frame may go back out of the port it came in by."""
+    isolated: bool
+    """An isolated port talks to non-isolated ports only."""
+    neigh_suppress: bool
+    proxy_arp: bool
+
+
+@dataclass(frozen=True)
 class LinkView:
     name: str
     index: int
@@ -38,6 +57,8 @@ class LinkView:
     alias: str | None
     owned: bool
     """Created by nsnet for this lab (alias ``nsnet:<lab>``)."""
+    port: BridgePortView | None = None
+    """Its settings as a bridge port (``None``: not a port, or not read)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,27 @@ class RouteView:
     scope: str
     src: str | None
     metric: int | None
+
+
+@dataclass(frozen=True)
+class PolicyRuleView:
+    """A policy routing rule, as ``ip rule`` lists it."""
+
+    family: int
+    priority: int
+    action: str
+    """``lookup``, ``goto``, ``nop``, ``blackhole``, ``unreachable`` or ``prohibit``."""
+    table: str | None
+    """The table ``lookup`` consults (``main``, ``local``, ``default`` or a number)."""
+    src: str | None = None
+    """``from`` as a prefix (``None``: all)."""
+    dst: str | None = None
+    iif: str | None = None
+    oif: str | None = None
+    fwmark: int | None = None
+    fwmask: int | None = None
+    invert: bool = False
+    goto: int | None = None
 
 
 @dataclass(frozen=True)
@@ -222,6 +264,8 @@ class NamespaceView:
     vxlans: list[VxlanView] | None = None
     nftables: list[NftTableView] | None = None
     """The whole ruleset as nftables holds it (iptables-nft tables included); None: not read."""
+    rules: list[PolicyRuleView] | None = None
+    """Policy routing rules (``None``: not read; the kernel's three default rules apply)."""
 
 
 @dataclass(frozen=True)

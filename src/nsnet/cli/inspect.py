@@ -11,9 +11,9 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ..inspect import SECTIONS, inspect
+from ..inspect import SECTIONS, SYSCTLS, inspect
 from ..kernel.nftables import native
-from ..views import NamespaceView
+from ..views import BridgePortView, NamespaceView, PolicyRuleView
 from ._common import emit_json, guard, main, out
 
 TITLES = {
@@ -48,6 +48,10 @@ def _links(v: NamespaceView) -> Table:
         t.add_row(
             f"{link.index}: {name}", f"{link.state}/{link.operstate}", str(link.mtu), mac, link.master or "", peer
         )
+    for link in v.links or []:
+        flags = _port_flags(link.port)
+        if flags:
+            t.add_row(f"port {link.name}", flags, "", "", link.master or "", "")
     for bridge in v.bridges or []:
         t.add_row(
             f"bridge {bridge.name}",
@@ -58,6 +62,26 @@ def _links(v: NamespaceView) -> Table:
             "ports: " + " ".join(bridge.ports),
         )
     return t
+
+
+def _port_flags(port: BridgePortView | None) -> str:
+    """A bridge port's settings that differ from a new port's, as ``bridge link set`` writes them."""
+    if port is None:
+        return ""
+    changed = [] if port.state == "forwarding" else [f"state {port.state}"]
+    for name, value, default in (
+        ("learning", port.learning, True),
+        ("flood", port.flood, True),
+        ("mcast_flood", port.mcast_flood, True),
+        ("bcast_flood", port.bcast_flood, True),
+        ("hairpin", port.hairpin, False),
+        ("isolated", port.isolated, False),
+        ("neigh_suppress", port.neigh_suppress, False),
+        ("proxy_arp", port.proxy_arp, False),
+    ):
+        if value != default:
+            changed.append(f"{name} {'on' if value else 'off'}")
+    return " ".join(changed)
 
 
 def _addr(v: NamespaceView) -> Table:
@@ -84,7 +108,31 @@ def _route(v: NamespaceView) -> Table:
             if value is not None and not (key == "scope" and value == "global"):
                 text += f" {key} {value}"
         t.add_row(r.table, text)
+    for rule in v.rules or []:
+        if _default_rule(rule):
+            continue
+        t.add_row("rule", _rule_text(rule))
     return t
+
+
+def _default_rule(rule: PolicyRuleView) -> bool:
+    """One of the kernel's own rules (0: local, 32766: main, 32767: default)."""
+    plain = not (rule.src or rule.dst or rule.iif or rule.oif or rule.invert) and rule.fwmark is None
+    return plain and (rule.priority, rule.table) in ((0, "local"), (32766, "main"), (32767, "default"))
+
+
+def _rule_text(rule: PolicyRuleView) -> str:
+    """A rule as ``ip rule`` prints it."""
+    text = f"{rule.priority}: " + ("not " if rule.invert else "") + f"from {rule.src or 'all'}"
+    for key, value in (("to", rule.dst), ("iif", rule.iif), ("oif", rule.oif)):
+        if value:
+            text += f" {key} {value}"
+    if rule.fwmark is not None:
+        text += f" fwmark {rule.fwmark:#x}" + (f"/{rule.fwmask:#x}" if rule.fwmask not in (None, 0xFFFFFFFF) else "")
+    action = f"lookup {rule.table}" if rule.action == "lookup" else rule.action
+    if rule.action == "goto":
+        action += f" {rule.goto}"
+    return f"{text} {action}" + (" (ipv6)" if rule.family == 6 else "")
 
 
 def _neigh(v: NamespaceView) -> Table:
@@ -135,8 +183,15 @@ def _fw(v: NamespaceView) -> Table:
 
 
 def _sysctl(v: NamespaceView) -> Table:
+    """The global sysctls, and the per-interface ones that are set (non-zero, or forwarding unlike the global)."""
     t = _table(v, "SYSCTL", "VALUE")
-    for key, value in (v.sysctls or {}).items():
+    sysctls = v.sysctls or {}
+    for key, value in sysctls.items():
+        if ".conf." in key and key not in SYSCTLS:
+            family = key.split(".")[1]
+            glob = sysctls.get("net.ipv4.ip_forward" if family == "ipv4" else "net.ipv6.conf.all.forwarding")
+            if value == (glob if key.endswith(".forwarding") else "0"):
+                continue
         t.add_row(key, value)
     return t
 

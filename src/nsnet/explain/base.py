@@ -52,9 +52,25 @@ def lookup(space: Space, dst: str) -> RouteView | None:
     return best
 
 
-def _ip(space: Space) -> str:
-    """``ip`` aimed at the space's namespace (plain ``ip`` for the root namespace)."""
-    return f"ip -n {space.view.netns}" if space.view.netns else "ip"
+def _ip(space: Space, family: int = 4) -> str:
+    """``ip`` aimed at the space's namespace (plain ``ip`` for the root namespace); ``-6`` for IPv6."""
+    six = " -6" if family == 6 else ""
+    return f"ip{six} -n {space.view.netns}" if space.view.netns else f"ip{six}"
+
+
+def _run_in(space: Space) -> str:
+    """The prefix that runs a command in the space's namespace."""
+    return f"ip netns exec {space.view.netns} " if space.view.netns else ""
+
+
+def _yaml_under(where: str | None, lines: list[str]) -> str | None:
+    """``lines`` placed under a block of a topology file (``host``, ``hosts.A``, ``nodes.RED``); None: nowhere."""
+    if where is None:
+        return None
+    if where == "host":
+        return "host:\n" + "\n".join("  " + line for line in lines)
+    group, _, name = where.partition(".")
+    return f"{group}:\n  {name}:\n" + "\n".join("    " + line for line in lines)
 
 
 def _evidence(sender: Space, hop: str) -> str:
@@ -88,6 +104,11 @@ class WalkerBase:
         self._arrived_on: tuple[str, str] | None = None
         self._size = 0
         self._link_maps: dict[str, dict[str, LinkView]] = {}
+        self._fdb_learned: set[tuple[str, str, str, str]] = set()
+        """(node, bridge, port, MAC) a bridge learned from a frame of this walk (ports with learning on)."""
+        self._heard: dict[tuple[str, str, str], str | None] = {}
+        """(node, interface, address) -> MAC of a neighbour the walk made known there: who asks ARP or NDP of a
+        namespace leaves its address and MAC in that namespace's neighbour table (as STALE)."""
 
     def where(self, space: Space) -> str | None:
         """Where ``space`` is written in the topology file (``host``, ``hosts.A``, ``nodes.RED``); None: nowhere."""

@@ -26,6 +26,8 @@ class Snapshot:
 
     lab: str
     spaces: dict[str, Space]
+    planned: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """The addresses the lab's topology gives each node's interfaces (node -> interface -> CIDRs), where known."""
 
 
 @dataclass(frozen=True)

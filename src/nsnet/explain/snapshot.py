@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from ..errors import NsnetError
 from ..inspect import inspect
+from ..journal import Journal
 from ..kernel import netns
+from ..loader import load
 from ..views import NamespaceView, from_dict
 from .model import Snapshot, Space
 
@@ -39,22 +42,45 @@ def snapshot(lab: str) -> Snapshot:
     return Snapshot(
         lab=lab,
         spaces={v.node: Space(view=v, listening=listening(v.netns)) for v in view.namespaces},
+        planned=planned(lab),
     )
+
+
+def planned(lab: str) -> dict[str, dict[str, list[str]]]:
+    """The addresses the lab's topology file gives each interface (empty if the file is gone or invalid)."""
+    journal = Journal.load(lab)
+    if journal is None or not journal.source:
+        return {}
+    try:
+        topology = load(journal.source)
+    except (NsnetError, OSError):
+        return {}
+    return {
+        space.label: {name: sorted(link.addresses) for name, link in space.links.items() if link.addresses}
+        for space in topology.namespaces.values()
+    }
 
 
 def to_json(snap: Snapshot) -> dict[str, Any]:
     """A snapshot as plain data (``from_json`` reads it back): explain without root, on saved state."""
-    return {
+    data: dict[str, Any] = {
         "lab": snap.lab,
         "spaces": [{"view": _view(s.view), "listening": sorted(s.listening)} for s in snap.spaces.values()],
     }
+    if snap.planned:
+        data["planned"] = snap.planned
+    return data
 
 
 def _view(view: NamespaceView) -> dict[str, Any]:
     data = asdict(view)
-    for key in ("vxlans", "nftables"):  # not read: saved as before nsnet knew them
+    # Not read (or not a bridge port): saved as before these were known, so older snapshots round-trip.
+    for key in ("vxlans", "nftables", "rules"):
         if data.get(key) is None:
             data.pop(key, None)
+    for link in data.get("links") or []:
+        if link.get("port") is None:
+            link.pop("port", None)
     return data
 
 
@@ -63,4 +89,4 @@ def from_json(data: dict[str, Any]) -> Snapshot:
     for item in data["spaces"]:
         view = from_dict(NamespaceView, item["view"])
         spaces[view.node] = Space(view=view, listening=frozenset((p, int(n)) for p, n in item["listening"]))
-    return Snapshot(lab=data["lab"], spaces=spaces)
+    return Snapshot(lab=data["lab"], spaces=spaces, planned=data.get("planned") or {})

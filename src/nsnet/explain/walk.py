@@ -25,16 +25,23 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 
-from ..views import LinkView, RouteView
+from ..views import LinkView
 from . import fixes
-from .base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip, lookup
+from .addressing import AddressingMixin
+from .base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip
+from .bridging import BridgingMixin
 from .conntrack import ConntrackMixin
+from .icmp import IcmpMixin
 from .model import Explanation, Fix, Leg, Space
 from .mtu import MtuMixin
+from .neighbour import NeighbourMixin
 from .netfilter import Context, Decision, Packet, evaluate
 from .nftfix import native_fix
 from .overlay import OverlayMixin, _vxlan_ports
+from .routing import route_text as _route_text
 
+UNMODELLED = (KeyError, IndexError, AssertionError, ValueError, TypeError, AttributeError)
+"""What a walk into a state explain does not model raises: reported as ``unknown``, never a traceback."""
 EPHEMERAL_PORT = 40000
 SIZES = {"icmp": 84, "icmpv6": 104, "tcp": 60, "udp": 39}
 """IP length of the packet nsnet's probe sends when no size is asked for (ping's 56 data bytes; a SYN)."""
@@ -50,7 +57,7 @@ def parse_proto(proto: str) -> tuple[str, int | None]:
     raise ValueError(f"{proto!r} is not a protocol: use icmp, tcp:PORT or udp:PORT")
 
 
-class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
+class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayMixin, MtuMixin):
     """Explains one packet's fate over a :class:`Snapshot`."""
 
     # -- entry point ---------------------------------------------------------
@@ -92,9 +99,13 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
         fix: Fix | None = None
         try:
             arrived, pkt = self._send(request, source, pkt)
+            self._echo_policy(request, arrived, pkt)
         except Stop as stop:
             request.outcome, request.reason, fix = stop.outcome, stop.reason, stop.fix
             return self._verdict(src, dst, proto, legs, fix, size)
+        except UNMODELLED as exc:
+            request.outcome, request.reason = "unknown", _unmodelled(exc)
+            return self._verdict(src, dst, proto, legs, None, size)
         reply_pkt, answer = self._answer(request, arrived, pkt)
         if reply_pkt is None:
             return self._verdict(src, dst, proto, legs, None, size)
@@ -107,6 +118,8 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
             reply.add(src, "deliver", f"{answer} delivered to {src}")
         except Stop as stop:
             reply.outcome, reply.reason, fix = stop.outcome, stop.reason, stop.fix
+        except UNMODELLED as exc:
+            reply.outcome, reply.reason = "unknown", _unmodelled(exc)
         return self._verdict(src, dst, proto, legs, fix, size)
 
     def _destination_address(self, source: Space, dst: str) -> str:
@@ -117,6 +130,9 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
                 raise ValueError(f"{dst!r} is neither a node of lab {self.snap.lab!r} nor an address") from None
         target = self.snap.spaces[dst]
         candidates = [a for a in _addresses(target) if a.scope == "global" and a.address]
+        lost = self._lost_address(target)
+        if lost is not None and all(ipaddress.ip_address(lost).version < a.family for a in candidates):
+            return lost  # the topology's address it lost, not another family's instead
         if not candidates:
             raise ValueError(f"node {dst!r} has no global address to send to")
         mine = [ipaddress.ip_interface(f"{a.address}/{a.prefixlen}") for a in _addresses(source) if a.scope == "global"]
@@ -189,9 +205,12 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
         """From ``space`` onwards until the packet is delivered somewhere; raises :class:`Stop`."""
         node = space.node
         if _has_address(space, pkt.dst):
-            leg.add(node, "route", f"{pkt.dst} is an address of {node} itself: delivered locally")
-            return space, pkt
-        route = self._route_out(leg, space, pkt)
+            leg.add(node, "route", f"{pkt.dst} is an address of {node} itself: delivered locally (over lo)")
+            return space, replace(pkt, src=pkt.src or pkt.dst)
+        route = self._route(leg, space, pkt)
+        if route.type == "local":
+            leg.add(node, "route", f"{pkt.dst} is local to {node} ({_route_text(route)}): delivered locally")
+            return space, replace(pkt, src=pkt.src or pkt.dst)
         if not src_fixed or not pkt.src:
             src = route.src or next(
                 (a.address for a in _addresses(space, route.dev) if a.family == pkt.family and a.scope == "global"),
@@ -215,7 +234,10 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
             if _has_address(space, pkt.dst):
                 leg.add(node, "route", f"{pkt.dst} is an address of {node} itself: delivered locally")
                 return space, pkt
-            route = self._route_out(leg, space, pkt)  # the kernel routes a packet whose destination changed again
+            route = self._route(leg, space, pkt)  # the kernel routes a packet whose destination changed again
+            if route.type == "local" or route.dev is None:
+                leg.add(node, "route", f"{pkt.dst} is local to {node} ({_route_text(route)}): delivered locally")
+                return space, pkt
             leg.add(node, "route", f"route lookup for {pkt.dst} again: {_route_text(route)}")
         pkt = translated
         decision = self._hook(leg, space, "POSTROUTING", pkt, Context(out_iface=route.dev))
@@ -231,40 +253,6 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
             )
             pkt = replace(pkt, size=out.mtu, df=False)
         return self._egress(leg, space, route.dev, hop, pkt)
-
-    def _route_out(self, leg: Leg, space: Space, pkt: Packet) -> RouteView:
-        """The route ``space`` sends ``pkt`` by; raises :class:`Stop` when there is none or it is not unicast."""
-        route = lookup(space, pkt.dst)
-        if route is None:
-            raise self._no_route(leg, space, pkt.dst)
-        if route.type != "unicast" or route.dev is None:
-            leg.add(space.node, "route", f"route {route.dst} is of type {route.type}", ok=False)
-            raise Stop("dropped", f"{space.node}'s route to {pkt.dst} is a {route.type} route")
-        return route
-
-    def _no_route(self, leg: Leg, space: Space, dst: str) -> Stop:
-        node = space.node
-        links = self._links(space)
-        for a in _addresses(space):
-            iface = ipaddress.ip_interface(f"{a.address}/{a.prefixlen}")
-            link = links.get(a.dev or "")
-            if ipaddress.ip_address(dst) in iface.network and link and link.state != "up":
-                leg.add(node, "route", f"no route to {dst}: {a.dev} holds {iface} but is down", ok=False)
-                return Stop(
-                    "dropped",
-                    f"{node}:{a.dev} is down, so {node} has no route to {dst}",
-                    self._link_up_fix(space, a.dev or ""),
-                )
-        leg.add(node, "route", f"no route to {dst} in {node}", ok=False)
-        return Stop(
-            "dropped",
-            f"{node} has no route to {dst}",
-            Fix(
-                f"give {node} a route to {dst} (or an address in its subnet)",
-                command=f"{_ip(space)} route add {dst} via GATEWAY",
-                topology=_yaml_under(self.where(space), ["routes:", f"  - {{to: {dst}/32, via: GATEWAY}}"]),
-            ),
-        )
 
     def _hook(self, leg: Leg, space: Space, hook: str, pkt: Packet, ctx: Context, layer: str = "ip") -> Decision:
         tables = space.view.firewall or []
@@ -338,25 +326,40 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
         if peer.master:
             bridge = self._links(peer_space)[peer.master]
             return self._bridge(leg, peer_space, bridge, peer, hop, pkt, space)
-        if _has_address(peer_space, hop, peer.name):
-            leg.add(peer_space.node, "neigh", f"{peer_space.node}:{peer.name} has {hop}: ARP resolves")
-            return self._receive(leg, peer_space, peer.name, pkt)
-        raise self._no_owner(leg, space, hop, f"{peer_space.node}:{peer.name}")
+        entry = self._wrong_mac(leg, space, dev, hop, peer.mac)
+        if entry is not None:
+            raise self._misdelivered(leg, space, dev, hop, entry, f"{peer_space.node}:{peer.name}", None)
+        if self._entry(space, dev, hop) is None:
+            if not self._holds(peer_space, peer.name, hop, pkt.family) and not self._proxies(
+                peer_space, peer.name, hop, pkt.family
+            ):
+                raise self._no_owner(leg, space, hop, f"{peer_space.node}:{peer.name}")
+            if self._arp_check(leg, space, dev, peer_space, peer.name, hop, pkt):
+                leg.add(peer_space.node, "neigh", f"{peer_space.node}:{peer.name} has {hop}: ARP resolves")
+        return self._receive(leg, peer_space, peer.name, pkt)
 
     def _owner_port(
         self, space: Space, bridge: LinkView, hop: str, exclude: str | None
     ) -> tuple[LinkView, Space, LinkView] | None:
-        """The port of ``bridge`` (not ``exclude``) whose veth's other end has ``hop``: (port, its space, that end)."""
-        for out in space.view.links or []:
-            if out.master != bridge.name or out.name == exclude:
-                continue
-            if out.peer is None or out.peer.node is None or out.peer.name is None:
-                continue
-            far_space = self.snap.spaces.get(out.peer.node)
-            far = self._links(far_space).get(out.peer.name) if far_space else None
-            if far_space is None or far is None or not _has_address(far_space, hop, far.name):
-                continue
-            return out, far_space, far
+        """The port of ``bridge`` (not ``exclude``) whose veth's other end has ``hop`` (or, failing that, whose
+        namespace has it on another interface and may answer ARP for it, or answers for it by proxy_arp):
+        (port, its space, that end)."""
+        family = 6 if ":" in hop else 4
+        for exact in (True, False, None):
+            for out in space.view.links or []:
+                if out.master != bridge.name or out.name == exclude:
+                    continue
+                if out.peer is None or out.peer.node is None or out.peer.name is None:
+                    continue
+                far_space = self.snap.spaces.get(out.peer.node)
+                far = self._links(far_space).get(out.peer.name) if far_space else None
+                if far_space is None or far is None:
+                    continue
+                if exact is None:
+                    if self._proxies(far_space, far.name, hop, family):
+                        return out, far_space, far
+                elif _has_address(far_space, hop, far.name) if exact else self._holds(far_space, far.name, hop, family):
+                    return out, far_space, far
         return None
 
     def _bridge(
@@ -366,6 +369,7 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
         if bridge.state != "up":
             leg.add(node, "bridge", f"bridge {bridge.name} is down", ok=False)
             raise Stop("dropped", f"bridge {node}:{bridge.name} is down", self._link_up_fix(space, bridge.name))
+        self._port_in(leg, space, bridge, port)
         if port is not None and _has_address(space, hop, bridge.name):
             leg.add(node, "bridge", f"{bridge.name} holds {hop} itself: the frame is for the bridge device")
             return self._receive(leg, space, bridge.name, pkt)
@@ -373,13 +377,16 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
         if found is not None:
             out, far_space, far = found
             came = f"from port {port.name} " if port else ""
+            asks = self._bridge_neighbour(leg, space, bridge, port, hop, pkt, sender, far_space, far)
+            self._port_out(leg, space, bridge, port, out, far.mac, pkt, asks)
             leg.add(
                 node, "bridge", f"{bridge.name} forwards {came}to port {out.name} ({_fdb_text(space, bridge, far.mac)})"
             )
             pkt = self._out_of_port(leg, space, bridge, port, out, pkt)
             leg.add(far_space.node, "veth", f"{out.name} -> {far_space.node}:{far.name} (veth pair)")
             self._into_peer(leg, space, out, far_space, far, pkt)
-            leg.add(far_space.node, "neigh", f"{far_space.node}:{far.name} has {hop}: ARP resolves")
+            if _has_address(far_space, hop):
+                leg.add(far_space.node, "neigh", f"{far_space.node}:{far.name} has {hop}: ARP resolves")
             return self._receive(leg, far_space, far.name, pkt)
         over = self._overlay(leg, space, bridge, port, hop, pkt, sender)
         if over is not None:
@@ -453,7 +460,7 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
         return Stop(
             "dropped",
             f"no interface reachable from {where} has {hop}, so ARP fails",
-            Fix(f"check the address: nothing on that segment has {hop}"),
+            self._lost_address_fix(hop) or Fix(f"check the address: nothing on that segment has {hop}"),
         )
 
     def _detached_owner(self, hop: str, bridge: tuple[Space, str]) -> Stop | None:
@@ -488,26 +495,16 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
         decision = self._hook(leg, space, "PREROUTING", pkt, Context(in_iface=iface))
         pkt = self._nat(leg, space, "PREROUTING", decision, pkt, iface)
         if _has_address(space, pkt.dst):
+            self._reverse_path(leg, space, iface, pkt)
             decision = self._hook(leg, space, "INPUT", pkt, Context(in_iface=iface))
             return space, self._nat(leg, space, "INPUT", decision, pkt, iface)
-        forwarding = (space.view.sysctls or {}).get(
-            "net.ipv4.ip_forward" if pkt.family == 4 else "net.ipv6.conf.all.forwarding"
-        )
-        if forwarding != "1":
-            leg.add(node, "route", f"{pkt.dst} is not {node}'s and {node} does not forward (ip_forward=0)", ok=False)
-            raise Stop(
-                "dropped",
-                f"{node} receives the packet for {pkt.dst} but does not route (ip_forward=0)",
-                Fix(
-                    f"turn on forwarding in {node}",
-                    command=f"{_run_in(space)}sysctl -w net.ipv4.ip_forward=1",
-                    topology=_yaml_under(self.where(space), ["sysctls:", "  net.ipv4.ip_forward: 1"]),
-                ),
-            )
-        route = lookup(space, pkt.dst)
-        if route is None:
-            raise self._no_route(leg, space, pkt.dst)
-        assert route.dev is not None
+        self._forwarding(leg, space, iface, pkt)
+        route = self._route(leg, space, pkt, iface)
+        self._reverse_path(leg, space, iface, pkt)
+        if route.type == "local" or route.dev is None:
+            leg.add(node, "route", f"{pkt.dst} is local to {node} ({_route_text(route)}): delivered locally")
+            decision = self._hook(leg, space, "INPUT", pkt, Context(in_iface=iface))
+            return space, self._nat(leg, space, "INPUT", decision, pkt, iface)
         leg.add(node, "route", f"{node} routes it: {_route_text(route)}")
         self._hook(leg, space, "FORWARD", pkt, Context(in_iface=iface, out_iface=route.dev))
         decision = self._hook(leg, space, "POSTROUTING", pkt, Context(in_iface=iface, out_iface=route.dev))
@@ -559,25 +556,5 @@ class Walker(ConntrackMixin, OverlayMixin, MtuMixin):
         return Explanation(self.snap.lab, src, dst, proto, legs, reachable, verdict, fix, size)
 
 
-def _route_text(route: RouteView) -> str:
-    text = route.dst
-    if route.gateway:
-        text += f" via {route.gateway}"
-    if route.dev:
-        text += f" dev {route.dev}"
-    return text
-
-
-def _run_in(space: Space) -> str:
-    """The prefix that runs a command in the space's namespace."""
-    return f"ip netns exec {space.view.netns} " if space.view.netns else ""
-
-
-def _yaml_under(where: str | None, lines: list[str]) -> str | None:
-    """``lines`` placed under a block of a topology file (``host``, ``hosts.A``, ``nodes.RED``); None: nowhere."""
-    if where is None:
-        return None
-    if where == "host":
-        return "host:\n" + "\n".join("  " + line for line in lines)
-    group, _, name = where.partition(".")
-    return f"{group}:\n  {name}:\n" + "\n".join("    " + line for line in lines)
+def _unmodelled(exc: BaseException) -> str:
+    return f"explain does not model this state ({type(exc).__name__}: {exc})"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from dataclasses import asdict
 from typing import Any
 
 from ..errors import KernelError
-from ..views import AddressView, ConntrackView, FdbView, NeighbourView, RouteView
+from ..views import AddressView, BridgePortView, ConntrackView, FdbView, NeighbourView, PolicyRuleView, RouteView
 from . import netns, rtnl
 from .netlink import Netlink
 
@@ -37,7 +38,12 @@ RT_TYPES = {
     6: "blackhole",
     7: "unreachable",
     8: "prohibit",
+    9: "throw",
+    10: "nat",
+    11: "xresolve",
 }
+RULE_ACTIONS = {1: "lookup", 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable", 8: "prohibit"}
+PORT_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
 USER_HZ = 100
 
 
@@ -55,12 +61,15 @@ def index_names(nl: Netlink, ns: str) -> dict[int, str]:
 
 
 def neighbours(nl: Netlink, ns: str, names: dict[int, str]) -> list[NeighbourView]:
-    """IPv4 and IPv6 neighbours, as ``ip neigh show`` lists them (no NOARP/NONE entries)."""
+    """IPv4 and IPv6 neighbours, as ``ip neigh show nud all`` lists them, but for the kernel's own NOARP entries
+    (loopback, multicast, broadcast) and NONE entries; a NOARP entry made by hand is kept: it decides the MAC."""
     out = []
     for family in (socket.AF_INET, socket.AF_INET6):
         for body in nl.dump(ns, "list neighbours", rtnl.RTM_GETNEIGH, rtnl.ndmsg(family)):
             m = rtnl.parse_neigh(body)
-            if m.family != family or m.state in (0, 0x40):
+            if m.family != family or m.state == 0 or names.get(m.ifindex) == "lo":
+                continue
+            if m.state == 0x40 and (not m.lladdr or m.lladdr == "00:00:00:00:00:00" or _group(m.dst)):
                 continue
             out.append(
                 NeighbourView(
@@ -72,6 +81,57 @@ def neighbours(nl: Netlink, ns: str, names: dict[int, str]) -> list[NeighbourVie
                 )
             )
     return out
+
+
+def _group(address: str | None) -> bool:
+    """A multicast or all-ones address (the kernel keeps NOARP entries of its own for them)."""
+    if not address:
+        return True
+    ip = ipaddress.ip_address(address)
+    return ip.is_multicast or (ip.version == 4 and str(ip).endswith(".255"))
+
+
+def rules(nl: Netlink, ns: str) -> list[PolicyRuleView]:
+    """Policy routing rules (``ip rule`` and ``ip -6 rule``), in priority order."""
+    out = []
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for body in nl.dump(ns, "list rules", rtnl.RTM_GETRULE, rtnl.rtmsg(family, 0, 0, table=0, kind=0)):
+            m = rtnl.parse_rule(body)
+            if m.family != family:
+                continue
+            out.append(
+                PolicyRuleView(
+                    family=4 if family == socket.AF_INET else 6,
+                    priority=m.priority,
+                    action=RULE_ACTIONS.get(m.action, str(m.action)),
+                    table=RT_TABLES.get(m.table, str(m.table)) if m.action == 1 else None,
+                    src=f"{m.src}/{m.src_len}" if m.src else None,
+                    dst=f"{m.dst}/{m.dst_len}" if m.dst else None,
+                    iif=m.iif,
+                    oif=m.oif,
+                    fwmark=m.fwmark or None,
+                    fwmask=m.fwmask if m.fwmark else None,
+                    invert=m.invert,
+                    goto=m.goto,
+                )
+            )
+    return sorted(out, key=lambda r: (r.family, r.priority))
+
+
+def bridge_port(info: rtnl.BridgePortInfo | None) -> BridgePortView | None:
+    if info is None:
+        return None
+    return BridgePortView(
+        state=PORT_STATES.get(info.state, str(info.state)),
+        learning=info.learning,
+        flood=info.flood,
+        mcast_flood=info.mcast_flood,
+        bcast_flood=info.bcast_flood,
+        hairpin=info.hairpin,
+        isolated=info.isolated,
+        neigh_suppress=info.neigh_suppress,
+        proxy_arp=info.proxy_arp,
+    )
 
 
 def fdb(nl: Netlink, ns: str, names: dict[int, str]) -> list[FdbView]:
@@ -224,6 +284,7 @@ def links(nl: Netlink, ns: str) -> list[dict[str, Any]]:
                 "stp": bool(m.stp) if bridge else None,
                 "ageing": (m.ageing or 0) // 100 if bridge else None,
                 "vxlan": None if m.vxlan is None else {**asdict(m.vxlan), "dev": names.get(m.vxlan.dev or 0)},
+                "port": bridge_port(m.port) if m.master else None,
             }
         )
     return out

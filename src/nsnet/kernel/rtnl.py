@@ -31,6 +31,7 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH, RTM_GETNSID = 28, 29, 30, 90
+RTM_GETRULE = 34
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 
 F_REQUEST, F_MULTI, F_ACK = 0x1, 0x2, 0x4
@@ -46,7 +47,13 @@ CHANGE = F_REQUEST | F_ACK
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_AF_SPEC = 16, 18, 20, 26
 IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 28, 29, 37
-IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
+IFLA_BRPORT_STATE, IFLA_BRPORT_MODE, IFLA_BRPORT_LEARNING, IFLA_BRPORT_UNICAST_FLOOD = 1, 4, 8, 9
+IFLA_BRPORT_PROXYARP, IFLA_BRPORT_MCAST_FLOOD, IFLA_BRPORT_BCAST_FLOOD = 10, 27, 30
+IFLA_BRPORT_NEIGH_SUPPRESS, IFLA_BRPORT_ISOLATED = 32, 33
+FRA_DST, FRA_SRC, FRA_IIFNAME, FRA_GOTO, FRA_PRIORITY, FRA_FWMARK = 1, 2, 3, 4, 6, 10
+FRA_TABLE, FRA_FWMASK, FRA_OIFNAME = 15, 16, 17
+FIB_RULE_INVERT = 0x2
 IFLA_BR_AGEING_TIME, IFLA_BR_STP_STATE = 4, 5
 VETH_INFO_PEER = 1
 IFLA_VXLAN_ID, IFLA_VXLAN_GROUP, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING = 1, 2, 3, 4, 7
@@ -68,6 +75,7 @@ _ERR = struct.Struct("=i")
 _IFINFO = struct.Struct("=BxHiII")
 _IFADDR = struct.Struct("=BBBBI")
 _RTMSG = struct.Struct("=BBBBBBBBI")
+_FIBRULE = struct.Struct("=BBBBBBBBI")
 _NDMSG = struct.Struct("=BxxxiHBB")
 _CACHEINFO = struct.Struct("=IIII")
 _U16 = struct.Struct("=H")
@@ -194,6 +202,44 @@ class LinkMsg:
     stp: int | None
     ageing: int | None
     vxlan: VxlanInfo | None = None
+    port: BridgePortInfo | None = None
+    """The bridge port settings, when the link is a port of a bridge."""
+
+
+@dataclass(frozen=True)
+class BridgePortInfo:
+    """A bridge port's settings (``ip -d link`` / ``bridge link``): IFLA_BRPORT_* of the slave data."""
+
+    state: int
+    """0 disabled, 1 listening, 2 learning, 3 forwarding, 4 blocking."""
+    learning: bool
+    flood: bool
+    mcast_flood: bool
+    bcast_flood: bool
+    hairpin: bool
+    isolated: bool
+    neigh_suppress: bool
+    proxy_arp: bool
+
+
+def parse_bridge_port(data: memoryview) -> BridgePortInfo:
+    a = attrs(data, 0)
+
+    def flag(kind: int, default: bool) -> bool:
+        return _flag(a[kind]) if kind in a else default
+
+    state = a.get(IFLA_BRPORT_STATE)
+    return BridgePortInfo(
+        state=state[0] if state is not None and len(state) else 3,
+        learning=flag(IFLA_BRPORT_LEARNING, True),
+        flood=flag(IFLA_BRPORT_UNICAST_FLOOD, True),
+        mcast_flood=flag(IFLA_BRPORT_MCAST_FLOOD, True),
+        bcast_flood=flag(IFLA_BRPORT_BCAST_FLOOD, True),
+        hairpin=flag(IFLA_BRPORT_MODE, False),
+        isolated=flag(IFLA_BRPORT_ISOLATED, False),
+        neigh_suppress=flag(IFLA_BRPORT_NEIGH_SUPPRESS, False),
+        proxy_arp=flag(IFLA_BRPORT_PROXYARP, False),
+    )
 
 
 @dataclass(frozen=True)
@@ -241,11 +287,14 @@ def parse_vxlan(data: memoryview) -> VxlanInfo:
 def parse_link(body: memoryview) -> LinkMsg:
     _, _, index, flags, _ = _IFINFO.unpack_from(body)
     a = attrs(body, _IFINFO.size)
-    kind = stp = ageing = vxlan = None
+    kind = stp = ageing = vxlan = port = None
     info = a.get(IFLA_LINKINFO)
     if info is not None:
         nested = attrs(info, 0)
         kind = _str(nested.get(IFLA_INFO_KIND))
+        slave = nested.get(IFLA_INFO_SLAVE_DATA)
+        if _str(nested.get(IFLA_INFO_SLAVE_KIND)) == "bridge" and slave is not None:
+            port = parse_bridge_port(slave)
         data = nested.get(IFLA_INFO_DATA)
         if kind == "bridge" and data is not None:
             br = attrs(data, 0)
@@ -269,6 +318,49 @@ def parse_link(body: memoryview) -> LinkMsg:
         stp=stp,
         ageing=ageing,
         vxlan=vxlan,
+        port=port,
+    )
+
+
+@dataclass(frozen=True)
+class RuleMsg:
+    """A policy routing rule (``ip rule``)."""
+
+    family: int
+    priority: int
+    action: int
+    """FR_ACT_*: 1 lookup a table, 2 goto, 3 nop, 6 blackhole, 7 unreachable, 8 prohibit."""
+    table: int
+    invert: bool
+    src: str | None
+    src_len: int
+    dst: str | None
+    dst_len: int
+    iif: str | None
+    oif: str | None
+    fwmark: int | None
+    fwmask: int | None
+    goto: int | None
+
+
+def parse_rule(body: memoryview) -> RuleMsg:
+    family, dst_len, src_len, _, table, _, _, action, flags = _FIBRULE.unpack_from(body)
+    a = attrs(body, _FIBRULE.size)
+    return RuleMsg(
+        family=family,
+        priority=_u32(a.get(FRA_PRIORITY)) or 0,
+        action=action,
+        table=_u32(a.get(FRA_TABLE)) or table,
+        invert=bool(flags & FIB_RULE_INVERT),
+        src=_ip(family, a.get(FRA_SRC)),
+        src_len=src_len,
+        dst=_ip(family, a.get(FRA_DST)),
+        dst_len=dst_len,
+        iif=_str(a.get(FRA_IIFNAME)),
+        oif=_str(a.get(FRA_OIFNAME)),
+        fwmark=_u32(a.get(FRA_FWMARK)),
+        fwmask=_u32(a.get(FRA_FWMASK)),
+        goto=_u32(a.get(FRA_GOTO)),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from ..errors import KernelError
@@ -22,6 +23,32 @@ def read(ns: str, keys: list[str]) -> dict[str, str | None]:
                     out[key] = " ".join(f.read().split())
             except OSError:
                 out[key] = None
+    return out
+
+
+CONF4 = ("forwarding", "rp_filter", "arp_ignore", "arp_announce", "arp_filter", "accept_local", "proxy_arp")
+"""Per-interface IPv4 settings the packet walk consults (``net.ipv4.conf.{all,default,DEV}.*``)."""
+CONF6 = ("forwarding",)
+
+
+def read_conf(ns: str) -> dict[str, str]:
+    """``net.ipv4.conf.*.{CONF4}`` and ``net.ipv6.conf.*.{CONF6}`` of every interface (and all, default) in ``ns``,
+    in one pass; an interface name's dots stay dots in the key (``sysctl`` writes them as slashes)."""
+    out: dict[str, str] = {}
+    with netns.entered(ns):
+        for family, names in (("ipv4", CONF4), ("ipv6", CONF6)):
+            base = f"/proc/sys/net/{family}/conf"
+            try:
+                devices = sorted(os.listdir(base), key=lambda d: (d not in ("all", "default"), d))
+            except OSError:
+                continue
+            for dev in devices:
+                for name in names:
+                    try:
+                        with open(f"{base}/{dev}/{name}") as f:
+                            out[f"net.{family}.conf.{dev}.{name}"] = f.read().strip()
+                    except OSError:
+                        continue
     return out
 
 
