@@ -4,9 +4,18 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 
+from ..views import AddressView
 from .base import WalkerBase, _addresses, _has_address, _ip
 from .model import Fix, Space
+
+
+def _covers(dst: str, address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if dst == "default":
+        return True
+    return ip in ipaddress.ip_network(dst if "/" in dst else f"{dst}/{ip.max_prefixlen}", strict=False)
 
 
 class AddressingMixin(WalkerBase):
@@ -47,8 +56,9 @@ class AddressingMixin(WalkerBase):
                     return space, link.name
         return None
 
-    def _lost_address_fix(self, hop: str) -> Fix | None:
-        """Put ``hop`` back where it belongs, if that is known."""
+    def _lost_address_fix(self, hop: str, back_to: str | None = None) -> Fix | None:
+        """Put ``hop`` back where it belongs, if that is known: its link up first if it is down (an IPv6 address
+        goes with its link), and a route to ``back_to`` when the routes through the address went with it."""
         found = self._lost_owner(hop)
         if found is None:
             return None
@@ -56,11 +66,44 @@ class AddressingMixin(WalkerBase):
         family = ipaddress.ip_address(hop).version
         where = self.where(space)
         kind = "bridges" if any(b.name == dev for b in space.view.bridges or []) else "interfaces"
+        ip = _ip(space, family)
+        command = f"{ip} addr add {hop}/{length} dev {dev}"
+        link = self._links(space).get(dev)
+        if link is not None and link.state != "up":
+            command = f"{_ip(space)} link set {dev} up && {command}"
+        if back_to and ipaddress.ip_address(back_to).version == family:
+            route = self._route_back(space, dev, hop, length, back_to)
+            if route:
+                command += f" && {route}"
         return Fix(
             f"give {space.node}:{dev} its address {hop}/{length} back",
-            command=f"{_ip(space, family)} addr add {hop}/{length} dev {dev}",
+            command=command,
             topology=f"{where}.{kind}.{dev}.addresses lists {hop}/{length}: `nsnet up` puts it back" if where else None,
         )
+
+    def _route_back(self, space: Space, dev: str, hop: str, length: int, back_to: str) -> str | None:
+        """The route ``space`` needs to ``back_to`` once ``hop`` is back on ``dev``, when it has none without it."""
+        net = ipaddress.ip_interface(f"{hop}/{length}").network
+        if ipaddress.ip_address(back_to) in net:
+            return None
+        family = net.version
+        if any(
+            r.family == family
+            and r.table == "main"
+            and r.type == "unicast"
+            and _covers(r.dst, back_to)
+            and (r.gateway is None or ipaddress.ip_address(r.gateway) not in net)
+            for r in space.view.routes or []
+        ):
+            return None
+        restored = replace(
+            space,
+            view=replace(
+                space.view, addresses=[*(space.view.addresses or []), AddressView(dev, family, hop, length, "global")]
+            ),
+        )
+        fix = self._route_fix(restored, back_to)
+        return fix.command if fix.command and "GATEWAY" not in fix.command else None
 
     def _lost_address(self, space: Space) -> str | None:
         """An address ``space`` should have and has not (IPv4 first), if that is known."""

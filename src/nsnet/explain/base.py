@@ -4,6 +4,7 @@ route lookup and reading a namespace's addresses, neighbours and fdb (pure)."""
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from ..model import HOST, UNDERLAY
 from ..views import AddressView, LinkView, NeighbourView, RouteView
@@ -87,6 +88,10 @@ def _fdb_text(space: Space, bridge: LinkView, mac: str | None) -> str:
 class WalkerBase:
     """The state a walk over a :class:`Snapshot` keeps, and what every part of the walk asks of it."""
 
+    if TYPE_CHECKING:  # from routing.RoutingMixin
+
+        def _route_fix(self, space: Space, dst: str, family: int | None = None) -> Fix: ...
+
     def __init__(self, snapshot: Snapshot) -> None:
         self.snap = snapshot
         self.by_netns = {s.view.netns: s for s in snapshot.spaces.values()}
@@ -102,6 +107,8 @@ class WalkerBase:
             else set()
         )
         self._arrived_on: tuple[str, str] | None = None
+        self._hop_route: tuple[str, RouteView, str] | None = None
+        """(node, route, destination) of the last route lookup that sent the packet on: whose gateway it asks for."""
         self._size = 0
         self._link_maps: dict[str, dict[str, LinkView]] = {}
         self._fdb_learned: set[tuple[str, str, str, str]] = set()
@@ -125,12 +132,34 @@ class WalkerBase:
             links = self._link_maps[space.node] = {link.name: link for link in space.view.links or []}
         return links
 
-    def _link_up_fix(self, space: Space, dev: str) -> Fix:
+    def _link_up_fix(self, space: Space, dev: str, back_to: str | None = None) -> Fix:
+        """Bring ``dev`` up; and, where the routes through it went down with it, the route to ``back_to`` (where
+        the answer goes) back too."""
         where = self.where(space)
         kinds = ("bridges", "vxlans") if space.node in self.machines else ("bridges",)
         other = ", ".join(f"{kind}.{dev}" for kind in kinds)
+        command = f"{_ip(space)} link set {dev} up"
+        route = self._route_after_up(space, dev, back_to) if back_to else None
         return Fix(
-            f"bring {space.node}:{dev} up",
-            command=f"{_ip(space)} link set {dev} up",
+            f"bring {space.node}:{dev} up" + (" and give it its route back" if route else ""),
+            command=command + (f" && {route}" if route else ""),
             topology=f"remove `up: false` from {where}.interfaces.{dev} (or {other})" if where else None,
         )
+
+    def _route_after_up(self, space: Space, dev: str, back_to: str) -> str | None:
+        """The route to ``back_to`` ``space`` still lacks once ``dev`` is up again (the kernel puts back only the
+        subnet routes of its addresses)."""
+        ip = ipaddress.ip_address(back_to)
+        if _has_address(space, back_to):
+            return None
+        for a in _addresses(space, dev):
+            if (
+                a.address
+                and a.family == ip.version
+                and ip in ipaddress.ip_interface(f"{a.address}/{a.prefixlen}").network
+            ):
+                return None
+        if lookup(space, back_to) is not None:
+            return None
+        fix = self._route_fix(space, back_to, ip.version)
+        return fix.command if fix.command and "GATEWAY" not in fix.command else None

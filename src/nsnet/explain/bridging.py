@@ -4,7 +4,7 @@ flooding of the ARP broadcast or NDP multicast that finds the owner (pure)."""
 from __future__ import annotations
 
 from ..views import BridgePortView, LinkView
-from .base import Stop, WalkerBase
+from .base import Stop, WalkerBase, _ip
 from .model import Fix, Leg, Space
 from .netfilter import Packet
 from .overlay import _bridge_cmd
@@ -30,6 +30,8 @@ class BridgingMixin(WalkerBase):
         if state == "forwarding":
             return
         node = space.node
+        if state == "disabled":
+            self._port_without_carrier(leg, space, bridge, link, way)
         leg.add(node, "bridge", f"port {link.name} of {bridge.name} is in state {state}: it passes no data", ok=False)
         stp = next((b.stp for b in space.view.bridges or [] if b.name == bridge.name), False)
         fix = (
@@ -41,6 +43,54 @@ class BridgingMixin(WalkerBase):
             "dropped",
             f"bridge port {node}:{link.name} is in state {state}, so {bridge.name} drops the frame {way} it",
             fix,
+        )
+
+    def _port_without_carrier(self, leg: Leg, space: Space, bridge: LinkView, link: LinkView, way: str) -> None:
+        """A port is disabled while it is down or has no carrier (its veth's other end down): name that end."""
+        node = space.node
+        if link.state != "up":
+            leg.add(node, "link", f"port {link.name} of {bridge.name} is down: the bridge disables it", ok=False)
+            raise Stop(
+                "dropped",
+                f"bridge port {node}:{link.name} is down, so {bridge.name} drops the frame {way} it",
+                self._link_up_fix(space, link.name, leg.source),
+            )
+        peer = link.peer
+        far_space = self.snap.spaces.get(peer.node) if peer is not None and peer.node is not None else None
+        far = self._links(far_space).get(peer.name or "") if far_space is not None and peer is not None else None
+        if far_space is not None and far is not None and far.state != "up":
+            leg.add(
+                far_space.node,
+                "link",
+                f"{far.name} is down: port {node}:{link.name} of {bridge.name} has no carrier, so it is disabled",
+                ok=False,
+            )
+            raise Stop(
+                "dropped",
+                f"the other end of bridge port {node}:{link.name}, {far_space.node}:{far.name}, is down, so "
+                f"{bridge.name} drops the frame {way} {link.name}",
+                self._link_up_fix(far_space, far.name, leg.source),
+            )
+
+    def _misplaced_port(self, space: Space, link: LinkView) -> Stop | None:
+        """``link`` is not on the bridge the topology puts it on (taken out, or moved to another bridge)."""
+        planned = self.snap.masters.get(space.node, {}).get(link.name)
+        if planned is None or link.master == planned or planned not in self._links(space):
+            return None
+        node = space.node
+        now = f"a port of {link.master}" if link.master else "on no bridge"
+        where = self.where(space)
+        return Stop(
+            "dropped",
+            f"{node}:{link.name} is {now}, but the topology puts it on {planned}: what it carries never reaches "
+            f"{planned}'s other ports",
+            Fix(
+                f"attach {node}:{link.name} to {planned} again",
+                command=f"{_ip(space)} link set {link.name} master {planned}",
+                topology=f"{where}.interfaces.{link.name} has master: {planned}: `nsnet up` puts it back"
+                if where
+                else None,
+            ),
         )
 
     def _port_in(self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None) -> None:

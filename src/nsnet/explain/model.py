@@ -28,6 +28,8 @@ class Snapshot:
     spaces: dict[str, Space]
     planned: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     """The addresses the lab's topology gives each node's interfaces (node -> interface -> CIDRs), where known."""
+    masters: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The bridge the lab's topology puts each bridge port on (node -> interface -> bridge), where known."""
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ class MtuMixin(WalkerBase):
             "dropped",
             f"the {pkt.size}-byte packet is bigger than the MTU {peer.mtu} of {peer_space.node}:{peer.name}, "
             f"the other end of {space.node}:{link.name} (MTU {link.mtu})",
-            self._mtu_fix(space, link, peer.mtu),
+            self._raise_mtu_fix(peer_space, peer) or self._mtu_fix(space, link, peer.mtu),
         )
 
     def _bridge_mtu(
@@ -69,7 +69,21 @@ class MtuMixin(WalkerBase):
             "dropped",
             f"the {pkt.size}-byte packet is bigger than {what}: bridge port {node}:{out.name} takes {out.mtu} "
             f"({sender}), so bridge {node}:{bridge.name} drops it",
-            self._mtu_fix(space, port if port is not None else bridge, out.mtu),
+            self._raise_mtu_fix(space, out) or self._mtu_fix(space, port if port is not None else bridge, out.mtu),
+        )
+
+    def _raise_mtu_fix(self, space: Space, small: LinkView) -> Fix | None:
+        """``small`` takes less than the other end of its veth pair: the one odd MTU on the way, raised back."""
+        peer = small.peer
+        far_space = self.snap.spaces.get(peer.node) if peer is not None and peer.node is not None else None
+        far = self._links(far_space).get(peer.name or "") if far_space is not None and peer is not None else None
+        if far_space is None or far is None or far.mtu <= small.mtu:
+            return None
+        where = self.where(space)
+        return Fix(
+            f"give {space.node}:{small.name} the MTU of the other end of its veth pair, {far.mtu}",
+            command=f"{_ip(space)} link set {small.name} mtu {far.mtu}",
+            topology=f"set mtu: {far.mtu} in {where}.interfaces.{small.name} (or remove its mtu)" if where else None,
         )
 
     def _mtu_fix(self, space: Space, link: LinkView, mtu: int) -> Fix:

@@ -143,7 +143,7 @@ class RoutingMixin(WalkerBase):
 
         def _lost_owner(self, hop: str) -> tuple[Space, str, int] | None: ...
 
-        def _lost_address_fix(self, hop: str) -> Fix | None: ...
+        def _lost_address_fix(self, hop: str, back_to: str | None = None) -> Fix | None: ...
 
         def _lost_address(self, space: Space) -> str | None: ...
 
@@ -319,11 +319,74 @@ class RoutingMixin(WalkerBase):
                     f"{node}:{a.dev} is down, so {node} has no route to {dst}",
                     self._link_up_fix(space, a.dev or ""),
                 )
+        narrowed = self._narrowed_address(space, dst)
+        if narrowed is not None:
+            leg.add(node, "route", f"no route to {dst} in {node}", ok=False)
+            return narrowed
         leg.add(node, "route", f"no route to {dst} in {node}", ok=False)
         lost = self._lost_address(space)
         if lost is not None and ipaddress.ip_address(lost).version == ipaddress.ip_address(dst).version:
             return self._lost_source(space, dst, lost)
         return Stop("dropped", f"{node} has no route to {dst}", self._route_fix(space, dst, family))
+
+    def _narrowed_address(self, space: Space, dst: str) -> Stop | None:
+        """``space`` holds a planned address with another prefix length than the topology's (``/32`` for ``/24``):
+        the kernel made no route for the subnet, and removed the routes through it."""
+        family = ipaddress.ip_address(dst).version
+        for dev, cidrs in self.snap.planned.get(space.node, {}).items():
+            for cidr in cidrs:
+                planned = ipaddress.ip_interface(cidr)
+                if planned.version != family or planned.ip.is_link_local:
+                    continue
+                held = next(
+                    (a for a in _addresses(space, dev) if a.address == str(planned.ip)),
+                    None,
+                )
+                if held is None or held.prefixlen == planned.network.prefixlen:
+                    continue
+                ip = _ip(space, family)
+                command = f"{ip} addr del {held.address}/{held.prefixlen} dev {dev} && {ip} addr add {cidr} dev {dev}"
+                restored = replace(
+                    space,
+                    view=replace(
+                        space.view,
+                        addresses=[
+                            *(a for a in space.view.addresses or [] if a is not held),
+                            replace(held, prefixlen=planned.network.prefixlen),
+                        ],
+                        routes=[
+                            *(space.view.routes or []),
+                            RouteView(
+                                family,
+                                "main",
+                                "unicast",
+                                str(planned.network),
+                                None,
+                                dev,
+                                "kernel",
+                                "link",
+                                str(planned.ip),
+                                None,
+                            ),
+                        ],
+                    ),
+                )
+                if ipaddress.ip_address(dst) not in planned.network:
+                    route = self._route_fix(restored, dst)
+                    if route.command and "GATEWAY" not in route.command:
+                        command += f" && {route.command}"
+                where = self.where(space)
+                return Stop(
+                    "dropped",
+                    f"{space.node}:{dev} holds {held.address}/{held.prefixlen}, not {cidr} as the topology says: "
+                    f"{space.node} has no route for {planned.network}, nor through it, so none to {dst}",
+                    Fix(
+                        f"give {space.node}:{dev} its address with the right prefix length, {cidr}",
+                        command=command,
+                        topology=f"{where} gives {dev} {cidr}: `nsnet up` puts it back" if where else None,
+                    ),
+                )
+        return None
 
     def _lost_source(self, space: Space, dst: str, lost: str) -> Stop:
         """``space`` has no route to ``dst`` because it lost its address ``lost`` (and the routes through it)."""
@@ -350,6 +413,9 @@ class RoutingMixin(WalkerBase):
     def _route_fix(self, space: Space, dst: str, family: int | None = None) -> Fix:
         """A route to ``dst`` via the router on one of ``space``'s segments that forwards and reaches ``dst``."""
         family = family or ipaddress.ip_address(dst).version
+        onlink = self._on_link(space, dst, family)
+        if onlink is not None:
+            return onlink
         gateway = self._gateway(space, dst, family)
         via, dev = gateway if gateway else ("GATEWAY", None)
         target = dst if "/" in dst else f"{dst}/{32 if family == 4 else 128}"
@@ -361,6 +427,21 @@ class RoutingMixin(WalkerBase):
             command=f"{_ip(space, family)} route add {to} via {via}{dev_part}",
             topology=_yaml_under(self.where(space), ["routes:", f"  - {{to: {to}, via: {via}}}"]),
         )
+
+    def _on_link(self, space: Space, dst: str, family: int) -> Fix | None:
+        """The subnet route back on the interface whose address covers ``dst`` (someone deleted it)."""
+        if "/" in dst:
+            return None
+        for a in _addresses(space):
+            net = _network(a)
+            if net is None or a.family != family or a.scope != "global" or ipaddress.ip_address(dst) not in net:
+                continue
+            return Fix(
+                f"give {space.node} its route to {net} on {a.dev} back (the subnet of its address {a.address})",
+                command=f"{_ip(space, family)} route add {net} dev {a.dev} proto kernel scope link"
+                + (f" src {a.address}" if family == 4 else ""),
+            )
+        return None
 
     def _network_of(self, dst: str) -> str | None:
         """The subnet ``dst`` is on, where a namespace of the lab holds an address in it."""

@@ -10,6 +10,7 @@ from ..inspect import inspect
 from ..journal import Journal
 from ..kernel import netns
 from ..loader import load
+from ..model import Topology
 from ..views import NamespaceView, from_dict
 from .model import Snapshot, Space
 
@@ -39,25 +40,45 @@ def listening(ns: str) -> frozenset[tuple[str, int]]:
 def snapshot(lab: str) -> Snapshot:
     """Everything explain needs to know about ``lab``, read from the kernel now."""
     view = inspect(lab)
+    topology = _topology(lab)
     return Snapshot(
         lab=lab,
         spaces={v.node: Space(view=v, listening=listening(v.netns)) for v in view.namespaces},
-        planned=planned(lab),
+        planned=planned(lab, topology),
+        masters=planned_masters(topology),
     )
 
 
-def planned(lab: str) -> dict[str, dict[str, list[str]]]:
-    """The addresses the lab's topology file gives each interface (empty if the file is gone or invalid)."""
+def _topology(lab: str) -> Topology | None:
+    """The lab's topology, read from its file again (None if the file is gone or invalid)."""
     journal = Journal.load(lab)
     if journal is None or not journal.source:
-        return {}
+        return None
     try:
-        topology = load(journal.source)
+        return load(journal.source)
     except (NsnetError, OSError):
+        return None
+
+
+def planned(lab: str, topology: Topology | None = None) -> dict[str, dict[str, list[str]]]:
+    """The addresses the lab's topology file gives each interface (empty if the file is gone or invalid)."""
+    topology = topology or _topology(lab)
+    if topology is None:
         return {}
     return {
         space.label: {name: sorted(link.addresses) for name, link in space.links.items() if link.addresses}
         for space in topology.namespaces.values()
+    }
+
+
+def planned_masters(topology: Topology | None) -> dict[str, dict[str, str]]:
+    """The bridge the topology puts each port on (node -> interface -> bridge)."""
+    if topology is None:
+        return {}
+    return {
+        space.label: {name: link.master for name, link in space.links.items() if link.master}
+        for space in topology.namespaces.values()
+        if any(link.master for link in space.links.values())
     }
 
 
@@ -69,6 +90,8 @@ def to_json(snap: Snapshot) -> dict[str, Any]:
     }
     if snap.planned:
         data["planned"] = snap.planned
+    if snap.masters:
+        data["masters"] = snap.masters
     return data
 
 
@@ -89,4 +112,6 @@ def from_json(data: dict[str, Any]) -> Snapshot:
     for item in data["spaces"]:
         view = from_dict(NamespaceView, item["view"])
         spaces[view.node] = Space(view=view, listening=frozenset((p, int(n)) for p, n in item["listening"]))
-    return Snapshot(lab=data["lab"], spaces=spaces, planned=data.get("planned") or {})
+    return Snapshot(
+        lab=data["lab"], spaces=spaces, planned=data.get("planned") or {}, masters=data.get("masters") or {}
+    )

@@ -131,7 +131,7 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
         target = self.snap.spaces[dst]
         candidates = [a for a in _addresses(target) if a.scope == "global" and a.address]
         lost = self._lost_address(target)
-        if lost is not None and all(ipaddress.ip_address(lost).version < a.family for a in candidates):
+        if lost is not None and all(ipaddress.ip_address(lost).version <= a.family for a in candidates):
             return lost  # the topology's address it lost, not another family's instead
         if not candidates:
             raise ValueError(f"node {dst!r} has no global address to send to")
@@ -169,11 +169,14 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
                     space.node, "socket", f"a socket listens on tcp/{pkt.dport} in {space.node}: it answers SYN-ACK"
                 )
                 return back, "SYN-ACK"
+            # A UDP service answers what it receives (DNS, NTP, a probe's echo): the answer takes the way back.
             leg.add(
-                space.node, "socket", f"a socket listens on udp/{pkt.dport} in {space.node}: the datagram is delivered"
+                space.node,
+                "socket",
+                f"a socket listens on udp/{pkt.dport} in {space.node}: the datagram is delivered, and the service "
+                "answers",
             )
-            leg.outcome = "delivered"
-            return None, ""
+            return back, "UDP answer"
         if pkt.proto == "tcp":
             leg.add(
                 space.node, "socket", f"nothing listens on tcp/{pkt.dport} in {space.node}: it answers RST", ok=False
@@ -252,6 +255,7 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
                 f"{node} sends it in fragments of at most {out.mtu} bytes",
             )
             pkt = replace(pkt, size=out.mtu, df=False)
+        self._hop_route = (node, route, pkt.dst)
         return self._egress(leg, space, route.dev, hop, pkt)
 
     def _hook(self, leg: Leg, space: Space, hook: str, pkt: Packet, ctx: Context, layer: str = "ip") -> Decision:
@@ -307,7 +311,7 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
             raise Stop("unknown", f"{node} has no interface {dev}")
         if link.state != "up":
             leg.add(node, "link", f"{dev} is down", ok=False)
-            raise Stop("dropped", f"{node}:{dev} is down", self._link_up_fix(space, dev))
+            raise Stop("dropped", f"{node}:{dev} is down", self._link_up_fix(space, dev, leg.source))
         if link.kind == "bridge":
             return self._bridge(leg, space, link, None, hop, pkt, space)
         if link.kind != "veth" or link.peer is None or link.peer.node is None or link.peer.name is None:
@@ -320,7 +324,7 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
             raise Stop(
                 "dropped",
                 f"the other end of {node}:{dev}, {peer_space.node}:{peer.name}, is down",
-                self._link_up_fix(peer_space, peer.name),
+                self._link_up_fix(peer_space, peer.name, leg.source),
             )
         self._veth_mtu(leg, space, link, peer_space, peer, pkt)
         if peer.master:
@@ -328,12 +332,14 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
             return self._bridge(leg, peer_space, bridge, peer, hop, pkt, space)
         entry = self._wrong_mac(leg, space, dev, hop, peer.mac)
         if entry is not None:
-            raise self._misdelivered(leg, space, dev, hop, entry, f"{peer_space.node}:{peer.name}", None)
+            stop = self._misdelivered(leg, space, dev, hop, entry, f"{peer_space.node}:{peer.name}", None)
+            raise self._misplaced_port(peer_space, peer) or stop
         if self._entry(space, dev, hop) is None:
             if not self._holds(peer_space, peer.name, hop, pkt.family) and not self._proxies(
                 peer_space, peer.name, hop, pkt.family
             ):
-                raise self._no_owner(leg, space, hop, f"{peer_space.node}:{peer.name}")
+                stop = self._no_owner(leg, space, hop, f"{peer_space.node}:{peer.name}")
+                raise self._misplaced_port(peer_space, peer) or stop
             if self._arp_check(leg, space, dev, peer_space, peer.name, hop, pkt):
                 leg.add(peer_space.node, "neigh", f"{peer_space.node}:{peer.name} has {hop}: ARP resolves")
         return self._receive(leg, peer_space, peer.name, pkt)
@@ -371,6 +377,7 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
             raise Stop("dropped", f"bridge {node}:{bridge.name} is down", self._link_up_fix(space, bridge.name))
         self._port_in(leg, space, bridge, port)
         if port is not None and _has_address(space, hop, bridge.name):
+            self._bridge_neighbour(leg, space, bridge, port, hop, pkt, sender, space, bridge)
             leg.add(node, "bridge", f"{bridge.name} holds {hop} itself: the frame is for the bridge device")
             return self._receive(leg, space, bridge.name, pkt)
         found = self._owner_port(space, bridge, hop, port.name if port else None)
@@ -393,7 +400,8 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
             return over
         vnis = sorted({vx.vni for _, vx in _vxlan_ports(space, bridge)})
         across = f" (nor across VXLAN {', '.join(map(str, vnis))})" if vnis else ""
-        raise self._no_owner(leg, sender, hop, f"bridge {node}:{bridge.name}{across}", (space, bridge.name))
+        stop = self._no_owner(leg, sender, hop, f"bridge {node}:{bridge.name}{across}", (space, bridge.name))
+        raise (self._misplaced_port(space, port) if port is not None else None) or stop
 
     def _out_of_port(
         self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None, out: LinkView, pkt: Packet
@@ -401,7 +409,11 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
         """A frame the bridge sends out of port ``out``: the port must be up, bridged netfilter and MTUs pass."""
         if out.state != "up":
             leg.add(space.node, "link", f"port {out.name} is down", ok=False)
-            raise Stop("dropped", f"bridge port {space.node}:{out.name} is down", self._link_up_fix(space, out.name))
+            raise Stop(
+                "dropped",
+                f"bridge port {space.node}:{out.name} is down",
+                self._link_up_fix(space, out.name, leg.source),
+            )
         if port is not None:
             self._bridged_netfilter(leg, space, bridge, port, out, pkt)
         return self._bridge_mtu(leg, space, bridge, port, out, pkt)
@@ -410,7 +422,9 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
         """A frame crossing the veth ``out`` to ``far``: the far end must be up, and take the frame's size."""
         if far.state != "up":
             leg.add(far_space.node, "link", f"{far.name} is down", ok=False)
-            raise Stop("dropped", f"{far_space.node}:{far.name} is down", self._link_up_fix(far_space, far.name))
+            raise Stop(
+                "dropped", f"{far_space.node}:{far.name} is down", self._link_up_fix(far_space, far.name, leg.source)
+            )
         self._veth_mtu(leg, space, out, far_space, far, pkt)
 
     def _bridged_netfilter(
@@ -448,19 +462,49 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
                 self._hook(leg, space, hook, pkt, ctx)
 
     def _no_owner(self, leg: Leg, sender: Space, hop: str, where: str, bridge: tuple[Space, str] | None = None) -> Stop:
+        asking = "ARP" if ":" not in hop else "neighbour solicitation"
         leg.add(
             sender.node,
             "neigh",
-            f"ARP for {hop} gets no answer: nobody behind {where} has it{_evidence(sender, hop)}",
+            f"{asking} for {hop} gets no answer: nobody behind {where} has it{_evidence(sender, hop)}",
             ok=False,
         )
         detached = self._detached_owner(hop, bridge) if bridge else None
         if detached is not None:
             return detached
+        reason = f"no interface reachable from {where} has {hop}, so {asking} fails"
+        wrong_gateway = self._wrong_gateway(sender, hop)
+        if wrong_gateway is not None:
+            return Stop(
+                "dropped", f"{reason}: {sender.node} routes through {hop}, which is not a router there", wrong_gateway
+            )
+        owner = self._lost_owner(hop)
+        if owner is not None:
+            reason += f"; the topology gives {hop} to {owner[0].node}:{owner[1]}, which does not hold it now"
         return Stop(
             "dropped",
-            f"no interface reachable from {where} has {hop}, so ARP fails",
-            self._lost_address_fix(hop) or Fix(f"check the address: nothing on that segment has {hop}"),
+            reason,
+            self._lost_address_fix(hop, leg.source or None)
+            or Fix(f"check the address: nothing on that segment has {hop}"),
+        )
+
+    def _wrong_gateway(self, sender: Space, hop: str) -> Fix | None:
+        """``hop`` is the gateway of the route ``sender`` took, and one other router there reaches the destination:
+        the route through that router instead."""
+        taken = self._hop_route
+        if taken is None or taken[0] != sender.node or taken[1].gateway != hop:
+            return None
+        route, dst = taken[1], taken[2]
+        family = 6 if ":" in hop else 4
+        gateway = self._gateway(sender, dst, family)
+        if gateway is None or gateway[0] == hop:
+            return None
+        via, dev = gateway
+        where = self.where(sender)
+        return Fix(
+            f"route {route.dst} through {via}, the router on {sender.node}'s segment that reaches {dst}",
+            command=f"{_ip(sender, family)} route replace {route.dst} via {via} dev {dev}",
+            topology=f"{where}.routes: {{to: {route.dst}, via: {via}}}" if where else None,
         )
 
     def _detached_owner(self, hop: str, bridge: tuple[Space, str]) -> Stop | None:
@@ -527,6 +571,7 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
                 )
             leg.add(node, "mtu", f"{pkt.size} bytes is more than {route.dev}'s MTU {out.mtu}: {node} fragments it")
             pkt = replace(pkt, size=out.mtu)
+        self._hop_route = (node, route, pkt.dst)
         return self._egress(leg, space, route.dev, route.gateway or pkt.dst, pkt)
 
     # -- verdict ---------------------------------------------------------------------
