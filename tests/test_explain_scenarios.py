@@ -9,20 +9,26 @@ explain said); ``tools/explain_agreement.py`` prints the agreement table by cate
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterator
 from itertools import groupby
+from pathlib import Path
 
 import pytest
 
-from scenarios.labs import BASE_LABS
-from scenarios.report import agreement_table, problem_lines
-from scenarios.runner import COUNT, SEED, LabRun, Scenario, generate
-
 from conftest import unique_name
+from scenarios.labs import BASE_LABS, ROOT_LABS
+from scenarios.report import agreement_table, problem_lines
+from scenarios.runner import COUNT, SEED, LabRun, Result, Scenario, generate
+from world import World, world
 
 pytestmark = pytest.mark.kernel
 CHUNK = 8
 SCENARIOS = generate(SEED, COUNT)
+ROOT_COUNT = 40
+"""Scenarios on the ``host: root`` lab, run inside a private world (on top of the ``COUNT`` above)."""
+INWORLD = Path(__file__).resolve().parent / "scenarios" / "inworld.py"
 
 
 def _chunks() -> list[tuple[str, list[Scenario]]]:
@@ -75,6 +81,36 @@ def test_explain_agrees_with_real_traffic(labs: dict[str, LabRun], chunk: list[S
     problems = problem_lines(results)
     assert not problems, (
         f"{len(problems)} problems in {len(chunk)} scenarios on {run.lab.key}\n"
+        "category | scenario | flow | problem | explain said\n"
+        + "\n".join(problems)
+        + "\n\n"
+        + agreement_table(results)
+    )
+
+
+def _result(data: dict[str, object]) -> Result:
+    fields = dict(data)
+    fields["scenario"] = Scenario(**fields["scenario"])  # type: ignore[arg-type]
+    fields["words"] = tuple(tuple(group) for group in fields["words"])  # type: ignore[attr-defined]
+    return Result(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def private() -> Iterator[World]:
+    yield from world()
+
+
+def test_explain_agrees_on_a_root_host_in_a_private_world(private: World, lab_name: str) -> None:
+    """Lab 2 fixed with ``host: root``: the same scenarios, where the bridge and the firewall are the root
+    namespace's (a private world's, never the machine's)."""
+    assert generate(SEED, ROOT_COUNT, ROOT_LABS) == generate(SEED, ROOT_COUNT, ROOT_LABS)
+    done = private.run(sys.executable, str(INWORLD), str(SEED), str(ROOT_COUNT), lab_name, timeout=900)
+    assert done.code == 0, done.text
+    results = [_result(json.loads(line)) for line in done.out.splitlines() if line.startswith("{")]
+    assert len(results) == ROOT_COUNT, done.text
+    problems = problem_lines(results)
+    assert not problems, (
+        f"{len(problems)} problems in {len(results)} root-host scenarios\n"
         "category | scenario | flow | problem | explain said\n"
         + "\n".join(problems)
         + "\n\n"

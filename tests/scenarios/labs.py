@@ -317,8 +317,15 @@ V6 = BaseLab(
 
 BASE_LABS: dict[str, BaseLab] = {lab.key: lab for lab in (LAB1, LAB2, LAB4, ROUTED, V6)}
 
-ROOT_HOST_HOOK = (
-    "A `host: root` lab runs the same scenarios inside a private world (unshare --net --mount --pid --fork, "
-    "--mount-proc, mount --make-rprivate /, tmpfs on /run, a fresh /sys): runner.run_all takes the lab keys; "
-    "a root-host base lab is LAB2's text with `mode: root` under host, brought up by a child started in that world."
+LAB2_ROOT = BaseLab(
+    key="lab2root",
+    text=LAB2.text.replace("\nhost:\n", "\nhost:\n  mode: root\n", 1),
+    nodes=LAB2.nodes,
+    flows=LAB2.flows,
+    bridge_nf=True,
 )
+"""Lab 2 fixed with ``host: root``: run only inside a private world (``tests/scenarios/inworld.py``)."""
+
+ROOT_LABS: dict[str, BaseLab] = {LAB2_ROOT.key: LAB2_ROOT}
+ROOT_HANDLE = "scnroot"
+"""The name a private world's root namespace gets under /run/netns there, so ``ip -n`` reaches it like a node."""

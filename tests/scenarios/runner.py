@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import random
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from nsnet.engine import lab_namespaces
 from nsnet.explain import Walker, snapshot
 
 from . import state, traffic
-from .labs import BASE_LABS, TCP_PORT, UDP_PORT, BaseLab, Flow
+from .labs import BASE_LABS, ROOT_HANDLE, TCP_PORT, UDP_PORT, BaseLab, Flow
 from .mutations import BUILDERS, CATALOGUE, Ctx, Mutation
 
 SEED = 15
@@ -39,13 +40,13 @@ class Scenario:
         return f"{self.index:03d}-{self.lab}-{self.builder}"
 
 
-def generate(seed: int = SEED, count: int = COUNT) -> list[Scenario]:
+def generate(seed: int = SEED, count: int = COUNT, labs: dict[str, BaseLab] = BASE_LABS) -> list[Scenario]:
     """``count`` scenarios, the same for the same seed: labs taken in turn, flow and mutation drawn by weight."""
     rng = random.Random(seed)
-    keys = sorted(BASE_LABS)
+    keys = sorted(labs)
     out = []
     for i in range(count):
-        lab = BASE_LABS[keys[i % len(keys)]]
+        lab = labs[keys[i % len(keys)]]
         flow_index = rng.randrange(len(lab.flows))
         flow = lab.flows[flow_index]
         usable = [(name, weight) for name, _, weight, ok in CATALOGUE if ok(lab, flow)]
@@ -149,7 +150,8 @@ class LabRun:
             raise
 
     def _ready(self) -> None:
-        self.ns = {label: ns for ns, label in lab_namespaces(self.name).items()}
+        # The root namespace (``host: root``, in a private world) is reached by the name the world gave it.
+        self.ns = {label: ns or ROOT_HANDLE for ns, label in lab_namespaces(self.name).items()}
         if any(f.family == 6 for f in self.lab.flows):
             self._no_dad()
         for cmd in self.lab.setup:
@@ -214,6 +216,13 @@ class LabRun:
         self.down()
         self.up()
 
+    def as_user_runs(self, command: str) -> str:
+        """``command`` where a user runs it: in the root namespace, which for a ``host: root`` lab in a private
+        world is the world's (``state.run`` itself runs in a throwaway namespace)."""
+        if ROOT_HANDLE not in self.ns.values():
+            return command
+        return f"ip netns exec {ROOT_HANDLE} bash -c {shlex.quote(command)}"
+
     def baseline_ok(self, flow: Flow) -> bool:
         return traffic.passes(self.ns[flow.src], flow.addr, flow.proto, tries=3)[0]
 
@@ -274,7 +283,7 @@ def run_scenario(run: LabRun, sc: Scenario) -> Result:
                 result.fix_works = False
                 if result.fix:
                     fix_applied = True
-                    state.run(result.fix, check=False)
+                    state.run(run.as_user_runs(result.fix), check=False)
                     result.fix_works = traffic.passes(src, flow.addr, flow.proto, mutation.size, tries=3)[0]
             else:
                 result.fix_works = False
