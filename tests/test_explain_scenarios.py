@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import unique_name
 from scenarios.labs import BASE_LABS, ROOT_LABS
 from scenarios.report import agreement_table, problem_lines
 from scenarios.runner import COUNT, SEED, LabRun, Result, Scenario, generate
 from world import World, world
+
+from conftest import unique_name
 
 pytestmark = pytest.mark.kernel
 CHUNK = 8

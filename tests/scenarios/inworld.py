@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scenarios.labs import ROOT_HANDLE, ROOT_LABS  # noqa: E402
-from scenarios.runner import LabRun, generate  # noqa: E402
+from scenarios.labs import ROOT_HANDLE, ROOT_LABS
+from scenarios.runner import LabRun, generate
 
 
 def main() -> None:
