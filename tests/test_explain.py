@@ -199,3 +199,31 @@ def test_human_output_walks_the_seed_failure(lab_name: str, tmp_path: Path) -> N
     )
     bad = nsnet("explain", lab_name, "RED", "BLUE", "--proto", "tcp")
     assert bad.code == 2 and "'tcp' is not a protocol: use icmp, tcp:PORT or udp:PORT" in bad.err
+
+
+def test_probe_on_a_lab_whose_host_has_only_lo(lab_name: str, tmp_path: Path) -> None:
+    """Lab 1 has no host bridge: the probe captures in the nodes, and sees the request reach BLUE."""
+    data = run(tmp_path, lab_name, (EXAMPLES / "lab1-veth.yaml").read_text(), "RED", "BLUE")
+    assert data["reachable"]
+    observed = data["observed"]
+    assert observed["answered"] and observed["agrees"], observed
+    assert observed["request_points"] == ["RED:veth0", "BLUE:veth1"]
+
+
+V6_LAB2 = (
+    FIXED.replace("11.11.11.2/24", "'fd00::2/64'")
+    .replace("11.11.11.3/24", "'fd00::3/64'")
+    .replace("net.bridge.bridge-nf-call-iptables: 1", "net.bridge.bridge-nf-call-ip6tables: 1")
+    .replace("    policies: {FORWARD: DROP}\n", "    policies: {FORWARD: ACCEPT}\n")
+    .replace("    rules:\n      - {chain: FORWARD, source: 11.11.11.0/24, action: ACCEPT}\n", "")
+)
+
+
+def test_probe_follows_an_ipv6_ping(lab_name: str, tmp_path: Path) -> None:
+    """An IPv6 echo request is captured as ICMPv6 at every point it crosses, in the order it crosses them."""
+    data = run(tmp_path, lab_name, V6_LAB2, "RED", "BLUE")
+    assert data["legs"][0]["dst"] == "fd00::3"
+    observed = data["observed"]
+    assert observed["answered"] and observed["agrees"], observed
+    assert observed["request_points"][0] == "RED:reth0" and observed["request_points"][-1] == "BLUE:beth0"
+    assert {"host:reth1", "host:beth1"} <= set(observed["request_points"])

@@ -121,20 +121,26 @@ def _tunnels(snap: Snapshot) -> list[str]:
 @contextlib.contextmanager
 def _netfilter_trace(snap: Snapshot, src: str, dst: str, proto: str) -> Iterator[list[TraceEvent]]:
     events: list[TraceEvent] = []
-    watched = [s for s in snap.spaces.values() if s.view.nftables or any(t.family == 4 for t in s.view.firewall or [])]
+    family = 6 if ":" in dst else 4
+    restore, raw_table = ("ip6tables-restore", "ip6") if family == 6 else ("iptables-restore", "ip")
+    proto = "ipv6-icmp" if family == 6 and proto == "icmp" else proto
+    watched = [
+        s for s in snap.spaces.values() if s.view.nftables or any(t.family == family for t in s.view.firewall or [])
+    ]
     match = f"-p {proto} -m comment --comment nsnet-trace -j TRACE"
     rules = [f"-s {src} -d {dst} {match}", f"-s {dst} -d {src} {match}"]
-    rules += [f"{flow} -m comment --comment nsnet-trace -j TRACE" for flow in _tunnels(snap)]
+    if family == 4:
+        rules += [f"{flow} -m comment --comment nsnet-trace -j TRACE" for flow in _tunnels(snap)]
     monitors: list[tuple[str, subprocess.Popen[str]]] = []
     created_raw: list[str] = []
     try:
         for space in watched:
             ns = space.view.netns
-            if not any(t.table == "raw" and t.family == 4 for t in space.view.firewall or []):
+            if not any(t.table == "raw" and t.family == family for t in space.view.firewall or []):
                 created_raw.append(ns)
             text = "*raw\n" + "".join(f"-I {c} 1 {r}\n" for c in ("PREROUTING", "OUTPUT") for r in rules) + "COMMIT\n"
             subprocess.run(
-                in_ns(ns, ["iptables-restore", "--noflush", "--wait"]),
+                in_ns(ns, [restore, "--noflush", "--wait"]),
                 input=text,
                 text=True,
                 check=True,
@@ -163,11 +169,13 @@ def _netfilter_trace(snap: Snapshot, src: str, dst: str, proto: str) -> Iterator
         for space in watched:
             ns = space.view.netns
             if ns in created_raw:
-                subprocess.run(in_ns(ns, ["nft", "delete", "table", "ip", "raw"]), capture_output=True, check=False)
+                subprocess.run(
+                    in_ns(ns, ["nft", "delete", "table", raw_table, "raw"]), capture_output=True, check=False
+                )
             else:
                 text = "*raw\n" + "".join(f"-D {c} {r}\n" for c in ("PREROUTING", "OUTPUT") for r in rules)
                 subprocess.run(
-                    in_ns(ns, ["iptables-restore", "--noflush", "--wait"]),
+                    in_ns(ns, [restore, "--noflush", "--wait"]),
                     input=text + "COMMIT\n",
                     text=True,
                     capture_output=True,
@@ -208,7 +216,8 @@ def probe(snap: Snapshot, predicted: Explanation) -> Observation:
     name, port = parse_proto(predicted.proto)
     source_ip = predicted.legs[0].source
     trace_proto = "icmp" if name == "icmp" else name
-    flow = f"{trace_proto} and host {source_ip} and host {dst}" if source_ip else trace_proto
+    capture_proto = "icmp6" if name == "icmp" and ":" in dst else name
+    flow = f"{capture_proto} and host {source_ip} and host {dst}" if source_ip else capture_proto
     with (
         _drop_reasons() as reasons,
         _netfilter_trace(snap, source_ip or "0.0.0.0/0", dst, trace_proto) as events,
@@ -227,7 +236,10 @@ def probe(snap: Snapshot, predicted: Explanation) -> Observation:
 def _captured(snap: Snapshot, expression: str) -> Iterator[list[tuple[str, str, Decoded, bytes]]]:
     """Capture the flow at every interface of every namespace of the lab while the block runs."""
     frames: list[tuple[str, str, Decoded, bytes]] = []
-    points = resolve(snap.lab, list(snap.spaces))
+    # Every namespace with an interface besides lo (a lab without a host bridge has a host with lo only).
+    points = resolve(
+        snap.lab, [n for n, s in snap.spaces.items() if any(k.kind != "loopback" for k in s.view.links or [])]
+    )
     names = [p.name for p in points]
     decoder = Decoder(vendors=False)
     with LiveCapture(points, expression) as live:
@@ -245,7 +257,13 @@ def _path(frames: list[tuple[str, str, Decoded, bytes]], src: str, dst: str) -> 
         seen.append(f"{point} {way}: {decoded.text}")
         try:
             ip = dpkt.ethernet.Ethernet(data).data
-            if isinstance(ip, dpkt.ip.IP) and socket.inet_ntoa(ip.src) == src and socket.inet_ntoa(ip.dst) == dst:
+            if isinstance(ip, dpkt.ip.IP):
+                addresses = (socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst))
+            elif isinstance(ip, dpkt.ip6.IP6):
+                addresses = (socket.inet_ntop(socket.AF_INET6, ip.src), socket.inet_ntop(socket.AF_INET6, ip.dst))
+            else:
+                continue
+            if addresses == (src, dst):
                 points.append(point)
         except (dpkt.UnpackError, OSError, ValueError):
             continue
