@@ -828,8 +828,10 @@ class _Validator:
                 seen[ip] = where
 
     def _bridge_subnets(self, spaces: dict[str, Namespace]) -> None:
-        """Subnets seen on different bridges must not overlap."""
+        """Subnets seen on different bridges must not overlap where their namespace routes to both (each bridge
+        has an address of its own); bridges without one are plain switches, as a Kathará collision domain."""
         segments: dict[str, set[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+        routed: set[str] = set()
         # Bridges joined by a VXLAN network are one segment, whatever host they are on.
         first: dict[int, str] = {}
         joined = {
@@ -843,6 +845,8 @@ class _Validator:
                 if link.kind == "bridge":
                     key = joined.get(f"{ns}:{link.name}", f"{ns}:{link.name}")
                     segments.setdefault(key, set()).update(ipaddress.ip_interface(a).network for a in link.addresses)
+                    if link.addresses:
+                        routed.add(key)
         for space in spaces.values():
             for link in space.links.values():
                 if link.kind != "veth" or link.peer is None:
@@ -853,7 +857,7 @@ class _Validator:
                     key = f"{link.peer.ns}:{peer_link.master}"
                     key = joined.get(key, key)
                     segments.setdefault(key, set()).update(ipaddress.ip_interface(a).network for a in link.addresses)
-        names = sorted(segments)
+        names = sorted(key for key in segments if key in routed)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
                 for na in segments[a]:

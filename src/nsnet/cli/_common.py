@@ -97,6 +97,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "graph": ("graph", "Draw a topology or a live lab."),
     "gc": ("lab", "Remove a lab's namespaces by their marks."),
     "schema": ("lab", "Print the JSON Schema of the topology format."),
+    "import": ("importing", "Import a Kathará or containerlab lab as a topology."),
     "overlay": ("overlay", "VXLAN overlay registry (etcd) and miss-answering controllers."),
 }
 
