@@ -371,3 +371,40 @@ def test_the_probe_lists_points_in_path_order_and_last_seen_agrees(lab_name: str
     data = json.loads(nsnet("explain", lab_name, "RED", "BLUE", "--probe", "--json").out)["observed"]
     assert data["request_points"] == ["RED:reth0", "host:reth1", "host:br0", "host:beth1", "BLUE:beth0"]
     assert data["last_point"] == "BLUE:beth0"
+
+
+ROUTED = """name: prouted
+nodes:
+  RED:
+    interfaces:
+      reth0: {addresses: [10.1.0.2/24]}
+  R:
+    interfaces:
+      r1: {addresses: [10.1.0.1/24]}
+      r2: {addresses: [10.2.0.1/24]}
+  BLUE:
+    interfaces:
+      beth0: {addresses: [10.2.0.2/24]}
+    routes:
+      - {to: default, via: 10.2.0.1}
+links:
+  - [RED:reth0, R:r1]
+  - [BLUE:beth0, R:r2]
+"""
+
+
+def test_the_no_route_fix_names_the_only_router_even_before_it_forwards(lab_name: str, tmp_path: Path) -> None:
+    """RED has no route to BLUE's subnet and R, the one neighbour on BLUE's subnet too, does not forward yet: the
+    fix names R's address, not GATEWAY; once applied, the next explain names forwarding, and then ping works."""
+    up(tmp_path, lab_name, ROUTED)
+    data = json.loads(nsnet("explain", lab_name, "RED", "BLUE", "--json").out)
+    assert data["verdict"].endswith("RED has no route to 10.2.0.2"), data["verdict"]
+    assert data["fix"]["command"] == f"ip -n {lab_name}-RED route add 10.2.0.0/24 via 10.1.0.1 dev reth0"
+    assert "GATEWAY" not in data["fix"]["summary"] + data["fix"]["topology"]
+    assert "{to: 10.2.0.0/24, via: 10.1.0.1}" in data["fix"]["topology"]
+    subprocess.run(data["fix"]["command"], shell=True, check=True)
+    data = json.loads(nsnet("explain", lab_name, "RED", "BLUE", "--json").out)
+    assert not data["reachable"] and "net.ipv4.ip_forward=0" in data["verdict"], data["verdict"]
+    subprocess.run(data["fix"]["command"], shell=True, check=True)
+    ping = subprocess.run(["ip", "netns", "exec", f"{lab_name}-RED", "ping", "-c", "1", "-W", "2", "10.2.0.2"])
+    assert ping.returncode == 0
