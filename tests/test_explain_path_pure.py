@@ -310,3 +310,11 @@ def test_a_state_explain_does_not_model_is_unknown_not_a_traceback() -> None:
     links = [replace(link, peer=replace(link.peer, name="gone")) if link.peer else link for link in red.links or []]
     e = explain(change(snap, "RED", links=links))
     assert not e.reachable and "unknown" in e.verdict
+
+
+def test_the_no_route_fix_names_the_only_router_even_when_it_does_not_forward() -> None:
+    snap = routed()
+    lost = change(snap, "RED", routes=[r for r in snap.spaces["RED"].view.routes or [] if r.dst != "default"])
+    e = explain(sysctl(lost, "R", net__ipv4__ip_forward="0"))
+    assert command(e) == "ip -n kpsnap-RED route add 10.2.0.0/24 via 10.1.0.1 dev reth0"
+    assert e.fix is not None and "GATEWAY" not in e.fix.summary

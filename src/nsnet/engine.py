@@ -16,6 +16,7 @@ from .loader import load
 from .model import HOST, ROOT_NS, Namespace, State, Topology, bind
 from .observe import observe
 from .plan import Action, Plan, plan
+from .probe_record import clean_stale
 from .recover import orphans
 
 StepHook = Callable[[Action], None]
@@ -44,6 +45,7 @@ def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = No
     lab = desired.lab
     preflight.require_root()
     with locked(lab):
+        clean_stale(lab)
         previous = Journal.load(lab)
         if previous and previous.host_mode != topology.host_mode:
             raise ConflictError(
@@ -131,6 +133,7 @@ def down(lab: str, on_step: StepHook | None = None) -> Plan:
     """Remove everything nsnet created for ``lab``, and nothing else; returns what was done."""
     preflight.require_root()
     with locked(lab):
+        clean_stale(lab)
         journal = Journal.load(lab) or _recovered(lab)
         preflight.require_tools(*preflight.tools_for(State(lab, {}), firewall_in_use=bool(journal.firewall)))
         journal.status = "removing"

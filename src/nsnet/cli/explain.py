@@ -10,8 +10,9 @@ from rich.text import Text
 
 from ..errors import NsnetError
 from ..explain import Explanation, Walker, snapshot
-from ..explain.probe import Observation, probe
-from ._common import emit_json, guard, main, out
+from ..explain.probe import Observation, ProbeInterrupted, probe
+from ..probe_record import clean_stale
+from ._common import emit_json, err, guard, main, out
 
 
 def render(e: Explanation) -> None:
@@ -96,12 +97,17 @@ def explain_(lab: str, src: str, dst: str, proto: str, size: int | None, send: b
     Exit code: 0 if the packet gets through and back, 1 if not, 3 if
     prediction and observation disagree.
     """
+    clean_stale(lab)  # what killed probes of the lab left behind
     snap = snapshot(lab)
     try:
         result = Walker(snap).explain(src, dst, proto, size)
     except ValueError as exc:
         raise NsnetError(str(exc)) from None
-    observed = probe(snap, result) if send else None
+    try:
+        observed = probe(snap, result) if send else None
+    except ProbeInterrupted as stop:
+        err.print(f"interrupted by {stop}: the probe's trace rules and monitors are removed", markup=False)
+        sys.exit(128 + stop.signum)
     if as_json:
         emit_json({**asdict(result), "observed": asdict(observed) if observed else None})
     else:

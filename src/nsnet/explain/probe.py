@@ -10,19 +10,33 @@ Both are removed afterwards; the raw table is deleted again where nsnet had
 to create it for the TRACE rules. In a lab with VXLAN devices the trace
 follows the encapsulated packets between the VTEPs too (UDP to the VXLAN
 port), so that a drop on the underlay is seen where it happens.
+
+Everything the probe installs is written down first (:mod:`nsnet.probe_record`);
+SIGINT and SIGTERM unwind the probe in order, its children die with it, and
+what a SIGKILL leaves is removed by the next ``up``, ``down`` or ``explain``
+of the lab.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
+import os
 import re
+import secrets
+import shutil
+import signal
 import socket
+import string
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
 
 import dpkt
 
@@ -30,6 +44,7 @@ from ..capture import Decoded, Decoder, LiveCapture, resolve
 from ..capture.frames import direction
 from ..kernel import netns
 from ..kernel.firewall import in_ns
+from ..probe_record import TRACE_COMMENT, ProbeRecord, delete_rules
 from .model import Explanation, Snapshot
 from .walk import parse_proto
 
@@ -73,18 +88,52 @@ class Observation:
     disagreement: str = ""
 
 
-def _send(ns: str, dst: str, proto: str, port: int | None, size: int | None = None) -> tuple[bool, str]:
-    """Send the packet from ``ns``; ``size``: its IP length (ping's data is 28 bytes less, a UDP payload too)."""
+def _send(
+    ns: str, dst: str, proto: str, port: int | None, size: int | None, sender: tuple[str, Path]
+) -> tuple[bool, str]:
+    """Send the packet from ``ns``; ``size``: its IP length (ping's data is 28 bytes less, a UDP payload too).
+    ``sender``: the name the sending process (or thread) takes, and a directory for the link that names ping."""
+    comm, bin_dir = sender
     if proto == "icmp":
         extra = ["-s", str(size - (48 if ":" in dst else 28))] if size else []
-        done = subprocess.run(
-            in_ns(ns, ["ping", "-c", "1", "-W", "1", *extra, dst]), capture_output=True, text=True, check=False
-        )
-        if done.returncode == 0:
+        named = bin_dir / comm  # the kernel names a process after the file it runs
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        named.symlink_to(shutil.which("ping") or "/usr/bin/ping")
+        with (
+            netns.entered(ns),
+            subprocess.Popen(
+                ["ping", "-c", "1", "-W", "1", *extra, dst],
+                executable=named,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                preexec_fn=_die_with_parent(signal.SIGKILL),
+            ) as ping,
+        ):
+            output, _ = ping.communicate()
+        if ping.returncode == 0:
             return True, "echo reply received"
-        error = next((line for line in done.stdout.splitlines() if "Frag needed" in line), "")
+        error = next((line for line in output.splitlines() if "Frag needed" in line), "")
         return False, "no echo reply within 1 s" + (f" ({error.split(': ', 1)[-1].strip()})" if error else "")
     assert port is not None
+    with _thread_named(comm):
+        return _connect(ns, dst, proto, port, size)
+
+
+@contextlib.contextmanager
+def _thread_named(comm: str) -> Iterator[None]:
+    """Give this thread the name ``comm`` while the block runs."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open("/proc/thread-self/comm", "rb") as f:
+        before = f.read().strip()
+    libc.prctl(_PR_SET_NAME, comm.encode(), 0, 0, 0)
+    try:
+        yield
+    finally:
+        libc.prctl(_PR_SET_NAME, before, 0, 0, 0)
+
+
+def _connect(ns: str, dst: str, proto: str, port: int, size: int | None) -> tuple[bool, str]:
     family = socket.AF_INET6 if ":" in dst else socket.AF_INET
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     with netns.entered(ns):
@@ -118,27 +167,89 @@ def _tunnels(snap: Snapshot) -> list[str]:
     return [f"-s {a} -d {b} -p udp -m udp --dport {port}" for a, b, port in sorted(flows)]
 
 
+class ProbeInterrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGINT) arrived while the probe ran; what it installed has been removed."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 @contextlib.contextmanager
-def _netfilter_trace(snap: Snapshot, src: str, dst: str, proto: str) -> Iterator[list[TraceEvent]]:
+def _orderly_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`ProbeInterrupted`, once: the probe unwinds, and its clean-up is not
+    interrupted by a second signal. Handlers can only be set in the main thread; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for sig in previous:
+            signal.signal(sig, signal.SIG_IGN)
+        raise ProbeInterrupted(signum)
+
+    for sig in previous:
+        signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+
+
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    """A ``preexec_fn``: the child gets ``sig`` when this process dies (even by SIGKILL)."""
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+    return preexec
+
+
+@contextlib.contextmanager
+def _recorded(lab: str) -> Iterator[ProbeRecord]:
+    """A record of what this probe installs, kept (under the state directory) while it runs."""
+    record = ProbeRecord(lab)
+    record.save()
+    try:
+        yield record
+    finally:
+        record.remove()
+
+
+@contextlib.contextmanager
+def _netfilter_trace(snap: Snapshot, record: ProbeRecord, src: str, dst: str, proto: str) -> Iterator[list[TraceEvent]]:
     events: list[TraceEvent] = []
     family = 6 if ":" in dst else 4
-    restore, raw_table = ("ip6tables-restore", "ip6") if family == 6 else ("iptables-restore", "ip")
+    record.family = family
+    restore = "ip6tables-restore" if family == 6 else "iptables-restore"
     proto = "ipv6-icmp" if family == 6 and proto == "icmp" else proto
     watched = [
         s for s in snap.spaces.values() if s.view.nftables or any(t.family == family for t in s.view.firewall or [])
     ]
-    match = f"-p {proto} -m comment --comment nsnet-trace -j TRACE"
-    rules = [f"-s {src} -d {dst} {match}", f"-s {dst} -d {src} {match}"]
+    match = f"-p {proto} -m comment --comment {TRACE_COMMENT} -j TRACE"
+    specs = [f"-s {src} -d {dst} {match}", f"-s {dst} -d {src} {match}"]
     if family == 4:
-        rules += [f"{flow} -m comment --comment nsnet-trace -j TRACE" for flow in _tunnels(snap)]
+        specs += [f"{flow} -m comment --comment {TRACE_COMMENT} -j TRACE" for flow in _tunnels(snap)]
+    rules = [f"{chain} {spec}" for chain in ("PREROUTING", "OUTPUT") for spec in specs]
     monitors: list[tuple[str, subprocess.Popen[str]]] = []
-    created_raw: list[str] = []
     try:
         for space in watched:
             ns = space.view.netns
             if not any(t.table == "raw" and t.family == family for t in space.view.firewall or []):
-                created_raw.append(ns)
-            text = "*raw\n" + "".join(f"-I {c} 1 {r}\n" for c in ("PREROUTING", "OUTPUT") for r in rules) + "COMMIT\n"
+                record.created_raw.append(ns)
+            record.rules[ns] = rules
+            record.save()  # before the rules exist: a probe killed now leaves nothing unlisted
+            text = "*raw\n" + "".join(f"-I {rule.replace(' ', ' 1 ', 1)}\n" for rule in rules) + "COMMIT\n"
             subprocess.run(
                 in_ns(ns, [restore, "--noflush", "--wait"]),
                 input=text,
@@ -147,9 +258,15 @@ def _netfilter_trace(snap: Snapshot, src: str, dst: str, proto: str) -> Iterator
                 capture_output=True,
             )
             monitor = subprocess.Popen(
-                in_ns(ns, ["xtables-monitor", "--trace"]), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+                in_ns(ns, ["xtables-monitor", "--trace"]),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                preexec_fn=_die_with_parent(signal.SIGKILL),
             )
             monitors.append((space.node, monitor))
+            record.add_child("xtables-monitor", monitor.pid)
         if monitors:
             time.sleep(0.3)  # let the monitors subscribe before the packet goes
         yield events
@@ -158,7 +275,11 @@ def _netfilter_trace(snap: Snapshot, src: str, dst: str, proto: str) -> Iterator
     finally:
         for node, monitor in monitors:
             monitor.terminate()
-            output, _ = monitor.communicate(timeout=5)
+            try:
+                output, _ = monitor.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                monitor.kill()
+                output, _ = monitor.communicate()
             for line in output.splitlines():
                 m = _TRACE_RE.match(line)
                 if m:
@@ -166,30 +287,30 @@ def _netfilter_trace(snap: Snapshot, src: str, dst: str, proto: str) -> Iterator
                     events.append(
                         TraceEvent(node, m.group(1), m.group(2), m.group(3), m.group(4), verdict, m.group(7).strip())
                     )
-        for space in watched:
-            ns = space.view.netns
-            if ns in created_raw:
-                subprocess.run(
-                    in_ns(ns, ["nft", "delete", "table", raw_table, "raw"]), capture_output=True, check=False
-                )
-            else:
-                text = "*raw\n" + "".join(f"-D {c} {r}\n" for c in ("PREROUTING", "OUTPUT") for r in rules)
-                subprocess.run(
-                    in_ns(ns, [restore, "--noflush", "--wait"]),
-                    input=text + "COMMIT\n",
-                    text=True,
-                    capture_output=True,
-                    check=False,
-                )
+        for ns, installed in record.rules.items():
+            delete_rules(ns, installed, drop_table=ns in record.created_raw, family=family)
+        record.rules.clear()
+        record.save()
 
 
 @contextlib.contextmanager
-def _drop_reasons() -> Iterator[dict[str, int]]:
-    """Kernel drop reasons (IP packets) seen while the block runs; empty where tracing is unavailable."""
+def _drop_reasons(record: ProbeRecord, devices: set[str], comm: str) -> Iterator[dict[str, int]]:
+    """Kernel drop reasons of the probe's packets (IP) seen while the block runs; empty where tracing is
+    unavailable. ``devices``: the lab's interfaces; ``comm``: the name the probe's senders take."""
     reasons: dict[str, int] = {}
     argv = ["unshare", "--mount", "--propagation", "private", sys.executable, "-m", "nsnet.explain.dropwatch"]
-    child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    argv += ["--devices", ",".join(sorted(devices)), "--comm", comm]
+    child = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=_die_with_parent(signal.SIGTERM),  # it removes its tracing instance then
+    )
     assert child.stdin is not None and child.stdout is not None
+    record.instance = f"nsnet-{child.pid}"  # unshare execs the watcher: same PID, the instance's name
+    record.add_child("dropwatch", child.pid)
     try:
         ready = child.stdout.readline().strip() == "ready"
         yield reasons
@@ -205,12 +326,26 @@ def _drop_reasons() -> Iterator[dict[str, int]]:
         try:
             child.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+            child.terminate()
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        with contextlib.suppress(OSError):
+            child.stdout.close()
+
+
+def _devices(snap: Snapshot) -> set[str]:
+    """The names of the lab's interfaces (``lo`` aside: every namespace has one)."""
+    return {link.name for s in snap.spaces.values() for link in s.view.links or [] if link.name != "lo"}
 
 
 def probe(snap: Snapshot, predicted: Explanation) -> Observation:
-    """Send the packet ``predicted`` describes, watch it, and compare with the prediction."""
+    """Send the packet ``predicted`` describes, watch it, and compare with the prediction.
+
+    SIGINT and SIGTERM while it runs raise :class:`ProbeInterrupted` once everything the probe installed is
+    removed again."""
     src = snap.spaces[predicted.src]
     dst = predicted.legs[0].dst
     name, port = parse_proto(predicted.proto)
@@ -218,55 +353,105 @@ def probe(snap: Snapshot, predicted: Explanation) -> Observation:
     trace_proto = "icmp" if name == "icmp" else name
     capture_proto = "icmp6" if name == "icmp" and ":" in dst else name
     flow = f"{capture_proto} and host {source_ip} and host {dst}" if source_ip else capture_proto
+    comm = "nsnet" + "".join(secrets.choice(string.ascii_lowercase) for _ in range(10))
     with (
-        _drop_reasons() as reasons,
-        _netfilter_trace(snap, source_ip or "0.0.0.0/0", dst, trace_proto) as events,
+        _orderly_signals(),
+        _recorded(snap.lab) as record,
+        _drop_reasons(record, _devices(snap), comm) as reasons,
+        _netfilter_trace(snap, record, source_ip or "0.0.0.0/0", dst, trace_proto) as events,
         _captured(snap, flow) as frames,
     ):
-        answered, result = _send(src.view.netns, dst, name, port, predicted.size)
+        answered, result = _send(src.view.netns, dst, name, port, predicted.size, (comm, record.bin_dir))
     obs = Observation(answered=answered, result=result, trace=events, drops=reasons)
-    obs.seen, obs.request_points = _path(frames, source_ip, dst)
+    obs.seen, obs.request_points = _path(frames, source_ip, dst, _route_of(predicted), _bridges(snap))
     obs.last_point = obs.request_points[-1] if obs.request_points else None
     obs.verdict = next((e for e in events if e.verdict in ("DROP", "REJECT")), None)
     _compare(predicted, obs)
     return obs
 
 
+Frame = tuple[float, str, str, Decoded, bytes]
+"""A captured frame: kernel timestamp, point (``NODE:IFACE``), direction, decoded, raw bytes."""
+
+
 @contextlib.contextmanager
-def _captured(snap: Snapshot, expression: str) -> Iterator[list[tuple[str, str, Decoded, bytes]]]:
+def _captured(snap: Snapshot, expression: str) -> Iterator[list[Frame]]:
     """Capture the flow at every interface of every namespace of the lab while the block runs."""
-    frames: list[tuple[str, str, Decoded, bytes]] = []
-    # Every namespace with an interface besides lo (a lab without a host bridge has a host with lo only).
-    points = resolve(
-        snap.lab, [n for n, s in snap.spaces.items() if any(k.kind != "loopback" for k in s.view.links or [])]
-    )
+    frames: list[Frame] = []
+    capturable = [node for node, s in snap.spaces.items() if any(link.name != "lo" for link in s.view.links or [])]
+    points = resolve(snap.lab, capturable) if capturable else []
+    if not points:  # nothing but lo anywhere (a node explained to itself in a lab of one)
+        yield frames
+        return
     names = [p.name for p in points]
     decoder = Decoder(vendors=False)
     with LiveCapture(points, expression) as live:
         yield frames
         time.sleep(0.2)
-        for _ts, _, point, pkttype, wirelen, data in live.poll(0.05) + live.finish():
-            frames.append((names[point], direction(pkttype), decoder.decode(data, wirelen), data))
+        for ts, _, point, pkttype, wirelen, data in live.poll(0.05) + live.finish():
+            frames.append((ts, names[point], direction(pkttype), decoder.decode(data, wirelen), data))
 
 
-def _path(frames: list[tuple[str, str, Decoded, bytes]], src: str, dst: str) -> tuple[list[str], list[str]]:
-    """Lines of where the packets were seen, and the points that saw the request (src -> dst), in order."""
-    seen = []
-    points = []
-    for point, way, decoded, data in frames:
-        seen.append(f"{point} {way}: {decoded.text}")
-        try:
-            ip = dpkt.ethernet.Ethernet(data).data
-            if isinstance(ip, dpkt.ip.IP):
-                addresses = (socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst))
-            elif isinstance(ip, dpkt.ip6.IP6):
-                addresses = (socket.inet_ntop(socket.AF_INET6, ip.src), socket.inet_ntop(socket.AF_INET6, ip.dst))
-            else:
-                continue
-            if addresses == (src, dst):
-                points.append(point)
-        except (dpkt.UnpackError, OSError, ValueError):
-            continue
+def _route_of(predicted: Explanation) -> dict[tuple[str, str], list[str]]:
+    """The nodes each leg of the prediction walks, in order, keyed by the leg's (source, destination) address."""
+    route: dict[tuple[str, str], list[str]] = {}
+    for leg in predicted.legs:
+        nodes: list[str] = []
+        for step in leg.steps:
+            if step.node not in nodes:
+                nodes.append(step.node)
+        route.setdefault((leg.source, leg.dst), nodes)
+    return route
+
+
+def _bridges(snap: Snapshot) -> set[str]:
+    """The lab's bridges as capture points (``NODE:BRIDGE``)."""
+    return {
+        f"{node}:{link.name}" for node, s in snap.spaces.items() for link in s.view.links or [] if link.kind == "bridge"
+    }
+
+
+def _packet(data: bytes) -> tuple[str, str, int, int] | None:
+    """(source, destination, protocol, IP id) of an IPv4 frame; the flow label stands for the id in IPv6."""
+    try:
+        ip = dpkt.ethernet.Ethernet(data).data
+    except (dpkt.UnpackError, ValueError):
+        return None
+    if isinstance(ip, dpkt.ip.IP):
+        return socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst), ip.p, ip.id
+    if isinstance(ip, dpkt.ip6.IP6):
+        src, dst = (socket.inet_ntop(socket.AF_INET6, a) for a in (ip.src, ip.dst))
+        return src, dst, ip.nxt, ip.flow
+    return None
+
+
+def _path(
+    frames: list[Frame], src: str, dst: str, route: dict[tuple[str, str], list[str]], bridges: set[str]
+) -> tuple[list[str], list[str]]:
+    """Lines of where the packets were seen, and the points that saw the request (src -> dst), in path order.
+
+    The kernel stamps a frame once and copies the stamp to every point it crosses, so timestamps tie (or, with
+    several capture sockets, come out of order) within one packet's way: each packet's sightings are ordered by
+    the nodes its leg of the prediction walks, then, within a node, in through a port, into the bridge, out of the
+    bridge, out through a port; the packets themselves by the time they were first seen."""
+    packets: dict[tuple[str, str, int, int] | None, list[tuple[int, Frame]]] = {}
+    for i, frame in enumerate(frames):
+        packets.setdefault(_packet(frame[4]), []).append((i, frame))
+
+    def placed(key: tuple[str, str, int, int] | None, item: tuple[int, Frame]) -> tuple[int, int, float, int]:
+        i, (ts, point, way, _, _) = item
+        nodes = route.get((key[0], key[1]), []) if key else []
+        node = point.split(":", 1)[0]
+        where = nodes.index(node) if node in nodes else len(nodes)
+        bridge = point in bridges
+        rank = (1 if bridge else 0) if way == "in" else (2 if bridge else 3)
+        return where, rank, ts, i
+
+    ordered: list[Frame] = []
+    for key, items in sorted(packets.items(), key=lambda kv: min(f[0] for _, f in kv[1])):
+        ordered += [frame for _, frame in sorted(items, key=lambda item: placed(key, item))]
+    seen = [f"{point} {way}: {decoded.text}" for _, point, way, decoded, _ in ordered]
+    points = [point for _, point, _, _, data in ordered if (_packet(data) or ("", ""))[:2] == (src, dst)]
     return seen, points
 
 

@@ -473,9 +473,31 @@ class RoutingMixin(WalkerBase):
                     if route is not None and route.type in ("unicast", "local") and route.dev != theirs.dev:
                         found.append((other.node, theirs.address, mine.dev or ""))
         # One router, maybe on several of our segments: its address on the first one.
+        if not found:
+            found = self._gateway_candidates(space, dst, family)
         if not found or len({node for node, _, _ in found}) > 1:
             return None
         return found[0][1], found[0][2]
+
+    def _gateway_candidates(self, space: Space, dst: str, family: int) -> list[tuple[str, str, str]]:
+        """(node, its address, our interface) of the neighbours on ``space``'s segments that also hold an address
+        on ``dst``'s subnet: the router meant, even if it does not forward yet or lacks the route (the next
+        explain shows what it still needs)."""
+        target = ipaddress.ip_address(dst)
+        found = []
+        for mine in _addresses(space):
+            net = _network(mine)
+            if net is None or mine.family != family or mine.scope != "global":
+                continue
+            for other in self.snap.spaces.values():
+                if other.node == space.node:
+                    continue
+                theirs = [a for a in _addresses(other) if a.family == family and a.scope == "global"]
+                here = next((a for a in theirs if a.address and ipaddress.ip_address(a.address) in net), None)
+                there = any(target in n for a in theirs if (n := _network(a)) is not None and n != net)
+                if here is not None and there:
+                    found.append((other.node, here.address or "", mine.dev or ""))
+        return found
 
     def _forwards(self, space: Space, family: int) -> bool:
         key = "net.ipv4.ip_forward" if family == 4 else "net.ipv6.conf.all.forwarding"

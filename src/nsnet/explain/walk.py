@@ -133,6 +133,11 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
         lost = self._lost_address(target)
         if lost is not None and all(ipaddress.ip_address(lost).version <= a.family for a in candidates):
             return lost  # the topology's address it lost, not another family's instead
+        if not candidates and target is source:
+            # A node reaching itself needs no address of the lab's: its loopback is one of its own.
+            loopback = [a.address for a in _addresses(target) if a.dev == "lo" and a.address and a.scope == "host"]
+            if loopback:
+                return str(sorted(loopback, key=lambda a: ":" in a)[0])
         if not candidates:
             raise ValueError(f"node {dst!r} has no global address to send to")
         mine = [ipaddress.ip_interface(f"{a.address}/{a.prefixlen}") for a in _addresses(source) if a.scope == "global"]
