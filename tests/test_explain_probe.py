@@ -155,7 +155,14 @@ def test_sigkill_at_ten_points_is_cleaned_by_the_next_command(lab_name: str, tmp
     for point in range(10):
         proc = start_probe(lab_name)
         wait_for_record(lab_name, proc)
-        time.sleep(0.15 * point)  # from "just begun" to the packet's send and the probe's own teardown
+        if point < 5:
+            time.sleep(0.15 * point)  # from "just begun" to the rules going in
+        else:  # from the rules in place to the packet's send and the probe's own teardown, however slow the machine
+            deadline = time.monotonic() + 30
+            while not any(json.loads(p.read_text()).get("rules") for p in records(lab_name)):
+                assert time.monotonic() < deadline and proc.poll() is None, f"point {point}: no rules recorded"
+                time.sleep(0.01)
+            time.sleep(0.1 * (point - 5))
         children = descendants(proc.pid)
         [record] = [json.loads(p.read_text()) for p in records(lab_name)]
         group = point % 2 == 1
