@@ -65,7 +65,7 @@ class ProbeRecord:
     """Namespaces whose raw table the probe created (deleted again when empty)."""
     children: list[Child] = field(default_factory=list)
     instance: str | None = None
-    """The tracing instance of the dropwatch child (``nsnet-PID-NAME``)."""
+    """The tracing instance of the dropwatch child (``nsnet-<pid>``)."""
 
     def __post_init__(self) -> None:
         check_lab_name(self.lab)
