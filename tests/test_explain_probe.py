@@ -145,33 +145,70 @@ def assert_nothing_left(lab: str, children: dict[int, int], instance: str | None
         assert instance not in instances(), f"tracing instance {instance} was left"
 
 
+def installed(record: dict[str, Any], what: str, count: int = 1) -> bool:
+    return sum(c["what"] == what for c in record.get("children", [])) >= count
+
+
+# Where each kill lands: the record's state the probe must have reached, then a delay. The probe writes its record
+# before each thing it installs, so these are the points between installing steps, however loaded the machine.
+KILL_POINTS: list[tuple[str, Any, float]] = [
+    ("record written", lambda r: True, 0.0),
+    ("drop watcher starting", lambda r: installed(r, "dropwatch"), 0.0),
+    ("drop watcher setting up its instance", lambda r: installed(r, "dropwatch"), 0.15),
+    ("rules recorded", lambda r: bool(r.get("rules")), 0.0),
+    ("rules being inserted", lambda r: bool(r.get("rules")), 0.03),
+    ("first monitor started", lambda r: installed(r, "xtables-monitor"), 0.0),
+    ("both monitors started", lambda r: installed(r, "xtables-monitor", 2), 0.0),
+    ("packet on its way", lambda r: installed(r, "xtables-monitor", 2), 0.4),
+    ("ping waiting for an answer", lambda r: installed(r, "xtables-monitor", 2), 0.9),
+    ("rules removed, drop watcher stopping", lambda r: installed(r, "xtables-monitor", 2) and not r["rules"], 0.0),
+]
+
+
+def kill_at(lab: str, point: int) -> tuple[dict[str, Any], dict[int, int]] | None:
+    """Start a probe, SIGKILL it at ``KILL_POINTS[point]`` (every other time with its whole process group, so that
+    its children get no chance either); its last record and its processes, or None if it ended first."""
+    _, reached, delay = KILL_POINTS[point]
+    proc = start_probe(lab)
+    wait_for_record(lab, proc)
+    path = STATE / "probes" / f"{lab}.{proc.pid}.json"
+    deadline = time.monotonic() + 60
+    record: dict[str, Any] = {}
+    while proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(ValueError, FileNotFoundError):
+            record = json.loads(path.read_text())
+        if record and reached(record):
+            break
+        time.sleep(0.002)
+    time.sleep(delay)
+    children = descendants(proc.pid)
+    with contextlib.suppress(ValueError, FileNotFoundError):
+        record = json.loads(path.read_text())
+    if point % 2:
+        os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    if proc.returncode != -signal.SIGKILL:
+        return None
+    for child in record.get("children", []):
+        children.setdefault(child["pid"], child["start"])
+    return record, children
+
+
 def test_sigkill_at_ten_points_is_cleaned_by_the_next_command(lab_name: str, tmp_path: Path) -> None:
-    """SIGKILL of explain --probe at 10 points of its run (alone, or with its whole process group, so that its
-    children get no chance either); then ``explain``, ``up`` or ``down`` of the lab, in turn, leaves nothing."""
+    """SIGKILL of explain --probe at 10 points of its run; then ``explain``, ``up`` or ``down`` of the lab, in
+    turn, leaves nothing: no process, no trace rule, no raw table it created, no tracing instance, no record."""
     up(tmp_path, lab_name, TRACED)
     raw_before = {ns: raw_tables(ns)[0] for ns in lab_namespaces(lab_name)}
     assert not any(raw_before.values())  # the probe has to create them: their removal is checked too
-    killed_with_rules = 0
-    for point in range(10):
-        proc = start_probe(lab_name)
-        wait_for_record(lab_name, proc)
-        if point < 5:
-            time.sleep(0.15 * point)  # from "just begun" to the rules going in
-        else:  # from the rules in place to the packet's send and the probe's own teardown, however slow the machine
-            deadline = time.monotonic() + 30
-            while not any(json.loads(p.read_text()).get("rules") for p in records(lab_name)):
-                assert time.monotonic() < deadline and proc.poll() is None, f"point {point}: no rules recorded"
-                time.sleep(0.01)
-            time.sleep(0.1 * (point - 5))
-        children = descendants(proc.pid)
-        [record] = [json.loads(p.read_text()) for p in records(lab_name)]
-        group = point % 2 == 1
-        os.killpg(proc.pid, signal.SIGKILL) if group else os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        assert proc.returncode == -signal.SIGKILL, f"point {point}: the probe had ended before the kill"
-        killed_with_rules += bool(record["rules"])
-        for child in record["children"]:
-            children.setdefault(child["pid"], child["start"])
+    for point, (name, _, _) in enumerate(KILL_POINTS):
+        for _attempt in range(3):  # a kill meant for the probe's last moments may come after its end
+            killed = kill_at(lab_name, point)
+            if killed is not None:
+                break
+        assert killed is not None, f"point {point} ({name}): the probe ended before every kill"
+        record, children = killed
         then = ("explain", "up", "down")[point % 3]
         if then == "explain":
             result = nsnet("explain", lab_name, "RED", "BLUE")
@@ -181,10 +218,9 @@ def test_sigkill_at_ten_points_is_cleaned_by_the_next_command(lab_name: str, tmp
         else:
             result = nsnet("down", lab_name)
             assert result.code == 0, result.text
-        assert_nothing_left(lab_name, children, record["instance"], raw_before)
+        assert_nothing_left(lab_name, children, record.get("instance"), raw_before)
         if then == "down":
             up(tmp_path, lab_name, TRACED)
-    assert killed_with_rules >= 3, "too few kills landed while the trace rules were in place"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -288,22 +324,30 @@ def test_drops_elsewhere_at_the_same_time_are_not_the_probes(lab_name: str, tmp_
         sh("ip", "netns", "exec", b, "iptables", "-A", "INPUT", "-p", "udp", "--dport", "9", "-j", "DROP")
         before = udp_no_ports(b)
         noise = subprocess.Popen(
-            ["ip", "netns", "exec", a, sys.executable, "-c", NOISE, "20"], stdout=subprocess.PIPE, text=True
+            ["ip", "netns", "exec", a, sys.executable, "-c", NOISE, "120"], stdout=subprocess.PIPE, text=True
         )
+        counted = []
         try:
             assert noise.stdout is not None and noise.stdout.readline().strip() == "sending"
-            shown = nsnet("explain", lab_name, "RED", "BLUE", "--proto", "udp:5353", "--probe", "--json")
+            for _attempt in range(3):
+                # Work the kernel defers to ksoftirqd under load is not the probe's senders': the probe's own drop
+                # may be missed then (never counted twice, never someone else's). One of three must see it.
+                shown = nsnet("explain", lab_name, "RED", "BLUE", "--proto", "udp:5353", "--probe", "--json")
+                assert shown.code == 1, shown.text  # nothing listens on BLUE's udp/5353: refused, as predicted
+                observed = json.loads(shown.out)["observed"]
+                assert observed["agrees"], observed
+                drops = observed["drops"]
+                assert drops.get("NO_SOCKET at __udp4_lib_rcv", 0) <= 1, drops
+                assert not any(reason.startswith("NETFILTER_DROP") for reason in drops), drops
+                counted.append(drops.get("NO_SOCKET at __udp4_lib_rcv", 0))
+                if counted[-1] == 1:
+                    break
             during = udp_no_ports(b) - before
         finally:
             noise.kill()
             noise.wait()
-        assert shown.code == 1, shown.text  # nothing listens on BLUE's udp/5353: refused, as predicted
-        observed = json.loads(shown.out)["observed"]
-        assert observed["agrees"], observed
         assert during > 100, f"the other namespaces dropped only {during} packets: the test proves nothing"
-        drops = observed["drops"]
-        assert drops.get("NO_SOCKET at __udp4_lib_rcv") == 1, drops  # BLUE's, the probe's own: once
-        assert not any(reason.startswith("NETFILTER_DROP") for reason in drops), drops
+        assert 1 in counted, f"the probe never saw its own drop: {counted}"
         dropped = sh("ip", "netns", "exec", b, "iptables", "-L", "INPUT", "-v", "-x", "-n").splitlines()[2].split()
         assert int(dropped[0]) > 100, "the other namespaces' firewall dropped too little to prove anything"
     finally:

@@ -65,7 +65,7 @@ class ProbeRecord:
     """Namespaces whose raw table the probe created (deleted again when empty)."""
     children: list[Child] = field(default_factory=list)
     instance: str | None = None
-    """The tracing instance of the dropwatch child (``nsnet-<pid>``)."""
+    """The tracing instance of the dropwatch child (``nsnet-<pid>-<random>``)."""
     family: int = 4
     """The IP family of the rules (an IPv6 probe traces with ip6tables)."""
 

@@ -3,7 +3,9 @@
 Run as a child process inside a private mount namespace
 (``unshare --mount --propagation private``), so that mounting tracefs, when
 the machine has not, changes nothing outside it. It uses a tracing instance
-of its own, ``nsnet-<pid>``, removed at the end, on SIGTERM or SIGINT too.
+of its own (``--instance``: ``nsnet-PID-NAME``, the probe's PID and its
+senders' random name, so that probes in different PID namespaces never share
+one), removed at the end, on SIGTERM or SIGINT too.
 
 The tracepoint sees the whole machine and names no namespace or address, so
 the drops are tied to the probe through the process that sent it. The kernel
@@ -46,6 +48,8 @@ _LINE_RE = re.compile(r"\s(kfree_skb|consume_skb|netif_rx|netif_receive_skb|net_
 _KFREE_RE = re.compile(r"location=(\S+) reason: (\S+)")
 _DEV_RE = re.compile(r"dev=(\S+) skbaddr=(\S+)")
 _SKB_RE = re.compile(r"skbaddr=(\S+)")
+INSTANCE_RE = re.compile(r"nsnet-\d+(-[a-z]+)?")
+"""A probe's tracing instance: ``nsnet-`` the probe's PID and its senders' name (unique across PID namespaces)."""
 
 
 class _Stopped(Exception):
@@ -97,19 +101,21 @@ def filters(comm: str) -> dict[str, str]:
     }
 
 
-def watch(devices: set[str], comm: str) -> None:
+def watch(devices: set[str], comm: str, name: str) -> None:
     why = _mounted()
     if why:
         print(f"unavailable: {why}", flush=True)
         return
-    instance = os.path.join(TRACEFS, "instances", f"nsnet-{os.getpid()}")
-    try:
-        os.mkdir(instance)
-    except OSError as exc:
-        print(f"unavailable: no tracing instance: {exc.strerror}", flush=True)
-        return
+    instance = os.path.join(TRACEFS, "instances", name)
     reasons: Counter[str] = Counter()
+    made = False
     try:
+        try:
+            os.mkdir(instance)
+            made = True
+        except OSError as exc:
+            print(f"unavailable: no tracing instance: {exc.strerror}", flush=True)
+            return
         with open(os.path.join(instance, "buffer_size_kb"), "w") as f:
             f.write(BUFFER_KB)
         for event, expression in filters(comm).items():
@@ -126,7 +132,8 @@ def watch(devices: set[str], comm: str) -> None:
     except _Stopped:
         return
     finally:
-        remove(instance)
+        if made:
+            remove(instance)
     print(json.dumps(dict(reasons)), flush=True)
 
 
@@ -140,19 +147,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="nsnet.explain.dropwatch")
     parser.add_argument("--devices", default="", help="the lab's interface names, comma-separated")
     parser.add_argument("--comm", default="", help="the name (comm) of every process or thread that sends the probe")
-    parser.add_argument("--remove", metavar="NAME", help="remove the tracing instance NAME (nsnet-PID) and exit")
+    parser.add_argument("--instance", metavar="NAME", help="the tracing instance to use (nsnet-PID-NAME)")
+    parser.add_argument("--remove", metavar="NAME", help="remove the tracing instance NAME (nsnet-PID-NAME) and exit")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    name = args.remove or args.instance or ""
+    if not INSTANCE_RE.fullmatch(name):
+        sys.exit(f"{name!r} is not a probe's tracing instance (nsnet-PID-NAME)")
     if args.remove:
-        if not re.fullmatch(r"nsnet-\d+", args.remove):
-            sys.exit(f"{args.remove!r} is not a probe's tracing instance (nsnet-PID)")
         if _mounted() is None:
             remove(os.path.join(TRACEFS, "instances", args.remove))
         return
     if not re.fullmatch(r"[a-z]{1,15}", args.comm):
         sys.exit(f"--comm {args.comm!r}: give the senders' name, up to 15 letters a-z")
-    watch({d for d in args.devices.split(",") if d}, args.comm)
+    watch({d for d in args.devices.split(",") if d}, args.comm, name)
 
 
 if __name__ == "__main__":

@@ -299,7 +299,9 @@ def _drop_reasons(record: ProbeRecord, devices: set[str], comm: str) -> Iterator
     unavailable. ``devices``: the lab's interfaces; ``comm``: the name the probe's senders take."""
     reasons: dict[str, int] = {}
     argv = ["unshare", "--mount", "--propagation", "private", sys.executable, "-m", "nsnet.explain.dropwatch"]
-    argv += ["--devices", ",".join(sorted(devices)), "--comm", comm]
+    record.instance = f"nsnet-{record.pid}-{comm}"  # recorded before it can exist
+    record.save()
+    argv += ["--devices", ",".join(sorted(devices)), "--comm", comm, "--instance", record.instance]
     child = subprocess.Popen(
         argv,
         stdin=subprocess.PIPE,
@@ -309,7 +311,6 @@ def _drop_reasons(record: ProbeRecord, devices: set[str], comm: str) -> Iterator
         preexec_fn=_die_with_parent(signal.SIGTERM),  # it removes its tracing instance then
     )
     assert child.stdin is not None and child.stdout is not None
-    record.instance = f"nsnet-{child.pid}"  # unshare execs the watcher: same PID, the instance's name
     record.add_child("dropwatch", child.pid)
     try:
         ready = child.stdout.readline().strip() == "ready"
