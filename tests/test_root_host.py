@@ -94,9 +94,13 @@ def test_lab2_with_host_root_explained_and_probed(private: World, lab_name: str,
     assert data["reachable"] is False and "nothing listens on udp/5353" in str(data["verdict"])
 
     # Capture on the root namespace's bridge port and on RED, while RED pings.
+    # The ping starts once capture says it is ready (its line on stderr), however slow the machine is.
     capture = w.sh(
-        f"(sleep 0.5; ip netns exec {red} ping -c 2 -i 0.2 11.11.11.3 >/dev/null) &\n"
-        f"{sys.executable} -m nsnet capture {lab_name} RED:reth0 host:reth1 icmp --count 8 --duration 8 --json"
+        f"{sys.executable} -m nsnet capture {lab_name} RED:reth0 host:reth1 icmp --count 8 --duration 30 --json "
+        f">{tmp_path}/capture.json 2>{tmp_path}/capture.err & cap=$!\n"
+        f"for i in $(seq 300); do grep -q '^capturing' {tmp_path}/capture.err && break; sleep 0.1; done\n"
+        f"ip netns exec {red} ping -c 2 -i 0.2 11.11.11.3 >/dev/null\n"
+        f"wait $cap; cat {tmp_path}/capture.json"
     )
     document = json.loads(capture)
     assert {(p["point"], p["netns"]) for p in document["points"]} == {("RED:reth0", red), ("host:reth1", "")}
