@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import preflight
+from . import preflight, procs
 from .apply import StepFailed, execute
 from .errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
 from .journal import Journal, all_labs, check_lab_name, locked
@@ -19,6 +19,7 @@ from .plan import Action, Plan, plan
 from .recover import orphans
 
 StepHook = Callable[[Action], None]
+KillHook = Callable[[list[procs.Proc]], None]
 
 
 def plan_up(topology: Topology, lab: str | None = None, fresh: bool = False) -> Plan:
@@ -127,14 +128,21 @@ def _down_plan(nl: Netlink, journal: Journal) -> Plan:
     return plan(desired, observe(nl, journal.lab, desired, journal), journal, adopt=True)
 
 
-def down(lab: str, on_step: StepHook | None = None) -> Plan:
-    """Remove everything nsnet created for ``lab``, and nothing else; returns what was done."""
+def down(lab: str, on_step: StepHook | None = None, on_kill: KillHook | None = None) -> Plan:
+    """Remove everything nsnet created for ``lab``, and nothing else; returns what was done.
+
+    Every process still running in one of the lab's namespaces is stopped
+    first (``on_kill`` hears which): nothing of the lab outlives it.
+    """
     preflight.require_root()
     with locked(lab):
         journal = Journal.load(lab) or _recovered(lab)
         preflight.require_tools(*preflight.tools_for(State(lab, {}), firewall_in_use=bool(journal.firewall)))
         journal.status = "removing"
         journal.save()
+        killed = procs.stop(procs.in_namespaces(journal.namespaces))
+        if killed and on_kill is not None:
+            on_kill(killed)
         with Netlink() as nl:
             steps = _down_plan(nl, journal)
             try:

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
-from .. import engine, preflight, recover
-from ..errors import TopologyError
+from .. import engine, preflight, procs, recover
+from ..errors import LabNotFoundError, TopologyError
 from ..loader import load
 from ..model import ROOT_NS, netns_names
 from ..plan import Plan
@@ -122,12 +123,44 @@ def up(file: str, name: str | None, quiet: bool, as_json: bool) -> None:
 @click.argument("target")
 @click.option("--name", help="Lab name, when TARGET is a file brought up under another name.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed and stopped as JSON.")
 @guard
-def down(target: str, name: str | None, quiet: bool) -> None:
-    """Remove everything nsnet created for a lab (TARGET: lab name or topology file), nothing else."""
+def down(target: str, name: str | None, quiet: bool, as_json: bool) -> None:
+    """Remove everything nsnet created for a lab (TARGET: lab name or topology file), nothing else.
+
+    \b
+    Every process still running in one of the lab's namespaces (started with
+    `nsnet exec`, a server, etcd) is stopped first: SIGTERM, then SIGKILL.
+    A lab that is not up is nothing to do (exit 0).
+    """
     lab, _ = lab_and_topology(target, name)
-    steps = engine.down(lab, on_step=step_printer(not quiet))
-    if not quiet:
+    verbose = not quiet and not as_json
+    killed: list[procs.Proc] = []
+
+    def on_kill(found: list[procs.Proc]) -> None:
+        killed.extend(found)
+        if verbose:
+            for line in procs.describe(found):
+                out.print(f"  [green]-[/] {escape(line)}", markup=True, soft_wrap=True)
+
+    try:
+        steps = engine.down(lab, on_step=step_printer(verbose), on_kill=on_kill)
+    except LabNotFoundError:
+        if as_json:
+            emit_json({"lab": lab, "was_up": False, "steps": [], "killed": []})
+        elif not quiet:
+            out.print(f"lab {lab} is not up: nothing to do", markup=False)
+        return
+    if as_json:
+        emit_json(
+            {
+                "lab": lab,
+                "was_up": True,
+                "steps": steps.lines(),
+                "killed": [{"pid": p.pid, "name": p.name, "node": p.node, "namespace": p.ns} for p in killed],
+            }
+        )
+    elif verbose:
         out.print(f"lab {lab}: down ({plural(len(steps.actions), 'step')})", markup=False)
 
 

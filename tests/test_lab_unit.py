@@ -1,0 +1,144 @@
+"""A lab is a unit: nothing of it outlives ``down`` (processes, servers, etcd, lock files), and its lifecycle
+has no traps (``down`` twice, Ctrl-C during ``up``, names, another file under a lab's name)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from world import World, root_variant, world
+
+from conftest import EXAMPLES, netns_list, nsnet, unique_name
+
+LISTENER = "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', 8080)); s.listen(); time.sleep(1000)"
+
+
+@pytest.fixture
+def private() -> Iterator[World]:
+    yield from world()
+
+
+def ns_id(ns: str) -> tuple[int, int]:
+    st = os.stat(f"/run/netns/{ns}")
+    return (st.st_dev, st.st_ino)
+
+
+def started(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def processes_in(ids: set[tuple[int, int]], before: float | None = None) -> list[int]:
+    """Every live process whose network namespace is one of ``ids`` (started before ``before``, in ticks)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            st = os.stat(f"/proc/{entry}/ns/net")
+        except OSError:
+            continue
+        start = started(int(entry))
+        if (st.st_dev, st.st_ino) in ids and start is not None and (before is None or start <= before):
+            found.append(int(entry))
+    return found
+
+
+def ticks_now() -> float:
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0]) * os.sysconf("SC_CLK_TCK")
+
+
+def spawn(*argv: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for(check: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def up(path: str | Path, lab: str, *extra: str) -> None:
+    result = nsnet("up", str(path), "--name", lab, "-q", *extra)
+    assert result.code == 0, result.text
+
+
+# -- 1. processes die with the lab -----------------------------------------------------
+
+
+def test_down_kills_every_process_in_the_labs_namespaces_and_nothing_else(lab_name: str) -> None:
+    up(EXAMPLES / "lab2-bridge.yaml", lab_name)
+    red, blue, host = f"{lab_name}-RED", f"{lab_name}-BLUE", f"{lab_name}-host"
+    bystander_ns = unique_name("keep")
+    subprocess.run(["ip", "netns", "add", bystander_ns], check=True)
+    bystander = spawn("ip", "netns", "exec", bystander_ns, "sleep", "1000")
+    sleeper = spawn(sys.executable, "-m", "nsnet", "exec", lab_name, "RED", "--", "sleep", "1000")
+    listener = spawn(sys.executable, "-m", "nsnet", "exec", lab_name, "BLUE", "--", sys.executable, "-c", LISTENER)
+    try:
+        ids = {ns_id(red), ns_id(blue), ns_id(host)}
+        wait_for(lambda: len(processes_in(ids)) >= 2)
+        assert {sleeper.pid, listener.pid} <= set(processes_in(ids))
+        before = ticks_now()
+        result = nsnet("down", lab_name)
+        assert result.code == 0, result.text
+        assert f"killed 1 process in RED ({red}): sleep (pid {sleeper.pid})" in result.out
+        assert f"in BLUE ({blue}): python" in result.out and f"(pid {listener.pid})" in result.out
+        assert sleeper.wait(5) == -signal.SIGTERM and listener.wait(5) == -signal.SIGTERM
+        assert not processes_in(ids, before), "a process outlived its lab's namespaces"
+        assert not {red, blue, host} & netns_list()
+        assert bystander.poll() is None, "a process of a namespace outside the lab was killed"
+    finally:
+        for proc in (sleeper, listener, bystander):
+            proc.kill()
+            proc.wait()
+        subprocess.run(["ip", "netns", "del", bystander_ns], check=False)
+
+
+def test_a_process_that_ignores_sigterm_is_killed(lab_name: str) -> None:
+    up(EXAMPLES / "lab1-veth.yaml", lab_name)
+    stubborn = spawn(
+        sys.executable, "-m", "nsnet", "exec", lab_name, "RED", "--",
+        "sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done",
+    )  # fmt: skip
+    try:
+        red = ns_id(f"{lab_name}-RED")
+        wait_for(lambda: stubborn.pid in processes_in({red}))
+        time.sleep(0.3)  # the shell has set its trap
+        began = time.monotonic()
+        result = nsnet("down", lab_name, "--json")
+        assert result.code == 0, result.text
+        assert 2.5 < time.monotonic() - began < 30
+        killed = json.loads(result.out)["killed"]
+        assert {"pid": stubborn.pid, "name": "sh", "node": "RED", "namespace": f"{lab_name}-RED"} in killed
+        assert stubborn.wait(5) == -signal.SIGKILL
+    finally:
+        stubborn.kill()
+        stubborn.wait()
+
+
+def test_down_of_a_root_host_lab_never_kills_the_root_namespaces_processes(
+    private: World, lab_name: str, tmp_path: Path
+) -> None:
+    path = root_variant("lab2-bridge.yaml", tmp_path)
+    assert private.nsnet("up", path, "--name", lab_name, "-q").code == 0
+    private.sh("setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! >/run/root-sleep")
+    private.sh(f"setsid ip netns exec {lab_name}-RED sleep 1000 </dev/null >/dev/null 2>&1 &")
+    result = private.nsnet("down", lab_name)
+    assert result.code == 0, result.text
+    assert f"killed 1 process in RED ({lab_name}-RED): sleep" in result.out
+    assert "host" not in "".join(line for line in result.out.splitlines() if "killed" in line)
+    private.sh("kill -0 $(cat /run/root-sleep)")  # the world's root namespace: untouched
