@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from world import World, root_variant, world
 
 from conftest import EXAMPLES, netns_list, nsnet, unique_name
 
+FETCH = "import urllib.request; print(urllib.request.urlopen('http://203.0.113.2/', timeout=5).read().decode())"
 LISTENER = "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', 8080)); s.listen(); time.sleep(1000)"
 
 
@@ -142,3 +144,77 @@ def test_down_of_a_root_host_lab_never_kills_the_root_namespaces_processes(
     assert f"killed 1 process in RED ({lab_name}-RED): sleep" in result.out
     assert "host" not in "".join(line for line in result.out.splitlines() if "killed" in line)
     private.sh("kill -0 $(cat /run/root-sleep)")  # the world's root namespace: untouched
+
+
+# -- 2. the outside's server: recorded before it starts, known by start time and namespace ----------
+
+
+def journal_of(lab: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(f"/run/nsnet/labs/{lab}.json").read_text())
+    return data
+
+
+def write_journal(lab: str, data: dict[str, Any]) -> None:
+    Path(f"/run/nsnet/labs/{lab}.json").write_text(json.dumps(data))
+
+
+def servers_in(ns: str) -> list[int]:
+    """nsnet's outside servers running in ``ns``."""
+    return [
+        pid
+        for pid in processes_in({ns_id(ns)})
+        if b"nsnet.outside_server" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    ]
+
+
+@pytest.mark.parametrize("left", ["unrecorded", "pending"])
+def test_up_and_down_converge_with_a_server_the_journal_does_not_know(lab_name: str, left: str) -> None:
+    """The state a SIGKILL of `up` leaves just after the server started: the server runs, the journal has
+    no entry for it (before this was fixed) or only the one written before starting it."""
+    up(EXAMPLES / "lab4-outside.yaml", lab_name)
+    outside = f"{lab_name}-outside"
+    journal = journal_of(lab_name)
+    (orphan,) = servers_in(outside)
+    if left == "unrecorded":
+        del journal["servers"][outside]
+    else:
+        journal["servers"][outside] = [0, 80, 0]
+    write_journal(lab_name, journal)
+    again = nsnet("up", str(EXAMPLES / "lab4-outside.yaml"), "--name", lab_name)
+    assert again.code == 0, again.text
+    assert "start an HTTP server on port 80" in again.out
+    (server,) = servers_in(outside)  # the orphan replaced, not doubled
+    assert server != orphan and started(orphan) is None
+    assert journal_of(lab_name)["servers"][outside][:2] == [server, 80]
+    curl = nsnet("exec", lab_name, "RED", "--", sys.executable, "-c", FETCH)
+    assert curl.code == 0 and "hello from outside" in curl.out, curl.text
+    write_journal(lab_name, {**journal_of(lab_name), "servers": {}})  # forgotten again: down still stops it
+    down = nsnet("down", lab_name)
+    assert down.code == 0, down.text
+    assert f"in outside ({outside}): python" in down.out and started(server) is None
+
+
+def test_a_recorded_server_pid_reused_by_another_process_is_not_taken_for_it(lab_name: str) -> None:
+    up(EXAMPLES / "lab4-outside.yaml", lab_name)
+    outside = f"{lab_name}-outside"
+    (server,) = servers_in(outside)
+    # Same command-line word, another process, outside the lab: what a reused pid could look like.
+    impostor = spawn("sh", "-c", "sleep 1000", "nsnet.outside_server")
+    try:
+        wait_for(lambda: started(impostor.pid) is not None)
+        journal = journal_of(lab_name)
+        journal["servers"][outside] = [impostor.pid, 80, journal["servers"][outside][2]]
+        write_journal(lab_name, journal)
+        plan = nsnet("plan", str(EXAMPLES / "lab4-outside.yaml"), "--name", lab_name)
+        assert "start an HTTP server on port 80" in plan.out, plan.text
+        again = nsnet("up", str(EXAMPLES / "lab4-outside.yaml"), "--name", lab_name, "-q")
+        assert again.code == 0, again.text
+        (replaced,) = servers_in(outside)
+        assert replaced != server and started(server) is None
+        down = nsnet("down", lab_name)
+        assert down.code == 0, down.text
+        assert impostor.poll() is None, "down signalled a process that only had the recorded pid"
+        assert started(replaced) is None
+    finally:
+        impostor.kill()
+        impostor.wait()

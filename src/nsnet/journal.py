@@ -61,7 +61,7 @@ class Journal:
     shaping: dict[str, dict[str, str]] = field(default_factory=dict)
     """Shaping nsnet put on links (``tc qdisc`` words): {ns: {ifname: qdisc}}."""
     servers: dict[str, list[int]] = field(default_factory=dict)
-    """Processes nsnet started (the outside's HTTP server): {ns: [pid, port]}."""
+    """Processes nsnet started (the outside's HTTP server): {ns: [pid, port, start time]}."""
     status: str = "applying"
     updated: float = 0.0
 
