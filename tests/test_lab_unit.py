@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -218,3 +219,34 @@ def test_a_recorded_server_pid_reused_by_another_process_is_not_taken_for_it(lab
     finally:
         impostor.kill()
         impostor.wait()
+
+
+# -- 3. a capture ends when its lab goes down ----------------------------------------------
+
+
+def test_capture_ends_when_the_lab_goes_down(lab_name: str) -> None:
+    up(EXAMPLES / "lab2-bridge.yaml", lab_name)
+    capture = subprocess.Popen(
+        [sys.executable, "-m", "nsnet", "capture", lab_name, "RED:reth0", "host:br0", "BLUE:beth0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert capture.stderr is not None
+        heading = capture.stderr.readline()
+        assert heading.startswith(f"capturing in lab {lab_name}"), heading
+        nsnet("exec", lab_name, "RED", "--", "ping", "-c", "1", "-W", "1", "11.11.11.3")
+        down = nsnet("down", lab_name)
+        assert down.code == 0, down.text
+        gone = time.monotonic()
+        _, err = capture.communicate(timeout=20)
+        assert time.monotonic() - gone < 10
+        assert capture.returncode == 0, err
+        assert re.search(r"^\d+ packets? in [\d.]+ s \(lab down\)$", err, re.M), err
+        assert err.count("(interface gone)") == 3
+    finally:
+        if capture.poll() is None:
+            capture.kill()
+            capture.communicate()

@@ -48,11 +48,7 @@ class Proc:
 
 def ns_id(ns: str) -> NsId | None:
     """Device and inode of the named namespace ``ns`` (None: it does not exist)."""
-    try:
-        st = os.stat(netns.path(ns))
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
+    return netns.ident(ns)
 
 
 def start_time(pid: int) -> int | None:
