@@ -250,3 +250,53 @@ def test_capture_ends_when_the_lab_goes_down(lab_name: str) -> None:
         if capture.poll() is None:
             capture.kill()
             capture.communicate()
+
+
+# -- 4. etcd, the overlay's registry, dies with its lab ------------------------------------------
+
+
+def test_etcd_of_a_killed_registry_command_is_stopped_and_its_directory_removed(lab_name: str) -> None:
+    up(EXAMPLES / "overlay-dynamic.yaml", lab_name)
+    registry = subprocess.Popen(
+        [sys.executable, "-m", "nsnet", "overlay", "registry", lab_name], stdout=subprocess.PIPE, text=True
+    )
+    etcd = 0
+    try:
+        assert registry.stdout is not None
+        first = registry.stdout.readline()
+        assert f"in {lab_name}-underlay (pid " in first, first
+        etcd = int(first.split("(pid ")[1].split(")")[0])
+        (scratch,) = journal_of(lab_name)["scratch"]
+        assert os.path.basename(scratch).startswith("nsnet-etcd-") and os.path.isdir(scratch)
+        registry.kill()  # SIGKILL: etcd, in a session of its own, is left running
+        registry.wait()
+        assert started(etcd) is not None
+        down = nsnet("down", lab_name)
+        assert down.code == 0, down.text
+        assert f"in underlay ({lab_name}-underlay): etcd (pid {etcd})" in down.out
+        assert started(etcd) is None, "etcd outlived its lab"
+        assert not os.path.exists(scratch), "etcd's directory outlived its lab"
+    finally:
+        if registry.poll() is None:
+            registry.kill()
+            registry.wait()
+        if etcd and started(etcd) is not None:
+            os.kill(etcd, signal.SIGKILL)
+
+
+def test_a_registry_stopped_by_ctrl_c_forgets_its_directory(lab_name: str) -> None:
+    up(EXAMPLES / "overlay-dynamic.yaml", lab_name)
+    registry = subprocess.Popen(
+        [sys.executable, "-m", "nsnet", "overlay", "registry", lab_name], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert registry.stdout is not None
+        assert "(pid " in registry.stdout.readline()
+        (scratch,) = journal_of(lab_name)["scratch"]
+        registry.send_signal(signal.SIGINT)
+        assert registry.wait(timeout=20) == 0
+        assert not os.path.exists(scratch) and journal_of(lab_name)["scratch"] == []
+    finally:
+        if registry.poll() is None:
+            registry.kill()
+            registry.wait()

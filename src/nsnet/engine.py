@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -143,6 +144,7 @@ def down(lab: str, on_step: StepHook | None = None, on_kill: KillHook | None = N
         killed = procs.stop(procs.in_namespaces(journal.namespaces))
         if killed and on_kill is not None:
             on_kill(killed)
+        _remove_scratch(journal)
         with Netlink() as nl:
             steps = _down_plan(nl, journal)
             try:
@@ -151,6 +153,34 @@ def down(lab: str, on_step: StepHook | None = None, on_kill: KillHook | None = N
                 raise NsnetError(f"down of lab {lab!r} failed at: {exc}; run `nsnet down {lab}` again") from exc
         journal.remove()
         return steps
+
+
+def record_scratch(lab: str, path: str) -> None:
+    """Record a directory made for ``lab`` (etcd's), before using it: ``down`` removes it."""
+    with locked(lab):
+        journal = _journal(lab)
+        if path not in journal.scratch:
+            journal.scratch.append(path)
+            journal.save()
+
+
+def forget_scratch(lab: str, path: str) -> None:
+    """A recorded directory was removed by whoever made it (nothing to do if the lab is gone)."""
+    with locked(lab):
+        journal = Journal.load(lab)
+        if journal is not None and path in journal.scratch:
+            journal.scratch.remove(path)
+            journal.save()
+
+
+def _remove_scratch(journal: Journal) -> None:
+    """Remove the lab's recorded directories: only those named ``nsnet-*``, never through a symlink."""
+    for path in list(journal.scratch):
+        where = os.path.realpath(path)
+        if where == path and os.path.basename(path).startswith("nsnet-") and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        journal.scratch.remove(path)
+    journal.save()
 
 
 @dataclass(frozen=True)
