@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from world import World, root_variant, world
 
@@ -300,3 +301,74 @@ def test_a_registry_stopped_by_ctrl_c_forgets_its_directory(lab_name: str) -> No
         if registry.poll() is None:
             registry.kill()
             registry.wait()
+
+
+# -- 5. lock files ------------------------------------------------------------------------
+
+
+def test_the_lock_file_goes_with_the_lab(lab_name: str, tmp_path: Path) -> None:
+    lock = Path(f"/run/nsnet/locks/{lab_name}.lock")
+    up(EXAMPLES / "lab1-veth.yaml", lab_name)
+    assert lock.exists()
+    assert nsnet("down", lab_name, "-q").code == 0
+    assert not lock.exists()
+    assert nsnet("down", lab_name, "-q").code == 0  # not up: no lock file left either
+    assert not lock.exists()
+    # A first `up` that fails halfway and rolls back leaves no lab, and no lock file.
+    bad = yaml.safe_load((EXAMPLES / "lab2-bridge.yaml").read_text())
+    bad["host"]["sysctls"] = {"net.ipv4.conf.nosuchif.forwarding": 1}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    failed = nsnet("up", str(tmp_path / "bad.yaml"), "--name", lab_name, "-q")
+    assert failed.code == 2 and "restored to how it was" in failed.err, failed.text
+    assert not lock.exists()
+
+
+HOLD = """
+import sys
+from nsnet.errors import ConflictError
+from nsnet.journal import locked
+try:
+    with locked("racer", wait=sys.argv[1] == "wait"):
+        print("held", flush=True)
+        sys.stdin.readline()
+except ConflictError:
+    print("busy", flush=True)
+"""
+
+
+def test_a_process_waiting_on_a_removed_lock_file_locks_the_new_one(tmp_path: Path) -> None:
+    """A holds the lock; B waits on the same file; A's lab is gone, so A removes the file and lets go.
+    B must then hold the lock on the file the path names, so that C, coming after, is kept out."""
+    env = {**os.environ, "NSNET_STATE_DIR": str(tmp_path)}
+
+    def holder(mode: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-c", HOLD, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
+
+    a = holder("wait")
+    procs = [a]
+    try:
+        assert a.stdout is not None and a.stdin is not None and a.stdout.readline() == "held\n"
+        b = holder("wait")
+        procs.append(b)
+        assert b.stdout is not None and b.stdin is not None
+        time.sleep(1)  # B is waiting in flock on A's file
+        a.stdin.write("\n")
+        a.stdin.flush()
+        assert a.wait(10) == 0
+        assert b.stdout.readline() == "held\n"
+        assert (tmp_path / "locks" / "racer.lock").exists()
+        c = holder("nowait")
+        procs.append(c)
+        c_out, _ = c.communicate("\n", timeout=10)
+        assert c_out == "busy\n", "two processes held the lab's lock at once"
+        b.stdin.write("\n")
+        b.stdin.flush()
+        assert b.wait(10) == 0
+        assert not (tmp_path / "locks" / "racer.lock").exists()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
