@@ -372,3 +372,40 @@ def test_a_process_waiting_on_a_removed_lock_file_locks_the_new_one(tmp_path: Pa
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()
+
+
+# -- 6. down twice, Ctrl-C ---------------------------------------------------------------------
+
+
+def wide(n: int) -> dict[str, Any]:
+    return {
+        "name": "wide",
+        "host": {"bridges": {"br0": {}}, "interfaces": {f"p{i}": {"master": "br0"} for i in range(n)}},
+        "nodes": {f"n{i}": {"interfaces": {"eth0": {"addresses": [f"10.61.0.{i + 2}/24"]}}} for i in range(n)},
+        "links": [[f"n{i}:eth0", f"host:p{i}"] for i in range(n)],
+    }
+
+
+def test_ctrl_c_during_up_says_what_state_the_lab_is_in(lab_name: str, tmp_path: Path) -> None:
+    path = tmp_path / "wide.yaml"
+    path.write_text(yaml.safe_dump(wide(30)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsnet", "up", str(path), "--name", lab_name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    while "+ create namespace" not in proc.stdout.readline():  # the build has begun
+        pass
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Aborted!" not in err and "Traceback" not in err
+    assert re.search(rf"error: interrupted: lab {lab_name} is partly built \(namespaces in place: \d+ of \d+\)", err)
+    assert f"`nsnet up {path} --name {lab_name}` finishes it, `nsnet down {lab_name}` removes it" in err
+    again = nsnet("up", str(path), "--name", lab_name, "-q")
+    assert again.code == 0, again.text
+    assert "nothing to do" in nsnet("plan", str(path), "--name", lab_name).out
+    assert nsnet("down", lab_name, "-q").code == 0
+    assert nsnet("down", lab_name).out.strip() == f"lab {lab_name} is not up: nothing to do"

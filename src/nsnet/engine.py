@@ -35,11 +35,13 @@ def plan_up(topology: Topology, lab: str | None = None, fresh: bool = False) -> 
         return plan(desired, observe(nl, desired.lab, desired, journal), journal)
 
 
-def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = None) -> Plan:
+def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = None, replace: bool = False) -> Plan:
     """Bring the lab up, or converge it to ``topology``; returns what was done.
 
-    On failure everything this call changed is undone and :class:`ApplyError`
-    names the step that failed.
+    A lab that is up from a topology of another name is not rebuilt from
+    this one (:class:`ConflictError`) unless ``replace``. On failure
+    everything this call changed is undone and :class:`ApplyError` names
+    the step that failed.
     """
     check_lab_name(lab or topology.name)
     desired = bind(topology, lab)
@@ -51,6 +53,8 @@ def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = No
             raise ConflictError(
                 f"lab {lab!r} is up with host mode {previous.host_mode!r}; run `nsnet down {lab}` first"
             )
+        if previous and not replace and previous.topology and previous.topology != topology.name:
+            raise ConflictError(_other_topology(lab, previous, topology))
         preflight.check(desired, firewall_in_use=bool(previous and previous.firewall))
         journal = previous or Journal(lab=lab)
         journal.topology, journal.source, journal.host_mode = topology.name, topology.source, topology.host_mode
@@ -75,6 +79,16 @@ def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = No
         journal.status = "up"
         journal.save()
         return steps
+
+
+def _other_topology(lab: str, previous: Journal, topology: Topology) -> str:
+    was = f"topology {previous.topology!r}" + (f" ({previous.source})" if previous.source else "")
+    new = f"topology {topology.name!r}" + (f" ({topology.source})" if topology.source else "")
+    return (
+        f"lab {lab!r} is up from {was}; {new} is another lab: bringing it up as {lab!r} would rebuild "
+        f"{lab!r} from it, deleting what it does not have. Choose another name (--name), "
+        f"`nsnet down {lab}` first, or give --replace to rebuild it"
+    )
 
 
 def _adopt(journal: Journal, desired: State) -> bool:
@@ -181,6 +195,19 @@ def _remove_scratch(journal: Journal) -> None:
             shutil.rmtree(path, ignore_errors=True)
         journal.scratch.remove(path)
     journal.save()
+
+
+def state_of(lab: str) -> str:
+    """In words, what state ``lab`` is in now (after an interrupted ``up`` or ``down``)."""
+    try:
+        journal = Journal.load(lab)
+    except NsnetError as exc:
+        return str(exc)
+    if journal is None:
+        return f"lab {lab} is not up (nothing of it was created, or all of it is removed)"
+    there = [ns for ns in journal.namespaces if netns.exists(ns)]
+    built = {"applying": "partly built", "removing": "partly removed", "up": "up"}.get(journal.status, journal.status)
+    return f"lab {lab} is {built} (namespaces in place: {len(there)} of {len(journal.namespaces)})"
 
 
 @dataclass(frozen=True)

@@ -95,18 +95,31 @@ def _print_plan(steps: Plan, script: bool, as_json: bool) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path())
-@click.option("--name", help="Lab name (default: the topology's name); nodes become NAME-NODE.")
+@click.option(
+    "--name",
+    help="Lab name (default: the file's name:). Under another name than the file's, nodes become NAME-NODE.",
+)
+@click.option("--replace", is_flag=True, help="Rebuild a lab of that name that is up from another topology.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the steps done as JSON.")
 @guard
-def up(file: str, name: str | None, quiet: bool, as_json: bool) -> None:
-    """Build the lab in FILE, or bring it in line with FILE (only the difference is applied)."""
+def up(file: str, name: str | None, replace: bool, quiet: bool, as_json: bool) -> None:
+    """Build the lab in FILE, or bring it in line with FILE (only the difference is applied).
+
+    \b
+    Ctrl-C stops it (exit 130) and says what state the lab is in: the next
+    `nsnet up` or `nsnet down` converges from there.
+    """
     topology = load_topology(file)
     verbose = not quiet and not as_json
     lab = name or topology.name
     if verbose:
         out.print(f"lab {lab}: bringing up {file}", markup=False)
-    steps = engine.up(topology, name, on_step=step_printer(verbose))
+    try:
+        steps = engine.up(topology, name, on_step=step_printer(verbose), replace=replace)
+    except KeyboardInterrupt:
+        again = f"nsnet up {file}" + (f" --name {name}" if name else "")
+        fail(f"interrupted: {engine.state_of(lab)}; `{again}` finishes it, `nsnet down {lab}` removes it", 130)
     if as_json:
         emit_json({"lab": lab, "changed": bool(steps), "steps": steps.lines()})
     elif verbose:
@@ -145,6 +158,8 @@ def down(target: str, name: str | None, quiet: bool, as_json: bool) -> None:
 
     try:
         steps = engine.down(lab, on_step=step_printer(verbose), on_kill=on_kill)
+    except KeyboardInterrupt:
+        fail(f"interrupted: {engine.state_of(lab)}; `nsnet down {lab}` again finishes removing it", 130)
     except LabNotFoundError:
         if as_json:
             emit_json({"lab": lab, "was_up": False, "steps": [], "killed": []})
