@@ -409,3 +409,63 @@ def test_ctrl_c_during_up_says_what_state_the_lab_is_in(lab_name: str, tmp_path:
     assert "nothing to do" in nsnet("plan", str(path), "--name", lab_name).out
     assert nsnet("down", lab_name, "-q").code == 0
     assert nsnet("down", lab_name).out.strip() == f"lab {lab_name} is not up: nothing to do"
+
+
+# -- 7. names ---------------------------------------------------------------------------------
+
+
+def test_name_equal_to_the_files_name_is_the_same_lab_as_no_name(private: World) -> None:
+    """The seed's names: the lab under its file's own name, given or not, has nodes RED and BLUE."""
+    lab2 = str(EXAMPLES / "lab2-bridge.yaml")
+    first = private.nsnet("up", lab2, "--name", "lab2")
+    assert first.code == 0, first.text
+    assert "RED=RED, BLUE=BLUE, host=lab2-host" in first.out
+    assert set(private.sh("ls /run/netns").split()) == {"RED", "BLUE", "lab2-host"}
+    again = private.nsnet("up", lab2)
+    assert again.code == 0 and "already up to date, nothing changed" in again.out, again.text
+    other = private.nsnet("up", lab2, "--name", "demo", "-q")
+    assert other.code == 0, other.text
+    assert set(private.sh("ls /run/netns").split()) == {
+        "RED",
+        "BLUE",
+        "lab2-host",
+        "demo-RED",
+        "demo-BLUE",
+        "demo-host",
+    }
+    assert private.nsnet("down", "lab2", "-q").code == 0 and private.nsnet("down", "demo", "-q").code == 0
+    assert private.sh("ls /run/netns").split() == []
+    helped = " ".join(nsnet("up", "--help").out.split())
+    assert "Under another name than the file's, nodes become NAME-NODE" in helped
+
+
+def test_up_of_another_file_under_a_labs_name_is_refused_unless_replace(private: World, tmp_path: Path) -> None:
+    alpha = yaml.safe_load((EXAMPLES / "lab2-bridge.yaml").read_text())
+    alpha["name"] = "alpha"
+    other = yaml.safe_load((EXAMPLES / "lab1-veth.yaml").read_text())
+    other["name"] = "other"
+    (tmp_path / "alpha.yaml").write_text(yaml.safe_dump(alpha))
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(other))
+    assert private.nsnet("up", str(tmp_path / "alpha.yaml"), "-q").code == 0
+    before = private.sh("ls /run/netns; ip -n RED -br addr; ip -n alpha-host -br link")
+    refused = private.nsnet("up", str(tmp_path / "other.yaml"), "--name", "alpha")
+    assert refused.code == 2, refused.text
+    assert (
+        f"error: lab 'alpha' is up from topology 'alpha' ({tmp_path / 'alpha.yaml'}); topology 'other' "
+        f"({tmp_path / 'other.yaml'}) is another lab"
+    ) in " ".join(refused.err.split())
+    assert "--replace" in refused.err
+    assert private.sh("ls /run/netns; ip -n RED -br addr; ip -n alpha-host -br link") == before
+    # A new version of the same lab (same name:) is brought in line, as always.
+    fixed = yaml.safe_load((EXAMPLES / "lab2-bridge-fixed.yaml").read_text())
+    fixed["name"] = "alpha"
+    (tmp_path / "alpha-fixed.yaml").write_text(yaml.safe_dump(fixed))
+    changed = private.nsnet("up", str(tmp_path / "alpha-fixed.yaml"))
+    assert changed.code == 0 and "FORWARD" in changed.out, changed.text
+    replaced = private.nsnet("up", str(tmp_path / "other.yaml"), "--name", "alpha", "--replace")
+    assert replaced.code == 0, replaced.text
+    # other.yaml's own name is not alpha: its nodes are alpha-RED and alpha-BLUE, the old RED and BLUE are gone.
+    assert set(private.sh("ls /run/netns").split()) == {"alpha-RED", "alpha-BLUE", "alpha-host"}
+    assert "veth0" in private.sh("ip -n alpha-RED -br link")
+    assert private.nsnet("down", "alpha", "-q").code == 0
+    assert private.sh("ls /run/netns").split() == []
