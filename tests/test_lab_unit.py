@@ -148,6 +148,21 @@ def test_down_of_a_root_host_lab_never_kills_the_root_namespaces_processes(
     private.sh("kill -0 $(cat /run/root-sleep)")  # the world's root namespace: untouched
 
 
+def test_gc_stops_the_processes_of_the_namespaces_it_removes(lab_name: str) -> None:
+    up(EXAMPLES / "lab1-veth.yaml", lab_name)
+    sleeper = spawn(sys.executable, "-m", "nsnet", "exec", lab_name, "BLUE", "--", "sleep", "1000")
+    try:
+        wait_for(lambda: sleeper.pid in processes_in({ns_id(f"{lab_name}-BLUE")}))
+        Path(f"/run/nsnet/labs/{lab_name}.json").unlink()  # the journal lost: gc finds the lab by its marks
+        result = nsnet("gc", lab_name)
+        assert result.code == 0, result.text
+        assert sleeper.wait(5) == -signal.SIGTERM
+        assert not any(ns.startswith(f"{lab_name}-") for ns in netns_list())
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 # -- 2. the outside's server: recorded before it starts, known by start time and namespace ----------
 
 

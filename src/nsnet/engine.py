@@ -189,11 +189,12 @@ def forget_scratch(lab: str, path: str) -> None:
 
 def _remove_scratch(journal: Journal) -> None:
     """Remove the lab's recorded directories: only those named ``nsnet-*``, never through a symlink."""
-    for path in list(journal.scratch):
-        where = os.path.realpath(path)
-        if where == path and os.path.basename(path).startswith("nsnet-") and os.path.isdir(path):
+    if not journal.scratch:
+        return
+    for path in journal.scratch:
+        if os.path.realpath(path) == path and os.path.basename(path).startswith("nsnet-") and os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
-        journal.scratch.remove(path)
+    journal.scratch = []
     journal.save()
 
 

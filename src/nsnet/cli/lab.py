@@ -262,8 +262,9 @@ def gc(lab: str | None, dry_run: bool, as_json: bool) -> None:
     \b
     After a crash, a reboot of /run, or a deleted journal, nsnet still finds
     its namespaces by their mark (the alias of their `lo`: nsnet:LAB:NODE)
-    and removes those, and nothing else. `nsnet down LAB` does the same for
-    one lab whose journal is gone.
+    and removes those, and nothing else, after stopping the processes still
+    running in them. `nsnet down LAB` does the same for one lab whose
+    journal is gone.
     """
     found = recover.gc(lab, dry_run=dry_run)
     if as_json:
