@@ -177,11 +177,14 @@ def write_journal(lab: str, data: dict[str, Any]) -> None:
 
 def servers_in(ns: str) -> list[int]:
     """nsnet's outside servers running in ``ns``."""
-    return [
-        pid
-        for pid in processes_in({ns_id(ns)})
-        if b"nsnet.outside_server" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    ]
+    found = []
+    for pid in processes_in({ns_id(ns)}):
+        try:
+            if b"nsnet.outside_server" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                found.append(pid)
+        except OSError:  # ended meanwhile
+            pass
+    return found
 
 
 @pytest.mark.parametrize("left", ["unrecorded", "pending"])
@@ -209,6 +212,38 @@ def test_up_and_down_converge_with_a_server_the_journal_does_not_know(lab_name: 
     down = nsnet("down", lab_name)
     assert down.code == 0, down.text
     assert f"in outside ({outside}): python" in down.out and started(server) is None
+
+
+def test_sigkill_of_up_as_the_server_starts_then_up_and_down_converge(lab_name: str) -> None:
+    """The real crash: `up` killed the moment its server shows up in the outside namespace. (A server
+    killed before it said `ready` dies on its closed pipe; the narrower window after `ready` and before
+    the journal's save is the one the tests above recreate.)"""
+    outside = f"{lab_name}-outside"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nsnet", "up", str(EXAMPLES / "lab4-outside.yaml"), "--name", lab_name, "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if os.path.exists(f"/run/netns/{outside}") and servers_in(outside):
+                break
+        proc.kill()  # SIGKILL
+        proc.wait()
+        assert os.path.exists(f"/run/netns/{outside}") and servers_in(outside), "up ended before its server started"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    again = nsnet("up", str(EXAMPLES / "lab4-outside.yaml"), "--name", lab_name, "-q")
+    assert again.code == 0, again.text
+    (server,) = servers_in(outside)
+    assert journal_of(lab_name)["servers"][outside][:2] == [server, 80]
+    curl = nsnet("exec", lab_name, "RED", "--", sys.executable, "-c", FETCH)
+    assert curl.code == 0 and "hello from outside" in curl.out, curl.text
+    assert nsnet("down", lab_name, "-q").code == 0
+    assert started(server) is None
 
 
 def test_a_recorded_server_pid_reused_by_another_process_is_not_taken_for_it(lab_name: str) -> None:
