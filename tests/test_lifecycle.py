@@ -242,10 +242,13 @@ def test_down_removes_only_what_nsnet_created(lab_name: str, tmp_path: Path) -> 
         subprocess.run(["ip", "netns", "del", other], check=False)
 
 
-def test_down_of_unknown_lab_is_a_clear_error() -> None:
-    result = nsnet("down", unique_name("none"))
-    assert result.code == 2
-    assert "is up (see `nsnet ls`)" in result.err
+def test_down_of_a_lab_that_is_not_up_is_nothing_to_do() -> None:
+    name = unique_name("none")
+    result = nsnet("down", name)
+    assert result.code == 0, result.text
+    assert result.out.strip() == f"lab {name} is not up: nothing to do"
+    as_json = nsnet("down", name, "--json")
+    assert as_json.code == 0 and json.loads(as_json.out) == {"lab": name, "was_up": False, "steps": [], "killed": []}
 
 
 def test_down_by_file(lab_name: str) -> None:

@@ -212,9 +212,8 @@ def test_interrupted_up_then_down_leaves_nothing(lab_name: str, tmp_path: Path, 
     time.sleep(0.4)
     proc.send_signal(signum)
     proc.wait(timeout=60)
-    created = bool(lab_namespaces(lab_name))
     result = nsnet("down", lab_name, "-q")
-    assert result.code == (0 if created else 2), result.text
+    assert result.code == 0, result.text
     assert not lab_namespaces(lab_name)
 
 

@@ -306,12 +306,13 @@ def _shape(a: SetShaping, journal: Journal) -> None:
 def _run_one(a: Action, journal: Journal) -> None:
     try:
         if isinstance(a, StartServer):
-            journal.servers[a.ns] = [servers.start(a.ns, a.port), a.port]
+            journal.servers[a.ns] = [0, a.port, 0]  # recorded before it runs: a crash leaves a trace
+            journal.save()
+            journal.servers[a.ns] = servers.start(a.ns, a.port)
             journal.save()
         elif isinstance(a, StopServer):
-            entry = journal.servers.pop(a.ns, None)
-            if entry:
-                servers.stop(entry[0])
+            servers.stop(a.ns, journal.servers.get(a.ns, []))
+            journal.servers.pop(a.ns, None)
             journal.save()
         elif isinstance(a, DockerHost):
             firewall.restore(a.ns, 4, DOCKER_RULES)

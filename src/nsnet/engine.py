@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import preflight
+from . import preflight, procs
 from .apply import StepFailed, execute
 from .errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
 from .journal import Journal, all_labs, check_lab_name, locked
@@ -20,6 +21,7 @@ from .probe_record import clean_stale
 from .recover import orphans
 
 StepHook = Callable[[Action], None]
+KillHook = Callable[[list[procs.Proc]], None]
 
 
 def plan_up(topology: Topology, lab: str | None = None, fresh: bool = False) -> Plan:
@@ -34,11 +36,13 @@ def plan_up(topology: Topology, lab: str | None = None, fresh: bool = False) -> 
         return plan(desired, observe(nl, desired.lab, desired, journal), journal)
 
 
-def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = None) -> Plan:
+def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = None, replace: bool = False) -> Plan:
     """Bring the lab up, or converge it to ``topology``; returns what was done.
 
-    On failure everything this call changed is undone and :class:`ApplyError`
-    names the step that failed.
+    A lab that is up from a topology of another name is not rebuilt from
+    this one (:class:`ConflictError`) unless ``replace``. On failure
+    everything this call changed is undone and :class:`ApplyError` names
+    the step that failed.
     """
     check_lab_name(lab or topology.name)
     desired = bind(topology, lab)
@@ -51,6 +55,8 @@ def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = No
             raise ConflictError(
                 f"lab {lab!r} is up with host mode {previous.host_mode!r}; run `nsnet down {lab}` first"
             )
+        if previous and not replace and previous.topology and previous.topology != topology.name:
+            raise ConflictError(_other_topology(lab, previous, topology))
         preflight.check(desired, firewall_in_use=bool(previous and previous.firewall))
         journal = previous or Journal(lab=lab)
         journal.topology, journal.source, journal.host_mode = topology.name, topology.source, topology.host_mode
@@ -75,6 +81,16 @@ def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = No
         journal.status = "up"
         journal.save()
         return steps
+
+
+def _other_topology(lab: str, previous: Journal, topology: Topology) -> str:
+    was = f"topology {previous.topology!r}" + (f" ({previous.source})" if previous.source else "")
+    new = f"topology {topology.name!r}" + (f" ({topology.source})" if topology.source else "")
+    return (
+        f"lab {lab!r} is up from {was}; {new} is another lab: bringing it up as {lab!r} would rebuild "
+        f"{lab!r} from it, deleting what it does not have. Choose another name (--name), "
+        f"`nsnet down {lab}` first, or give --replace to rebuild it"
+    )
 
 
 def _adopt(journal: Journal, desired: State) -> bool:
@@ -129,8 +145,12 @@ def _down_plan(nl: Netlink, journal: Journal) -> Plan:
     return plan(desired, observe(nl, journal.lab, desired, journal), journal, adopt=True)
 
 
-def down(lab: str, on_step: StepHook | None = None) -> Plan:
-    """Remove everything nsnet created for ``lab``, and nothing else; returns what was done."""
+def down(lab: str, on_step: StepHook | None = None, on_kill: KillHook | None = None) -> Plan:
+    """Remove everything nsnet created for ``lab``, and nothing else; returns what was done.
+
+    Every process still running in one of the lab's namespaces is stopped
+    first (``on_kill`` hears which): nothing of the lab outlives it.
+    """
     preflight.require_root()
     with locked(lab):
         clean_stale(lab)
@@ -138,6 +158,10 @@ def down(lab: str, on_step: StepHook | None = None) -> Plan:
         preflight.require_tools(*preflight.tools_for(State(lab, {}), firewall_in_use=bool(journal.firewall)))
         journal.status = "removing"
         journal.save()
+        killed = procs.stop(procs.in_namespaces(journal.namespaces))
+        if killed and on_kill is not None:
+            on_kill(killed)
+        _remove_scratch(journal)
         with Netlink() as nl:
             steps = _down_plan(nl, journal)
             try:
@@ -146,6 +170,48 @@ def down(lab: str, on_step: StepHook | None = None) -> Plan:
                 raise NsnetError(f"down of lab {lab!r} failed at: {exc}; run `nsnet down {lab}` again") from exc
         journal.remove()
         return steps
+
+
+def record_scratch(lab: str, path: str) -> None:
+    """Record a directory made for ``lab`` (etcd's), before using it: ``down`` removes it."""
+    with locked(lab):
+        journal = _journal(lab)
+        if path not in journal.scratch:
+            journal.scratch.append(path)
+            journal.save()
+
+
+def forget_scratch(lab: str, path: str) -> None:
+    """A recorded directory was removed by whoever made it (nothing to do if the lab is gone)."""
+    with locked(lab):
+        journal = Journal.load(lab)
+        if journal is not None and path in journal.scratch:
+            journal.scratch.remove(path)
+            journal.save()
+
+
+def _remove_scratch(journal: Journal) -> None:
+    """Remove the lab's recorded directories: only those named ``nsnet-*``, never through a symlink."""
+    if not journal.scratch:
+        return
+    for path in journal.scratch:
+        if os.path.realpath(path) == path and os.path.basename(path).startswith("nsnet-") and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+    journal.scratch = []
+    journal.save()
+
+
+def state_of(lab: str) -> str:
+    """In words, what state ``lab`` is in now (after an interrupted ``up`` or ``down``)."""
+    try:
+        journal = Journal.load(lab)
+    except NsnetError as exc:
+        return str(exc)
+    if journal is None:
+        return f"lab {lab} is not up (nothing of it was created, or all of it is removed)"
+    there = [ns for ns in journal.namespaces if netns.exists(ns)]
+    built = {"applying": "partly built", "removing": "partly removed", "up": "up"}.get(journal.status, journal.status)
+    return f"lab {lab} is {built} (namespaces in place: {len(there)} of {len(journal.namespaces)})"
 
 
 @dataclass(frozen=True)

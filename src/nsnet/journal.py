@@ -61,7 +61,9 @@ class Journal:
     shaping: dict[str, dict[str, str]] = field(default_factory=dict)
     """Shaping nsnet put on links (``tc qdisc`` words): {ns: {ifname: qdisc}}."""
     servers: dict[str, list[int]] = field(default_factory=dict)
-    """Processes nsnet started (the outside's HTTP server): {ns: [pid, port]}."""
+    """Processes nsnet started (the outside's HTTP server): {ns: [pid, port, start time]}."""
+    scratch: list[str] = field(default_factory=list)
+    """Directories made for the lab outside the state directory (etcd's data and log): removed on ``down``."""
     status: str = "applying"
     updated: float = 0.0
 
@@ -112,16 +114,43 @@ def all_labs() -> list[Journal]:
 
 @contextlib.contextmanager
 def locked(lab: str, wait: bool = True) -> Iterator[None]:
-    """Hold the lab's lock: one ``up``/``down`` of a lab at a time."""
+    """Hold the lab's lock: one ``up``/``down`` of a lab at a time.
+
+    The lock file is removed once the lab is gone (no journal left), while
+    the lock is held. A process that was waiting on the removed file finds,
+    once it gets the lock, that the path no longer names that file: it
+    starts again with the file now there (or a new one).
+    """
     check_lab_name(lab)
     lock_dir = STATE_DIR / "locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{lab}.lock", "w") as f:
+    path = lock_dir / f"{lab}.lock"
+    while True:
+        f = open(path, "a")  # noqa: SIM115 - held open for the whole block, closed below
         try:
             fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
+            f.close()
             raise ConflictError(f"lab {lab!r} is being changed by another nsnet process") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        except BaseException:
+            f.close()
+            raise
+        if _same_file(path, f.fileno()):
+            break
+        f.close()  # removed (or replaced) while we waited: that lock protects nothing any more
+    try:
+        yield
+    finally:
+        if not Journal.path_for(lab).exists():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        f.close()
+
+
+def _same_file(path: Path, fd: int) -> bool:
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

@@ -292,7 +292,7 @@ class Lab:
                     f"a lab named {self.name!r} is already up: choose another name, or `nsnet down {self.name}`"
                 )
             self._started = True
-        steps = engine.up(desired, self.name)
+        steps = engine.up(desired, self.name, replace=topology is not None)  # our own lab: asked for
         self.is_up = True
         self.topology = desired
         return steps

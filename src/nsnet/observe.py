@@ -90,7 +90,7 @@ def observe(
 def _server(journal: Journal | None, ns: str) -> int | None:
     """The port of nsnet's HTTP server in ``ns``, if the journal has one that still runs."""
     entry = journal.servers.get(ns) if journal else None
-    return entry[1] if entry and servers.running(entry[0]) else None
+    return entry[1] if entry and servers.running(ns, entry) else None
 
 
 def _resolve(nl: Netlink, ns: str, r: RawLink, by_pair: dict[tuple[int, int | None], list[tuple[str, str]]]) -> Link:

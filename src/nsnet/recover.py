@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from . import preflight
+from . import preflight, procs
 from .errors import KernelError
 from .journal import Journal, all_labs, check_lab_name, locked
 from .kernel import netns
@@ -49,7 +49,10 @@ def orphans(lab: str | None = None) -> list[Marked]:
 
 
 def gc(lab: str | None = None, dry_run: bool = False) -> list[Marked]:
-    """Delete the namespaces nsnet marked for ``lab`` (or any lab) that no journal lists; returns them."""
+    """Delete the namespaces nsnet marked for ``lab`` (or any lab) that no journal lists; returns them.
+
+    Processes still running in them are stopped first, as ``down`` does.
+    """
     if lab is not None:
         check_lab_name(lab)
     found = orphans(lab)
@@ -59,5 +62,6 @@ def gc(lab: str | None = None, dry_run: bool = False) -> list[Marked]:
         with locked(m.lab):
             journal = Journal.load(m.lab)
             if journal is None or m.netns not in journal.namespaces:  # not claimed since we looked
+                procs.stop(procs.in_namespaces({m.netns: m.node}))  # else they keep it alive, unnamed
                 netns.delete(m.netns)
     return found

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ..errors import KernelError
 from ..kernel import netns
+from ..model import ROOT_NS
 from . import bpf
 from .frames import PKTTYPE_OUTGOING, Frame
 
@@ -80,7 +81,9 @@ class Ring:
         self.ifname = ifname
         self.counters = Counters()
         self.gone = ""
-        """Why the socket stopped capturing (its interface was deleted), or empty."""
+        """Why the socket stopped capturing (its interface or namespace was deleted), or empty."""
+        self.ns_ident = netns.ident(ns) if ns != ROOT_NS else None
+        """Which namespace ``ns`` named when the capture began (a deleted one is noticed by it)."""
         self._blocks = max(2, buffer_bytes // BLOCK_SIZE)
         self._block = 0
         self._skip_outgoing = ifname == "lo"  # loopback shows every packet twice; libpcap keeps one
@@ -157,6 +160,18 @@ class Ring:
             if error:
                 self.gone = os.strerror(error)
         return bool(self.gone)
+
+    def check_namespace(self) -> bool:
+        """Whether the ring's namespace was deleted (or replaced): then the ring is emptied and closed,
+        since its socket alone would keep the namespace, and its interfaces, alive."""
+        if self.gone or self.ns_ident is None or netns.ident(self.ns) == self.ns_ident:
+            return False
+        self.gone = "namespace deleted"
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self.sock.fileno() < 0
 
     def update_counters(self) -> Counters:
         """Add what the kernel counted since the last call (reading resets its counters)."""

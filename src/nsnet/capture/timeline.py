@@ -36,6 +36,8 @@ from .ring import Counters, Ring
 SNAPLEN = 262144
 SLICE = 2048
 """Frames given to the sinks at a time, the rings emptied in between."""
+CHECK_EVERY = 0.5
+"""Seconds between two looks at whether the points' namespaces still exist."""
 BACKLOG = 1_000_000
 """Frames held in memory at most while the sinks catch up; beyond, the kernel drops (and counts)."""
 _ts = itemgetter(0)
@@ -68,6 +70,7 @@ class LiveCapture:
         self._pending: list[Frame] = []
         self._seq = 0
         self._sel = selectors.DefaultSelector()
+        self._next_check = 0.0
 
     def __enter__(self) -> LiveCapture:
         self.open()
@@ -97,8 +100,20 @@ class LiveCapture:
     def _drain(self) -> None:
         seq = self._seq
         for ring in self.rings:
-            seq = ring.drain(self._pending, seq)
+            if not ring.closed:
+                seq = ring.drain(self._pending, seq)
         self._seq = seq
+
+    def _check_namespaces(self) -> None:
+        """Close the rings whose namespace was deleted (the lab went down): nothing more can come."""
+        self._next_check = time.monotonic() + CHECK_EVERY
+        for ring in self.rings:
+            was_gone = bool(ring.gone)
+            if ring.check_namespace():
+                self._seq = ring.drain(self._pending, self._seq)
+                if not was_gone:
+                    self._sel.unregister(ring.fileno())
+                ring.close()
 
     def poll(self, timeout: float) -> list[Frame]:
         """Wait up to ``timeout`` seconds; return the frames older than the hold window, in order."""
@@ -108,6 +123,8 @@ class LiveCapture:
             ring = key.data
             if ring.check_gone():  # the interface was deleted: its socket only reports that, again and again
                 self._sel.unregister(ring.fileno())
+        if time.monotonic() >= self._next_check:
+            self._check_namespaces()
         pending = self._pending
         if not pending:
             return []
@@ -136,6 +153,11 @@ class LiveCapture:
     def alive(self) -> bool:
         """Whether any point's interface is still there."""
         return any(not ring.gone for ring in self.rings)
+
+    @property
+    def lab_gone(self) -> bool:
+        """Whether the namespace of every point was deleted (its lab went down)."""
+        return bool(self.rings) and all(ring.gone == "namespace deleted" for ring in self.rings)
 
     def watermark(self) -> int:
         """Every frame older than this (ns) has been handed out."""
@@ -177,7 +199,7 @@ def run(
     slow part) does not make the kernel drop what comes meanwhile.
 
     Returns how many frames were handed out, and why it stopped
-    (``count``, ``duration``, ``interrupted``, ``interfaces gone``).
+    (``count``, ``duration``, ``interrupted``, ``interfaces gone``, ``lab down``).
     """
     emitted = 0
     deadline = time.monotonic() + duration if duration else None
@@ -213,7 +235,7 @@ def run(
                 reason = "count"
                 break
             if not capture.alive:
-                reason = "interfaces gone"
+                reason = "lab down" if capture.lab_gone else "interfaces gone"
                 break
             mark = capture.watermark()
             for sink in sinks:

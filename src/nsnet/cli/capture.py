@@ -211,7 +211,7 @@ def _heading(
 
 def _summary(summary: dict[str, Any]) -> None:
     text = f"{plural(summary['packets'], 'packet')} in {summary['seconds']:.1f} s"
-    if summary["stopped"] in ("interrupted", "output closed", "interfaces gone"):
+    if summary["stopped"] in ("interrupted", "output closed", "interfaces gone", "lab down"):
         text += f" ({summary['stopped']})"
     if summary.get("file"):
         text += f", written to {summary['file']}"

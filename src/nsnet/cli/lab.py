@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
-from .. import engine, preflight, recover
-from ..errors import TopologyError
+from .. import engine, preflight, procs, recover
+from ..errors import LabNotFoundError, TopologyError
 from ..loader import load
 from ..model import ROOT_NS, netns_names
 from ..plan import Plan
@@ -94,18 +95,31 @@ def _print_plan(steps: Plan, script: bool, as_json: bool) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path())
-@click.option("--name", help="Lab name (default: the topology's name); nodes become NAME-NODE.")
+@click.option(
+    "--name",
+    help="Lab name (default: the file's name:). Under another name than the file's, nodes become NAME-NODE.",
+)
+@click.option("--replace", is_flag=True, help="Rebuild a lab of that name that is up from another topology.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("--json", "as_json", is_flag=True, help="Print the steps done as JSON.")
 @guard
-def up(file: str, name: str | None, quiet: bool, as_json: bool) -> None:
-    """Build the lab in FILE, or bring it in line with FILE (only the difference is applied)."""
+def up(file: str, name: str | None, replace: bool, quiet: bool, as_json: bool) -> None:
+    """Build the lab in FILE, or bring it in line with FILE (only the difference is applied).
+
+    \b
+    Ctrl-C stops it (exit 130) and says what state the lab is in: the next
+    `nsnet up` or `nsnet down` converges from there.
+    """
     topology = load_topology(file)
     verbose = not quiet and not as_json
     lab = name or topology.name
     if verbose:
         out.print(f"lab {lab}: bringing up {file}", markup=False)
-    steps = engine.up(topology, name, on_step=step_printer(verbose))
+    try:
+        steps = engine.up(topology, name, on_step=step_printer(verbose), replace=replace)
+    except KeyboardInterrupt:
+        again = f"nsnet up {file}" + (f" --name {name}" if name else "")
+        fail(f"interrupted: {engine.state_of(lab)}; `{again}` finishes it, `nsnet down {lab}` removes it", 130)
     if as_json:
         emit_json({"lab": lab, "changed": bool(steps), "steps": steps.lines()})
     elif verbose:
@@ -122,12 +136,46 @@ def up(file: str, name: str | None, quiet: bool, as_json: bool) -> None:
 @click.argument("target")
 @click.option("--name", help="Lab name, when TARGET is a file brought up under another name.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was removed and stopped as JSON.")
 @guard
-def down(target: str, name: str | None, quiet: bool) -> None:
-    """Remove everything nsnet created for a lab (TARGET: lab name or topology file), nothing else."""
+def down(target: str, name: str | None, quiet: bool, as_json: bool) -> None:
+    """Remove everything nsnet created for a lab (TARGET: lab name or topology file), nothing else.
+
+    \b
+    Every process still running in one of the lab's namespaces (started with
+    `nsnet exec`, a server, etcd) is stopped first: SIGTERM, then SIGKILL.
+    A lab that is not up is nothing to do (exit 0).
+    """
     lab, _ = lab_and_topology(target, name)
-    steps = engine.down(lab, on_step=step_printer(not quiet))
-    if not quiet:
+    verbose = not quiet and not as_json
+    killed: list[procs.Proc] = []
+
+    def on_kill(found: list[procs.Proc]) -> None:
+        killed.extend(found)
+        if verbose:
+            for line in procs.describe(found):
+                out.print(f"  [green]-[/] {escape(line)}", markup=True, soft_wrap=True)
+
+    try:
+        steps = engine.down(lab, on_step=step_printer(verbose), on_kill=on_kill)
+    except KeyboardInterrupt:
+        fail(f"interrupted: {engine.state_of(lab)}; `nsnet down {lab}` again finishes removing it", 130)
+    except LabNotFoundError:
+        if as_json:
+            emit_json({"lab": lab, "was_up": False, "steps": [], "killed": []})
+        elif not quiet:
+            out.print(f"lab {lab} is not up: nothing to do", markup=False)
+        return
+    if as_json:
+        emit_json(
+            {
+                "lab": lab,
+                "was_up": True,
+                "steps": steps.lines(),
+                "killed": [{"pid": p.pid, "name": p.name, "node": p.node, "namespace": p.ns} for p in killed],
+            }
+        )
+    elif verbose:
         out.print(f"lab {lab}: down ({plural(len(steps.actions), 'step')})", markup=False)
 
 
@@ -214,8 +262,9 @@ def gc(lab: str | None, dry_run: bool, as_json: bool) -> None:
     \b
     After a crash, a reboot of /run, or a deleted journal, nsnet still finds
     its namespaces by their mark (the alias of their `lo`: nsnet:LAB:NODE)
-    and removes those, and nothing else. `nsnet down LAB` does the same for
-    one lab whose journal is gone.
+    and removes those, and nothing else, after stopping the processes still
+    running in them. `nsnet down LAB` does the same for one lab whose
+    journal is gone.
     """
     found = recover.gc(lab, dry_run=dry_run)
     if as_json:

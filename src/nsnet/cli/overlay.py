@@ -55,11 +55,21 @@ def registry(lab: str, data_dir: str | None) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with etcd.running(underlay, url, data_dir) as proc:
-        out.print(f"etcd for lab {lab}: {url} in {underlay} (pid {proc.pid}); Ctrl-C stops it", markup=False)
-        # Until Ctrl-C, etcd's own end, or the lab's: its namespace gone, nothing could reach etcd any more.
-        while not stop.wait(0.5) and proc.poll() is None and netns.exists(underlay):
-            pass
+    scratch: list[str] = []
+
+    def record(path: str) -> None:  # before etcd starts: `down` removes it, even if this process is killed
+        engine.record_scratch(lab, path)
+        scratch.append(path)
+
+    try:
+        with etcd.running(underlay, url, data_dir, on_scratch=record) as proc:
+            out.print(f"etcd for lab {lab}: {url} in {underlay} (pid {proc.pid}); Ctrl-C stops it", markup=False)
+            # Until Ctrl-C, etcd's own end, or the lab's: its namespace gone, nothing could reach etcd any more.
+            while not stop.wait(0.5) and proc.poll() is None and netns.exists(underlay):
+                pass
+    finally:
+        for path in scratch:
+            engine.forget_scratch(lab, path)
     out.print(f"etcd for lab {lab}: stopped", markup=False)
 
 

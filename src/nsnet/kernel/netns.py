@@ -43,6 +43,15 @@ def exists(ns: str) -> bool:
     return ns == ROOT_NS or os.path.exists(path(ns))
 
 
+def ident(ns: str) -> tuple[int, int] | None:
+    """Device and inode of the namespace bound at ``ns``'s path (None: not there): which namespace it is now."""
+    try:
+        st = os.stat(path(ns))
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def names() -> list[str]:
     """Every named namespace on the machine."""
     try:

@@ -11,12 +11,13 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
 from ..errors import NsnetError
 from ..kernel import netns
 
+SCRATCH_PREFIX = "nsnet-etcd-"
 PEER = "http://127.0.0.1:2380"
 """A single-member cluster talks to nobody: its peer URL stays on the namespace's loopback."""
 
@@ -67,11 +68,28 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def running(ns: str, url: str, data_dir: str | None = None, timeout: float = 15) -> Iterator[subprocess.Popen[bytes]]:
-    """etcd serving ``url`` inside ``ns`` for the block; a temporary data directory unless one is given."""
+def running(
+    ns: str,
+    url: str,
+    data_dir: str | None = None,
+    timeout: float = 15,
+    on_scratch: Callable[[str], None] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """etcd serving ``url`` inside ``ns`` for the block; a temporary data directory unless one is given.
+
+    ``on_scratch`` hears of the temporary directory (its log, and its data)
+    before etcd starts: a lab records it, so that ``down`` removes it even
+    if this process is killed.
+    """
     if urllib.parse.urlsplit(url).scheme != "http":
         raise NsnetError(f"{url}: nsnet runs etcd over plain http only")
-    tmp = tempfile.mkdtemp(prefix="nsnet-etcd-")  # its log, and its data unless kept elsewhere
+    tmp = tempfile.mkdtemp(prefix=SCRATCH_PREFIX)  # its log, and its data unless kept elsewhere
+    if on_scratch is not None:
+        try:
+            on_scratch(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     where = data_dir or os.path.join(tmp, "db")
     log_path = os.path.join(tmp, "etcd.log")
     with open(log_path, "wb") as log:
