@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from . import procs
 from .errors import KernelError
-from .kernel.firewall import in_ns
+from .kernel import netns
 from .model import ROOT_NS
 
 MODULE = "nsnet.outside_server"
@@ -54,14 +54,17 @@ def strays(ns: str) -> list[procs.Proc]:
 def start(ns: str, port: int) -> list[int]:
     """Start the server in ``ns``, replacing one a crashed ``up`` left unrecorded; returns its journal entry."""
     procs.stop(strays(ns))
-    proc = subprocess.Popen(
-        in_ns(ns, [sys.executable, "-m", MODULE, str(port)]),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        text=True,
-    )
+    # Forked from inside the namespace (not through nsenter): the server is never a process of the root
+    # namespace on its way in, that a `down` racing a killed `up` could miss.
+    with netns.entered(ns):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", MODULE, str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            text=True,
+        )
     assert proc.stdout is not None and proc.stderr is not None
     if proc.stdout.readline().strip() != "ready":
         proc.wait(timeout=5)
