@@ -431,9 +431,12 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
                 f"network namespace {ns!r} already exists and belongs to {who}; "
                 f"bring this lab up under another name (--name) or remove that namespace"
             )
+        owned_links = {name for name, link in have.links.items() if _link_owned(ns, name, link, mark, journal)}
+        if ns == ROOT_NS and not adopt:
+            _refuse_foreign_root_links(lab, want, have, owned_links)
         recreate: set[str] = set()
         for name, link in have.links.items():
-            ours = link.alias == mark
+            ours = name in owned_links
             target = want.links.get(name)
             if target is None:
                 if ours:
@@ -456,7 +459,7 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
                 recreate.add(name)
         for name, target in want.links.items():
             current = None if name in recreate else have.links.get(name)
-            _plan_link(ns, target, current, mark, creates, done_pairs)
+            _plan_link(ns, target, current, mark, creates, done_pairs, owned=name in owned_links)
         matched = {r for r in have.routes if any(_same_route(w, r) for w in want.routes)}
         if ns == ROOT_NS:  # the machine's own static routes are never nsnet's to delete
             added = set(journal.root_routes) if journal else set()
@@ -512,6 +515,31 @@ def _owned(lab: str, have: Namespace, journal: Journal | None) -> bool:
     return journal is not None and have.name in journal.namespaces
 
 
+def _link_owned(ns: str, name: str, link: Link, mark: str, journal: Journal | None) -> bool:
+    """Whether a live link is this lab's. In the root namespace, which nsnet does not own, a link is
+    the lab's only if the journal recorded creating it and it carries the lab's mark (or no mark yet:
+    created, then interrupted); elsewhere (the lab's own namespaces) its mark says."""
+    if ns != ROOT_NS:
+        return link.alias == mark
+    return journal is not None and name in journal.root_links and link.alias in (mark, None)
+
+
+def _refuse_foreign_root_links(lab: str, want: Namespace, have: Namespace, owned: set[str]) -> None:
+    """Refuse to take over links of the root namespace that nsnet did not create for this lab."""
+    foreign = sorted(name for name in want.links if name in have.links and name not in owned)
+    if not foreign:
+        return
+    names = ", ".join(foreign)
+    one = len(foreign) == 1
+    raise ConflictError(
+        f"interface{'' if one else 's'} {names} already exist{'s' if one else ''} in the root namespace "
+        f"and {'was' if one else 'were'} not created by nsnet for lab {lab!r}; nsnet never takes over "
+        f"or changes a link it did not create: rename {'it' if one else 'them'} in the topology, "
+        f"or delete {'it' if one else 'them'} yourself if nothing needs "
+        f"{'it' if one else 'them'} ({'; '.join(f'ip link del {n}' for n in foreign)})"
+    )
+
+
 def _same_route(want: Route, have: Route) -> bool:
     """Whether a live route satisfies a desired one (unset dev and metric match anything)."""
     return (
@@ -529,6 +557,7 @@ def _plan_link(
     mark: str,
     creates: dict[str, list[Action]],
     done_pairs: set[tuple[Endpoint, Endpoint]],
+    owned: bool = False,
 ) -> None:
     if have is None:
         if want.kind == "bridge":
@@ -552,8 +581,8 @@ def _plan_link(
         changes["mtu"] = want.mtu
     if want.mac is not None and (have is None or (have.mac or "").lower() != want.mac):
         changes["mac"] = want.mac
-    if have is not None and have.alias != mark and ns != ROOT_NS:
-        changes["alias"] = mark  # in a namespace of the lab: created by an interrupted up
+    if have is not None and have.alias != mark and (ns != ROOT_NS or owned):
+        changes["alias"] = mark  # created by an interrupted up (in the root namespace: as the journal says)
     if changes:
         creates["set"].append(SetLink(ns, want.name, **changes))
     if want.kind == "bridge" and have is not None:

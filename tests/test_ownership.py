@@ -1,0 +1,86 @@
+"""Nothing foreign is touched: links, namespaces and files nsnet did not create, and journals it cannot trust.
+
+Root-namespace cases run in a private world (tests/world.py), never on the machine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from world import World, world
+
+ROOT_BRIDGE = """\
+name: {lab}
+host:
+  mode: root
+  bridges:
+    br0: {{addresses: [11.11.11.1/24]}}
+  interfaces:
+    reth1: {{master: br0}}
+nodes:
+  RED:
+    interfaces:
+      reth0: {{addresses: [11.11.11.2/24]}}
+links:
+  - [RED:reth0, host:reth1]
+"""
+
+
+@pytest.fixture
+def private() -> Iterator[World]:
+    yield from world()
+
+
+def addresses(w: World, link: str) -> set[str]:
+    """The IPv4 addresses of a link of the world's root namespace."""
+    shown = json.loads(w.sh(f"ip -j -4 addr show dev {link}"))
+    return {f"{a['local']}/{a['prefixlen']}" for a in shown[0]["addr_info"]}
+
+
+def test_a_foreign_root_bridge_is_refused_not_taken_over(private: World, lab_name: str, tmp_path: Path) -> None:
+    w = private
+    topo = tmp_path / "root-bridge.yaml"
+    topo.write_text(ROOT_BRIDGE.format(lab=lab_name))
+    w.sh("ip link add br0 type bridge && ip addr add 192.0.2.1/24 dev br0 && ip link set br0 up")
+    before = w.sh("ip -br link show br0")
+
+    for command in ("plan", "up"):
+        refused = w.nsnet(command, str(topo))
+        assert refused.code != 0, refused.text
+        assert "Traceback" not in refused.text
+        assert "interface br0 already exists in the root namespace and was not created by nsnet" in refused.err
+        assert "rename it in the topology" in refused.err and "ip link del br0" in refused.err
+        assert "delete address 192.0.2.1/24" not in refused.text
+    assert addresses(w, "br0") == {"192.0.2.1/24"}
+    assert w.sh("ip -br link show br0") == before
+    assert w.sh("ip netns list").strip() == "", "a refused up created namespaces"
+    assert "reth1" not in w.sh("ip -o link")
+    assert w.run("test", "-e", f"/run/nsnet/labs/{lab_name}.json").code == 1, "a refused up left a journal"
+
+    # The foreign bridge gone, the same file builds its own, and down removes only that.
+    w.sh("ip link del br0 && ip link add own0 type veth peer name own1 && ip addr add 192.0.2.7/24 dev own0")
+    up = w.nsnet("up", str(topo))
+    assert up.code == 0, up.text
+    assert addresses(w, "br0") == {"11.11.11.1/24"}
+    assert "nothing to do" in w.nsnet("plan", str(topo)).out
+    down = w.nsnet("down", lab_name)
+    assert down.code == 0, down.text
+    links = w.sh("ip -o link")
+    assert "br0" not in links and "reth1" not in links
+    assert addresses(w, "own0") == {"192.0.2.7/24"}
+
+
+def test_a_foreign_root_link_named_like_a_veth_end_is_refused(private: World, lab_name: str, tmp_path: Path) -> None:
+    w = private
+    topo = tmp_path / "root-bridge.yaml"
+    topo.write_text(ROOT_BRIDGE.format(lab=lab_name))
+    w.sh("ip link add reth1 type veth peer name other1 && ip addr add 192.0.2.9/24 dev reth1")
+    refused = w.nsnet("up", str(topo))
+    assert refused.code != 0 and "Traceback" not in refused.text, refused.text
+    assert "interface reth1 already exists in the root namespace" in refused.err
+    assert addresses(w, "reth1") == {"192.0.2.9/24"}
+    assert "br0" not in w.sh("ip -o link") and w.sh("ip netns list").strip() == ""
