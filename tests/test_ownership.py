@@ -6,12 +6,15 @@ Root-namespace cases run in a private world (tests/world.py), never on the machi
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from world import World, world
+
+from conftest import EXAMPLES, netns_list, nsnet, sh
 
 ROOT_BRIDGE = """\
 name: {lab}
@@ -84,3 +87,54 @@ def test_a_foreign_root_link_named_like_a_veth_end_is_refused(private: World, la
     assert "interface reth1 already exists in the root namespace" in refused.err
     assert addresses(w, "reth1") == {"192.0.2.9/24"}
     assert "br0" not in w.sh("ip -o link") and w.sh("ip netns list").strip() == ""
+
+
+def lo_alias(ns: str) -> str:
+    shown = json.loads(sh("ip", "-n", ns, "-j", "link", "show", "lo"))
+    return str(shown[0].get("ifalias", ""))
+
+
+def test_a_namespace_made_again_by_someone_else_is_neither_adopted_nor_deleted(lab_name: str) -> None:
+    up = nsnet("up", str(EXAMPLES / "lab2-bridge.yaml"), "--name", lab_name)
+    assert up.code == 0, up.text
+    red = f"{lab_name}-RED"
+    assert lo_alias(red).startswith(f"nsnet:{lab_name}:RED:")
+    sh("ip", "netns", "del", red)
+    sh("ip", "netns", "add", red)
+    try:
+        sh("ip", "-n", red, "link", "add", "foo", "type", "veth", "peer", "name", "bar")
+        for command in ("plan", "up"):
+            refused = nsnet(command, str(EXAMPLES / "lab2-bridge.yaml"), "--name", lab_name)
+            assert refused.code != 0 and "Traceback" not in refused.text, refused.text
+            assert f"network namespace {red!r} of lab {lab_name!r} was replaced" in refused.err
+            assert f"ip netns del {red}" in refused.err
+        assert lo_alias(red) == "", "up marked a namespace it did not create"
+        assert "reth0" not in sh("ip", "-n", red, "-o", "link")
+
+        down = nsnet("down", lab_name)
+        assert down.code == 0, down.text
+        assert f"kept namespace {red}" in down.err
+        assert red in netns_list(), "down deleted a namespace it did not create"
+        links = sh("ip", "-n", red, "-o", "link")
+        assert "foo@bar" in links and "bar@foo" in links
+        assert not {f"{lab_name}-BLUE", f"{lab_name}-host"} & netns_list()
+        assert nsnet("ls", "--json").out.count(lab_name) == 0
+    finally:
+        subprocess.run(["ip", "netns", "del", red], check=False)
+
+
+def test_an_empty_namespace_made_again_is_not_taken_either(lab_name: str) -> None:
+    assert nsnet("up", str(EXAMPLES / "lab1-veth.yaml"), "--name", lab_name).code == 0
+    spaces = sorted(ns for ns in netns_list() if ns.startswith(f"{lab_name}-"))
+    victim = spaces[0]
+    sh("ip", "netns", "del", victim)
+    sh("ip", "netns", "add", victim)
+    try:
+        refused = nsnet("up", str(EXAMPLES / "lab1-veth.yaml"), "--name", lab_name)
+        assert refused.code != 0 and "was replaced" in refused.err, refused.text
+        down = nsnet("down", lab_name)
+        assert down.code == 0, down.text
+        assert victim in netns_list()
+        assert not (set(spaces) - {victim}) & netns_list()
+    finally:
+        subprocess.run(["ip", "netns", "del", victim], check=False)

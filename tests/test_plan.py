@@ -66,6 +66,7 @@ def test_dropping_every_rule_removes_chain_and_jump() -> None:
 
 def test_root_host_plans_commands_in_the_root_namespace() -> None:
     from nsnet.loader import loads
+    from nsnet.statedir import identity
 
     topology = loads(
         "name: r\nhost: root\nnodes:\n  A:\n    interfaces:\n      a0: {addresses: [10.9.0.2/24]}\n"
@@ -79,7 +80,7 @@ def test_root_host_plans_commands_in_the_root_namespace() -> None:
     assert "ip link set ra0 up" in commands
     assert [c for c in commands if "netns add" in c or "lo up" in c] == [
         "ip netns add A",
-        "ip -n A link set lo up alias nsnet:r:A",
+        f"ip -n A link set lo up alias nsnet:r:A:{identity()}",
     ]
 
 

@@ -20,9 +20,7 @@ from typing import Any
 
 from .errors import ConflictError, NsnetError
 from .schema import NAME_RE
-
-STATE_DIR = Path(os.environ.get("NSNET_STATE_DIR", "/run/nsnet"))
-
+from .statedir import STATE_DIR
 
 LAB_NAME_MAX = 32
 

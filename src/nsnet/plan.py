@@ -15,7 +15,19 @@ from typing import Any
 
 from .errors import ConflictError
 from .journal import Journal
-from .model import ROOT_NS, Endpoint, Firewall, Link, Namespace, Route, State, Vxlan, link_mark, namespace_mark
+from .model import (
+    ROOT_NS,
+    Endpoint,
+    Firewall,
+    Link,
+    Namespace,
+    Route,
+    State,
+    Vxlan,
+    link_mark,
+    namespace_mark,
+    parse_namespace_mark,
+)
 from .network import DOCKER_RULES
 from .rules import restore_text
 
@@ -364,6 +376,8 @@ class Plan:
 
     lab: str
     actions: list[Action] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    """What the journal lists but nsnet cannot prove is the lab's, so leaves alone (and why)."""
 
     def __bool__(self) -> bool:
         return bool(self.actions)
@@ -425,12 +439,7 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
                     creates["ns"].append(DockerHost(ns))
             have = Namespace(name=ns, label=want.label, role=want.role)
         elif ns != ROOT_NS and not adopt and not _owned(lab, have, journal):
-            owner = (have.mark or "").split(":")
-            who = f"lab {owner[1]!r}" if len(owner) == 3 and owner[0] == "nsnet" else "something other than nsnet"
-            raise ConflictError(
-                f"network namespace {ns!r} already exists and belongs to {who}; "
-                f"bring this lab up under another name (--name) or remove that namespace"
-            )
+            raise ConflictError(_not_owned(lab, have, journal))
         owned_links = {name for name, link in have.links.items() if _link_owned(ns, name, link, mark, journal)}
         if ns == ROOT_NS and not adopt:
             _refuse_foreign_root_links(lab, want, have, owned_links)
@@ -501,6 +510,8 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
             if have.server:
                 ns_deletes.append(StopServer(ns))
             ns_deletes.append(DeleteNamespace(ns))
+        elif journal is not None and ns in journal.namespaces:
+            p.kept.append(f"namespace {ns}: it is not the one nsnet created (no mark of this lab), left alone")
 
     additions = [a for group in creates.values() for a in group]
     p.actions = early + additions + deletes + bridge_deletes + ns_deletes
@@ -508,11 +519,37 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
 
 
 def _owned(lab: str, have: Namespace, journal: Journal | None) -> bool:
-    """Whether a live namespace is this lab's: it carries the lab's mark, or the
-    journal recorded creating it and it carries no mark yet (created, then interrupted)."""
-    if have.mark:
-        return have.mark.startswith(f"nsnet:{lab}:")
-    return journal is not None and have.name in journal.namespaces
+    """Whether a live namespace is this lab's: it carries the lab's mark, made under this state
+    directory. nsnet marks a namespace before it appears under /run/netns, so one without the
+    mark is never its own, even where the journal lists the name (deleted and made again by
+    someone else). The empty file of a creation cut short is the lab's where the journal lists it."""
+    if have.stale:
+        return journal is not None and have.name in journal.namespaces
+    mark = parse_namespace_mark(have.mark)
+    return mark is not None and mark.lab == lab and mark.ours
+
+
+def _not_owned(lab: str, have: Namespace, journal: Journal | None) -> str:
+    """Why ``up`` will not use a live namespace, and what to do."""
+    ns = have.name
+    mark = parse_namespace_mark(have.mark)
+    if mark is not None and mark.lab != lab:
+        who = f"lab {mark.lab!r}"
+    elif mark is not None:
+        who = "a lab of the same name under another nsnet state directory (NSNET_STATE_DIR)"
+    else:
+        who = "something other than nsnet"
+    if journal is not None and ns in journal.namespaces and mark is None:
+        return (
+            f"network namespace {ns!r} of lab {lab!r} was replaced: the namespace there now is not the one "
+            f"nsnet created (it carries no nsnet mark: deleted and made again by something else); nsnet will "
+            f"not take it over: delete it yourself if nothing needs it (ip netns del {ns}), "
+            f"or run `nsnet down {lab}` (which leaves it alone) and bring the lab up under another name (--name)"
+        )
+    return (
+        f"network namespace {ns!r} already exists and belongs to {who}; "
+        f"bring this lab up under another name (--name) or remove that namespace"
+    )
 
 
 def _link_owned(ns: str, name: str, link: Link, mark: str, journal: Journal | None) -> bool:

@@ -1,8 +1,8 @@
 """Find and remove what nsnet left in the kernel, by its marks, when the journal is gone.
 
 Every namespace nsnet creates carries a mark on its ``lo`` (alias
-``nsnet:<lab>:<node>``), every link an alias ``nsnet:<lab>``, and every jump
-to its chains the comment ``nsnet:<lab>``. ``gc`` reads those marks only:
+``nsnet:<lab>:<node>:<state>``, ``state`` naming the state directory), every
+link an alias ``nsnet:<lab>``, and every jump to its chains the comment ``nsnet:<lab>``. ``gc`` reads those marks only:
 nothing without one is ever touched.
 """
 
@@ -16,6 +16,7 @@ from .errors import KernelError
 from .journal import Journal, all_labs, check_lab_name, locked
 from .kernel import netns
 from .kernel.netlink import Netlink
+from .model import parse_namespace_mark
 
 
 @dataclass(frozen=True)
@@ -28,15 +29,16 @@ class Marked:
 
 
 def marked_namespaces(nl: Netlink) -> list[Marked]:
-    """Every named namespace on the machine whose ``lo`` carries an nsnet mark."""
+    """Every named namespace on the machine whose ``lo`` carries the mark of an nsnet lab of this
+    state directory (a lab running under another ``NSNET_STATE_DIR`` is not ours to find)."""
     found = []
     for ns in netns.names():
         with contextlib.suppress(KernelError, OSError):
             mark = nl.lo_alias(ns) or ""
             nl.forget(ns)
-            parts = mark.split(":")
-            if len(parts) == 3 and parts[0] == "nsnet":
-                found.append(Marked(lab=parts[1], node=parts[2], netns=ns))
+            parsed = parse_namespace_mark(mark)
+            if parsed is not None and parsed.ours:
+                found.append(Marked(lab=parsed.lab, node=parsed.node, netns=ns))
     return found
 
 

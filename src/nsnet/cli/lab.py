@@ -127,6 +127,8 @@ def down(target: str, name: str | None, quiet: bool) -> None:
     """Remove everything nsnet created for a lab (TARGET: lab name or topology file), nothing else."""
     lab, _ = lab_and_topology(target, name)
     steps = engine.down(lab, on_step=step_printer(not quiet))
+    for kept in steps.kept:
+        err.print(f"nsnet: kept {kept}", markup=False, soft_wrap=True)
     if not quiet:
         out.print(f"lab {lab}: down ({plural(len(steps.actions), 'step')})", markup=False)
 
@@ -213,7 +215,7 @@ def gc(lab: str | None, dry_run: bool, as_json: bool) -> None:
 
     \b
     After a crash, a reboot of /run, or a deleted journal, nsnet still finds
-    its namespaces by their mark (the alias of their `lo`: nsnet:LAB:NODE)
+    its namespaces by their mark (the alias of their `lo`: nsnet:LAB:NODE:STATE)
     and removes those, and nothing else. `nsnet down LAB` does the same for
     one lab whose journal is gone.
     """
