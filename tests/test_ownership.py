@@ -6,7 +6,11 @@ Root-namespace cases run in a private world (tests/world.py), never on the machi
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +18,7 @@ import pytest
 
 from world import World, world
 
-from conftest import EXAMPLES, netns_list, nsnet, sh
+from conftest import EXAMPLES, netns_list, nsnet, sh, unique_name
 
 ROOT_BRIDGE = """\
 name: {lab}
@@ -138,3 +142,175 @@ def test_an_empty_namespace_made_again_is_not_taken_either(lab_name: str) -> Non
         assert not (set(spaces) - {victim}) & netns_list()
     finally:
         subprocess.run(["ip", "netns", "del", victim], check=False)
+
+
+# -- the journal and the state directory ---------------------------------------------------
+
+
+def state_env(state: Path) -> dict[str, str]:
+    return {**os.environ, "NSNET_STATE_DIR": str(state)}
+
+
+def test_a_symlinked_journal_is_refused(lab_name: str, tmp_path: Path) -> None:
+    """Someone else's journal, linked in place of the lab's, names a namespace that is not the lab's."""
+    state, victim = tmp_path / "state", f"{lab_name}-victim"
+    (state / "labs").mkdir(parents=True)
+    evil = tmp_path / "evil.json"
+    evil.write_text(json.dumps({"lab": lab_name, "namespaces": {victim: "RED"}, "status": "up"}))
+    (state / "labs" / f"{lab_name}.json").symlink_to(evil)
+    sh("ip", "netns", "add", victim)
+    try:
+        down = nsnet("down", lab_name, env=state_env(state))
+        assert down.code == 2 and "Traceback" not in down.text, down.text
+        assert "cannot be trusted" in down.err and "is a symbolic link" in down.err
+        assert victim in netns_list()
+        listed = nsnet("ls", "--json", env=state_env(state))
+        assert listed.code == 0, listed.text
+        assert [(lab["name"], lab["status"]) for lab in json.loads(listed.out)] == [(lab_name, "unreadable")]
+    finally:
+        subprocess.run(["ip", "netns", "del", victim], check=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("namespaces", {"../../{victim}": "RED"}, "is not a namespace name"),
+        ("root_links", ["../x"], "is not an interface name"),
+        ("sysctls", {"": {"kernel.core_pattern": "|/bin/sh"}}, "is not a sysctl nsnet sets"),
+        ("policies", {"": {"FORWARD\nCOMMIT": "ACCEPT"}}, "is not one nsnet sets"),
+        ("servers", {"x": [1, 80]}, "is not a pid and a port"),
+        ("shaping", {"x": {"a0": "tbf rate 1mbit dev eth0"}}, "is not one nsnet writes"),
+    ],
+)
+def test_a_journal_naming_what_nsnet_never_writes_is_refused(
+    lab_name: str, tmp_path: Path, field: str, value: object, message: str
+) -> None:
+    """A namespace name ``../../path`` would make down unmount and unlink an arbitrary empty file."""
+    state = tmp_path / "state"
+    (state / "labs").mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.touch()
+    text = json.dumps({"lab": lab_name, field: value, "status": "up"}).replace("{victim}", str(victim).lstrip("/"))
+    (state / "labs" / f"{lab_name}.json").write_text(text)
+    down = nsnet("down", lab_name, env=state_env(state))
+    assert down.code == 2 and "Traceback" not in down.text, down.text
+    assert f"the journal of lab {lab_name!r}" in down.err and "is corrupt" in down.err and message in down.err
+    assert victim.exists()
+
+
+def test_the_lock_file_is_never_truncated_through_a_link(lab_name: str, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    (state / "locks").mkdir(parents=True, mode=0o700)
+    precious = tmp_path / "precious"
+    precious.write_text("keep me\n")
+    (state / "locks" / f"{lab_name}.lock").symlink_to(precious)
+    up = nsnet("up", str(EXAMPLES / "lab1-veth.yaml"), "--name", lab_name, env=state_env(state))
+    assert up.code == 2 and "Traceback" not in up.text, up.text
+    assert "is a symbolic link" in up.err
+    assert precious.read_text() == "keep me\n"
+    assert not [ns for ns in netns_list() if ns.startswith(f"{lab_name}-")]
+
+
+def test_state_files_have_their_modes_whatever_the_umask(lab_name: str, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    args = [sys.executable, str(EXAMPLES / "lab1-veth.yaml"), lab_name]
+    for umask in ("000", "077"):
+        run = subprocess.run(
+            ["sh", "-c", f'umask {umask}; exec "$0" -m nsnet up "$1" --name "$2" -q', *args],
+            env=state_env(state),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        try:
+            assert run.returncode == 0, run.stderr
+            modes = {
+                path: stat.S_IMODE(os.stat(state / path).st_mode)
+                for path in ("", "labs", "locks", f"labs/{lab_name}.json", f"locks/{lab_name}.lock")
+            }
+            assert modes == {
+                "": 0o755,
+                "labs": 0o755,
+                "locks": 0o700,
+                f"labs/{lab_name}.json": 0o644,
+                f"locks/{lab_name}.lock": 0o600,
+            }, (umask, modes)
+        finally:
+            assert nsnet("down", lab_name, env=state_env(state)).code == 0
+        shutil.rmtree(state)
+
+
+def test_gc_never_removes_a_lab_of_another_state_directory(lab_name: str, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    up = nsnet("up", str(EXAMPLES / "lab1-veth.yaml"), "--name", lab_name, env=state_env(state))
+    assert up.code == 0, up.text
+    spaces = {ns for ns in netns_list() if ns.startswith(f"{lab_name}-")}
+    try:
+        assert spaces
+        for args in (["--dry-run"], []):
+            gc = nsnet("gc", lab_name, "--json", *args)  # the default state directory: the lab is not its
+            assert gc.code == 0, gc.text
+            assert json.loads(gc.out) == []
+        assert spaces <= netns_list()
+        down = nsnet("down", lab_name)  # nor is it the default state directory's to take down
+        assert down.code == 2 and f"no lab named {lab_name!r} is up" in down.err, down.text
+        assert spaces <= netns_list()
+    finally:
+        assert nsnet("down", lab_name, env=state_env(state)).code == 0
+    assert not spaces & netns_list()
+
+
+def test_a_corrupt_journal_is_that_labs_problem_only(new_lab_name: list[str], tmp_path: Path) -> None:
+    good, bad = unique_name(), unique_name()
+    new_lab_name += [good, bad]
+    state = tmp_path / "state"
+    env = state_env(state)
+    up = nsnet("up", str(EXAMPLES / "lab1-veth.yaml"), "--name", good, env=env)
+    assert up.code == 0, up.text
+    try:
+        (state / "labs" / f"{bad}.json").write_text('{"lab": "' + bad + '", "namespaces": [')
+        listed = nsnet("ls", "--json", env=env)
+        assert listed.code == 0, listed.text
+        labs = {lab["name"]: lab for lab in json.loads(listed.out)}
+        assert labs[good]["status"] == "up" and labs[bad]["status"] == "unreadable"
+        assert "is corrupt" in labs[bad]["problem"]
+        assert "unreadable" in nsnet("ls", env=env).out
+        gc = nsnet("gc", "--dry-run", "--json", env=env)
+        assert gc.code == 0 and json.loads(gc.out) == [], gc.text
+        refused = nsnet("gc", bad, env=env)
+        assert refused.code == 2 and "is corrupt" in refused.err, refused.text
+        api = subprocess.run(
+            [sys.executable, "-c", API.format(path=str(EXAMPLES / "lab1-veth.yaml"), name=unique_name())],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert api.returncode == 0 and api.stdout == "up\n", api.stderr
+        down = nsnet("down", bad, env=env)
+        assert down.code == 2 and "is corrupt" in down.err and "Traceback" not in down.text
+    finally:
+        assert nsnet("down", good, env=env).code == 0
+
+
+API = """
+import nsnet
+with nsnet.Lab({path!r}, name={name!r}) as lab:
+    print("up")
+"""
+
+
+def test_down_completes_on_a_full_state_directory(private: World, lab_name: str) -> None:
+    w = private
+    env = {**os.environ, "NSNET_STATE_DIR": "/run/small"}
+    w.sh("mkdir /run/small && mount -t tmpfs -o size=64k small /run/small")
+    up = w.run(sys.executable, "-m", "nsnet", "up", str(EXAMPLES / "lab2-bridge.yaml"), "--name", lab_name, env=env)
+    assert up.code == 0, up.text
+    assert len(w.sh("ip netns list").split("\n")) > 3
+    w.sh("dd if=/dev/zero of=/run/small/fill bs=4k 2>/dev/null || true; ! touch /run/small/x 2>/dev/null || true")
+    full = w.run("sh", "-c", "echo x > /run/small/probe")
+    assert full.code != 0, "the state directory is not full"
+    down = w.run(sys.executable, "-m", "nsnet", "down", lab_name, env=env)
+    assert down.code == 0 and "Traceback" not in down.text, down.text
+    assert w.sh("ip netns list").strip() == ""
+    assert w.run("test", "-e", f"/run/small/labs/{lab_name}.json").code == 1

@@ -149,6 +149,8 @@ def ls(as_json: bool) -> None:
     for lab in labs:
         nodes = ", ".join(n if n == ns else f"{n} ({ns})" for n, ns in lab.nodes.items())
         status = lab.status + (f" (missing: {', '.join(lab.missing)})" if lab.missing else "")
+        if lab.problem:
+            status += f" ({lab.problem})"
         table.add_row(lab.name, status, lab.host, nodes, lab.source or "")
     out.print(table)
 

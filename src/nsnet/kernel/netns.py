@@ -36,7 +36,11 @@ T = TypeVar("T")
 
 def path(ns: str) -> str:
     """Filesystem path of a namespace (the root namespace is our own, at start-up)."""
-    return "/proc/self/ns/net" if ns == ROOT_NS else os.path.join(NETNS_DIR, ns)
+    if ns == ROOT_NS:
+        return "/proc/self/ns/net"
+    if "/" in ns or "\0" in ns or ns in (".", ".."):  # never a path outside /run/netns
+        raise KernelError(f"{ns!r} is not a network namespace name")
+    return os.path.join(NETNS_DIR, ns)
 
 
 def exists(ns: str) -> bool:
