@@ -314,3 +314,38 @@ def test_down_completes_on_a_full_state_directory(private: World, lab_name: str)
     assert down.code == 0 and "Traceback" not in down.text, down.text
     assert w.sh("ip netns list").strip() == ""
     assert w.run("test", "-e", f"/run/small/labs/{lab_name}.json").code == 1
+
+
+# -- plan --script ----------------------------------------------------------------------------
+
+SNAPSHOT = r"""
+for ns in "" $(ip netns list | cut -d' ' -f1 | sort); do
+    echo "== ${ns:-root}"
+    ip ${ns:+-n "$ns"} -o -d link show | sed -E 's/^[0-9]+: //; s/@if[0-9]+//' | awk '{
+        print $1, ($0 ~ /veth/ ? "veth" : $0 ~ /bridge / ? "bridge" : "other"), ($0 ~ /master/ ? "in-bridge" : "")
+    }'
+    ip ${ns:+-n "$ns"} -o addr show | awk '{print $2, $4}' | sort
+    ip ${ns:+-n "$ns"} route show | sort
+done
+"""
+
+
+def test_the_plan_script_builds_what_up_builds_outside_pid_1s_namespace(
+    private: World, lab_name: str, tmp_path: Path
+) -> None:
+    """A host: root plan script, run in a network namespace that is not PID 1's, puts the root ends
+    of its veths in the namespace it runs in, as `up` does."""
+    w = private
+    topo = tmp_path / "root-bridge.yaml"
+    topo.write_text(ROOT_BRIDGE.format(lab=lab_name))
+    script = w.nsnet("plan", str(topo), "--fresh", "--script")
+    assert script.code == 0, script.text
+    (tmp_path / "plan.sh").write_text(script.out + SNAPSHOT)
+    # The script's root namespace is a fresh one (not the world init's): it and the snapshot run there.
+    by_script = w.sh(f"unshare --net sh -c 'ip link set lo up && sh {tmp_path / 'plan.sh'}'; ip netns del RED")
+    up = w.nsnet("up", str(topo))
+    assert up.code == 0, up.text
+    by_up = w.sh(SNAPSHOT)
+    assert by_script.split("\n") == by_up.split("\n")
+    assert "reth1: veth in-bridge" in by_up and "br0 11.11.11.1/24" in by_up
+    assert w.nsnet("down", lab_name).code == 0

@@ -162,9 +162,14 @@ class CreateVeth(Action):
         return f"create veth pair {_where(self.ns)}:{self.name} <-> {_where(self.peer.ns)}:{self.peer.ifname}"
 
     def commands(self) -> list[str]:
-        target = "" if self.peer.ns == self.ns else f" netns {shlex.quote(self.peer.ns) if self.peer.ns else 1}"
+        # Made from the end in the root namespace (the script's own) when there is one: `netns 1`
+        # would be PID 1's namespace, not necessarily the one the script runs in.
+        here, there = (Endpoint(self.ns, self.name), self.peer)
+        if there.ns == ROOT_NS and here.ns != ROOT_NS:
+            here, there = there, here
+        target = "" if there.ns == here.ns else f" netns {shlex.quote(there.ns)}"
         return [
-            f"{_ip(self.ns)} link add {self.name} type veth peer name {self.peer.ifname}{target}",
+            f"{_ip(here.ns)} link add {here.ifname} type veth peer name {there.ifname}{target}",
             f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)} addrgenmode none",
             f"{_ip(self.peer.ns)} link set {self.peer.ifname} alias {shlex.quote(self.mark)} addrgenmode none",
         ]
