@@ -115,6 +115,9 @@ def test_a_namespace_made_again_by_someone_else_is_neither_adopted_nor_deleted(l
         assert lo_alias(red) == "", "up marked a namespace it did not create"
         assert "reth0" not in sh("ip", "-n", red, "-o", "link")
 
+        planned = nsnet("plan", "--down", lab_name)
+        assert planned.code == 0 and f"would keep namespace {red}" in planned.err, planned.text
+        assert f"delete namespace {red}" not in planned.out
         down = nsnet("down", lab_name)
         assert down.code == 0, down.text
         assert f"kept namespace {red}" in down.err
@@ -167,6 +170,23 @@ def test_a_symlinked_journal_is_refused(lab_name: str, tmp_path: Path) -> None:
         listed = nsnet("ls", "--json", env=state_env(state))
         assert listed.code == 0, listed.text
         assert [(lab["name"], lab["status"]) for lab in json.loads(listed.out)] == [(lab_name, "unreadable")]
+    finally:
+        subprocess.run(["ip", "netns", "del", victim], check=False)
+
+
+def test_a_symlinked_journal_directory_is_refused(lab_name: str, tmp_path: Path) -> None:
+    state, victim, elsewhere = tmp_path / "state", f"{lab_name}-victim", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / f"{lab_name}.json").write_text(json.dumps({"lab": lab_name, "namespaces": {victim: "RED"}}))
+    state.mkdir()
+    (state / "labs").symlink_to(elsewhere)
+    sh("ip", "netns", "add", victim)
+    try:
+        for args in (["down", lab_name], ["ls"]):
+            refused = nsnet(*args, env=state_env(state))
+            assert refused.code == 2 and "Traceback" not in refused.text, refused.text
+            assert f"{state / 'labs'} is a symbolic link" in refused.err
+        assert victim in netns_list()
     finally:
         subprocess.run(["ip", "netns", "del", victim], check=False)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from . import journal_check
 from .errors import ConflictError, NsnetError
 from .schema import NAME_RE
-from .statedir import STATE_DIR, directory, open_file
+from .statedir import STATE_DIR, directory, existing, open_file
 
 LAB_NAME_MAX = 32
 
@@ -76,6 +76,8 @@ class Journal:
     def load(cls, lab: str) -> Journal | None:
         """The journal of ``lab``, None if it has none; :class:`NsnetError` if it cannot be trusted."""
         path = cls.path_for(lab)
+        if existing("labs") is None:
+            return None
         try:
             fd = open_file(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -140,7 +142,8 @@ def scan() -> tuple[list[Journal], dict[str, str]]:
     """Every lab's journal, and every lab whose journal cannot be read with why: one bad journal
     is that lab's problem only."""
     good, bad = [], {}
-    for path in sorted((STATE_DIR / "labs").glob("*.json")):
+    labs = existing("labs")
+    for path in sorted(labs.glob("*.json")) if labs else ():
         try:
             journal = Journal.load(path.stem)
         except NsnetError as exc:

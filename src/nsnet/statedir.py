@@ -36,14 +36,28 @@ def directory(name: str, mode: int) -> Path:
         _make(STATE_DIR, 0o755)
     path = STATE_DIR / name
     if not _make(path, mode):
-        st = os.lstat(path)
-        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
-            what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory of this user's"
-            raise NsnetError(
-                f"{path} is {what}: nsnet keeps its journals and locks only in a directory of its own; "
-                f"remove it (nsnet makes it again) or use another NSNET_STATE_DIR"
-            )
+        _check_directory(path)
     return path
+
+
+def existing(name: str) -> Path | None:
+    """``STATE_DIR/name`` if it exists (checked as :func:`directory` does), None if it does not."""
+    path = STATE_DIR / name
+    try:
+        _check_directory(path)
+    except FileNotFoundError:
+        return None
+    return path
+
+
+def _check_directory(path: Path) -> None:
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory of this user's"
+        raise NsnetError(
+            f"{path} is {what}: nsnet keeps its journals and locks only in a directory of its own; "
+            f"remove it (nsnet makes it again) or use another NSNET_STATE_DIR"
+        )
 
 
 def _make(path: Path, mode: int) -> bool:

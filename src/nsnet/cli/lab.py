@@ -63,6 +63,8 @@ def plan(target: str, name: str | None, script: bool, fresh: bool, for_down: boo
         fail(f"{target!r} is not a topology file; `nsnet plan FILE` or `nsnet plan --down LAB`")
     else:
         steps = engine.plan_up(topology, lab, fresh=fresh)
+    for kept in steps.kept:
+        err.print(f"nsnet: would keep {kept}", markup=False, soft_wrap=True)
     _print_plan(steps, script, as_json)
 
 
