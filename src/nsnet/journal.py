@@ -129,13 +129,8 @@ class Journal:
 
 
 def all_labs() -> list[Journal]:
-    """Journals of every lab nsnet knows about, by name (those it cannot read: :func:`unreadable`)."""
+    """Journals of every lab nsnet knows about, by name (those it cannot read: see :func:`scan`)."""
     return scan()[0]
-
-
-def unreadable() -> dict[str, str]:
-    """Labs whose journal cannot be trusted (corrupt, a symbolic link, a bad name), with why."""
-    return scan()[1]
 
 
 def scan() -> tuple[list[Journal], dict[str, str]]:
@@ -160,6 +155,7 @@ def locked(lab: str, wait: bool = True) -> Iterator[None]:
     check_lab_name(lab)
     # Never truncated, never through a symbolic link: the lock file holds nothing, only the lock.
     with open(open_file(directory("locks", 0o700) / f"{lab}.lock", os.O_RDWR | os.O_CREAT, 0o600)) as f:
+        os.fchmod(f.fileno(), 0o600)  # whatever the umask left
         try:
             fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
