@@ -218,6 +218,36 @@ def test_a_journal_naming_what_nsnet_never_writes_is_refused(
     assert victim.exists()
 
 
+def test_every_journal_nsnet_writes_passes_the_check() -> None:
+    """The check refuses only what nsnet never writes: originals as the kernel gave them pass."""
+    from dataclasses import asdict
+
+    from nsnet import journal_check
+    from nsnet.journal import Journal
+    from nsnet.shaping import qdisc
+
+    journal = Journal(
+        lab="x",
+        source="/home/you/lab.yaml",
+        host_mode="root",
+        namespaces={"x-RED": "RED", "BLUE": "BLUE", "x-underlay": "underlay"},
+        hosts=["A"],
+        root_links=["br0", "reth1", "v.10:a-b"],
+        root_routes=["default via 10.0.0.1"],
+        sysctls={
+            "": {"net.ipv4.ip_forward": "0", "net.ipv4.ip_local_reserved_ports": "8080,9090"},
+            "x-RED": {"net.ipv4.tcp_rmem": "4096 131072 6291456", "net.ipv4.conf.eth0.rp_filter": "2"},
+        },
+        policies={"": {"FORWARD": "DROP"}, "x-RED": {"INPUT": "ACCEPT"}},
+        firewall=["", "x-RED"],
+        shaping={"x-RED": {"eth0": qdisc("10mbit", "20ms", 1e-05) or "", "eth1": qdisc("1gbit", None, None) or ""}},
+        servers={"": [4242, 8080]},
+        status="up",
+    )
+    data = {k: v for k, v in asdict(journal).items() if k not in ("tolerant", "unsaved")}
+    assert journal_check.check(json.loads(json.dumps(data)), "x") == data
+
+
 def test_the_lock_file_is_never_truncated_through_a_link(lab_name: str, tmp_path: Path) -> None:
     state = tmp_path / "state"
     (state / "locks").mkdir(parents=True, mode=0o700)
