@@ -18,6 +18,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -477,6 +478,43 @@ def test_version_status_and_errors_in_the_spec_shape(node: Node) -> None:
         valid_error(call.json, code)
     assert reserved(node) == set() and records(node) == []
     assert "eth0" not in node.run("ip", "-o", "link", ns=c1)
+
+
+def test_hostile_names_paths_and_documents_are_refused_and_change_nothing(node: Node, tmp_path: Path) -> None:
+    """An interface name the kernel would rename (``e%d`` -> ``e0``) or refuse, a FIFO as the
+    namespace, JSON nested 100,000 deep: each is one error of the right code, and nothing is made."""
+    c1 = node.container()
+    conf = netconf(node)
+    node_links = node.run("ip", "-o", "link")
+    for ifname in ("e%d", "e%x", "a b", "a/b", "a:b", "x\ty", "x" * 16):
+        for command in ("ADD", "DEL"):
+            call = node.cni(command, conf, "ctr-bad", c1, ifname=ifname)
+            assert call.code != 0, (command, ifname, call.out)
+            valid_error(call.json, 4)
+            assert call.json["msg"] == f"CNI_IFNAME {ifname!r} is not a valid interface name", call.json
+    assert node.run("ip", "-o", "link") == node_links
+    assert [line.split(":")[1].strip() for line in node.run("ip", "-o", "link", ns=c1).splitlines()] == ["lo"]
+    assert reserved(node) == set() and records(node) == []
+
+    fifo = tmp_path / "netns-fifo"
+    os.mkfifo(fifo)
+    plain = tmp_path / "netns-file"
+    plain.write_text("")
+    for path in (fifo, plain):
+        started = time.monotonic()
+        call = node.cni("ADD", conf, "ctr-fifo", str(path))
+        assert time.monotonic() - started < 30, "the plugin hung on CNI_NETNS"
+        valid_error(call.json, 4)
+        assert call.json["msg"] == f"CNI_NETNS {str(path)!r} is not a network namespace"
+    assert node.run("ip", "-o", "link") == node_links
+
+    deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    for command in ("ADD", "VERSION"):
+        call = node.cni(command, deep, "ctr-deep", c1)
+        assert call.code != 0, call.out
+        valid_error(call.json, 6)
+    assert node.run("ip", "-o", "link") == node_links
+    assert reserved(node) == set() and records(node) == []
 
 
 # -- GC and concurrency -------------------------------------------------------------

@@ -305,14 +305,18 @@ def test_bad_lab_names_are_refused_everywhere(name: str) -> None:
         assert message in result.err, (args, result.err)
 
 
-def test_up_adopts_a_namespace_it_created_but_never_marked(lab_name: str, tmp_path: Path) -> None:
-    """An `up` interrupted between creating a namespace and marking it is finished by the next `up`."""
+def test_up_finishes_a_namespace_cut_short_before_its_mount(lab_name: str, tmp_path: Path) -> None:
+    """nsnet marks a namespace before naming it: an `up` killed while creating one leaves at most the
+    empty mount point under /run/netns, which the next `up` replaces with the namespace."""
     path = str(EXAMPLES / "lab1-veth.yaml")
     up(path, lab_name)
     red = f"{lab_name}-RED"
-    sh("ip", "-n", red, "link", "set", "lo", "alias", "")
+    sh("ip", "netns", "del", red)
+    Path(f"/run/netns/{red}").touch()
     result = nsnet("up", path, "--name", lab_name)
     assert result.code == 0, result.text
+    assert "create namespace" in result.out
+    assert sh("ip", "-n", red, "-j", "link", "show", "lo").count(f"nsnet:{lab_name}:") == 1
     down = nsnet("down", lab_name)
     assert down.code == 0, down.text
     assert red not in netns_list()

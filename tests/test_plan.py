@@ -66,6 +66,7 @@ def test_dropping_every_rule_removes_chain_and_jump() -> None:
 
 def test_root_host_plans_commands_in_the_root_namespace() -> None:
     from nsnet.loader import loads
+    from nsnet.statedir import identity
 
     topology = loads(
         "name: r\nhost: root\nnodes:\n  A:\n    interfaces:\n      a0: {addresses: [10.9.0.2/24]}\n"
@@ -74,12 +75,12 @@ def test_root_host_plans_commands_in_the_root_namespace() -> None:
     steps = plan(bind(topology), State("r", {}), None)
     commands = [c for a in steps.actions for c in a.commands()]
     assert "ip netns add A" in commands
-    assert "ip -n A link add a0 type veth peer name ra0 netns 1" in commands
+    assert "ip link add ra0 type veth peer name a0 netns A" in commands
     assert "ip link set ra0 alias nsnet:r addrgenmode none" in commands
     assert "ip link set ra0 up" in commands
     assert [c for c in commands if "netns add" in c or "lo up" in c] == [
         "ip netns add A",
-        "ip -n A link set lo up alias nsnet:r:A",
+        f"ip -n A link set lo up alias nsnet:r:A:{identity()}",
     ]
 
 

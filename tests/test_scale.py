@@ -17,6 +17,7 @@ import nsnet
 from nsnet.inspect import inspect
 from nsnet.kernel import netns
 from nsnet.kernel.netlink import Netlink
+from nsnet.model import namespace_mark
 
 from conftest import EXAMPLES, netns_list, sh, unique_name
 from conftest import nsnet as cli
@@ -75,7 +76,7 @@ def test_two_hundred_nodes_built_unchanged_and_removed(lab_name: str) -> None:
             ("inet", f"10.70.{i // 250}.{i % 250 + 2}", 16)
         ]
         (lo,) = json.loads(sh("ip", "-n", ns, "-j", "link", "show", "lo"))
-        assert lo["ifalias"] == f"nsnet:{lab_name}:n{i}" and "UP" in lo["flags"]
+        assert lo["ifalias"] == namespace_mark(lab_name, f"n{i}") and "UP" in lo["flags"]
 
     # Real packets across the bridge, between nodes far apart in creation order.
     for src, dst in ((0, N - 1), (N - 1, 0), (57, 123), (199, 100)):

@@ -15,11 +15,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from nsnet import Problem, TopologyError, loads
+from nsnet.loader import MAX_NODES
 
 from conftest import EXAMPLES, netns_list, nsnet, root_links, sh
 
@@ -47,6 +49,11 @@ host:
     beth1: {master: br0}
 """
 RED5 = "reth0: {addresses: [11.11.11.2/24]}"  # line 5
+# "Billion laughs": 9**9 strings once every alias is expanded, in a few hundred bytes.
+BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+)
+BOMB_HINT = "write the values out, or use fewer, smaller aliases"
 IFACE = "nodes.RED.interfaces.reth0"
 
 LAB_NAME_HINT = "use up to 32 letters, digits, _ . - (no '/' or '..'), starting with a letter or digit"
@@ -671,7 +678,73 @@ CASES: list[tuple[str, str, Expected | list[Expected]]] = [
         host_lines("firewall:", "  policies: {FORWARD: REJECT}"),
         (19, "host.firewall.policies.FORWARD", "'REJECT' is not allowed here", "use one of 'ACCEPT' or 'DROP'"),
     ),
+    # -- one namespace for two, a gateway off the link -----------------------
+    (
+        "node-named-like-the-host",
+        edit("  BLUE:\n", "  lab-host: {}\n  BLUE:\n"),
+        (
+            6,
+            "nodes.lab-host",
+            "node 'lab-host' would be the same network namespace as the lab's host (lab-host)",
+            "give the node another name",
+        ),
+    ),
+    (
+        "gateway-outside-the-bridge-subnet",
+        edit(
+            "br0: {}",
+            "br0: {addresses: [11.11.11.1/24]}",
+            edit(RED5, "reth0: {addresses: [10.0.0.2/24], gateway: true}"),
+        ),
+        (
+            5,
+            "nodes.RED.interfaces.reth0.gateway",
+            "gateway: true routes through bridge br0 (11.11.11.1/24), but reth0 has 10.0.0.2/24, outside the "
+            "bridge's subnet: the gateway would not be reachable",
+            "give reth0 an address in 11.11.11.0/24, or the bridge one in reth0's subnet",
+        ),
+    ),
+    # -- YAML that expands or nests without end ------------------------------
+    ("yaml-alias-bomb", BOMB, (6, "", f"its aliases (*name) expand to more than {MAX_NODES} values", BOMB_HINT)),
+    (
+        "yaml-nested-1000-deep",
+        "[" * 1000 + "]" * 1000 + "\n",
+        (
+            1,
+            "",
+            "the file nests deeper than 64 levels",
+            "a topology needs about 10; look for runaway brackets or indentation",
+        ),
+    ),
+    (
+        "yaml-aliases-nested-deep",
+        "a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 40 + "*a" + "]" * 40 + "\n",
+        (
+            2,
+            "",
+            "with its aliases (*name) expanded, the file nests deeper than 64 levels",
+            "use fewer nested aliases",
+        ),
+    ),
+    (
+        "yaml-alias-loop",
+        "name: lab\nnodes: &a\n  RED: [*a]\n",
+        (2, "", "an alias (*name) refers to a value that contains it", "remove the loop"),
+    ),
 ]
+
+
+def test_an_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    """Composing counts what aliases stand for without expanding them: no time or memory blow-up."""
+    started = time.process_time()
+    with pytest.raises(TopologyError):
+        loads(BOMB, FILE)
+    assert time.process_time() - started < 1.0
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BOMB)
+    result = nsnet("validate", str(path))
+    assert result.code == 1 and "Traceback" not in result.text, result.text
+    assert f"bomb.yaml:6: its aliases (*name) expand to more than {MAX_NODES} values" in result.text
 
 
 def test_enough_distinct_cases() -> None:

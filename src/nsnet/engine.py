@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from . import preflight, procs
 from .apply import StepFailed, execute
 from .errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
-from .journal import Journal, all_labs, check_lab_name, locked
+from .journal import Journal, check_lab_name, locked, scan
 from .kernel import netns
 from .kernel.netlink import Netlink
 from .loader import load
@@ -155,6 +155,7 @@ def down(lab: str, on_step: StepHook | None = None, on_kill: KillHook | None = N
     with locked(lab):
         clean_stale(lab)
         journal = Journal.load(lab) or _recovered(lab)
+        journal.tolerant = True  # a full state directory must not stop a teardown: the kernel's marks guide it
         preflight.require_tools(*preflight.tools_for(State(lab, {}), firewall_in_use=bool(journal.firewall)))
         journal.status = "removing"
         journal.save()
@@ -226,19 +227,23 @@ class LabInfo:
     """Logical node name -> kernel namespace name."""
     missing: list[str]
     """Namespaces the journal lists that no longer exist."""
+    problem: str | None = None
+    """Why the lab's journal cannot be read (status ``unreadable``), if it cannot."""
 
 
 def labs() -> list[LabInfo]:
-    """Every lab that is up (or half-built), from the journals."""
-    out = []
-    for j in all_labs():
+    """Every lab that is up (or half-built), from the journals; a lab whose journal cannot be
+    read is listed as ``unreadable``, with why, and does not hide the others."""
+    good, bad = scan()
+    out = [LabInfo(lab, "unreadable", None, "", {}, [], problem) for lab, problem in bad.items()]
+    for j in good:
         host = "root" if j.host_mode == "root" else next((ns for ns, lbl in j.namespaces.items() if lbl == HOST), "")
         if j.hosts:
             host = ", ".join(ns for ns, lbl in j.namespaces.items() if lbl in j.hosts)
         nodes = {lbl: ns for ns, lbl in j.namespaces.items() if lbl != HOST and lbl not in j.hosts}
         missing = [ns for ns in j.namespaces if not netns.exists(ns)]
         out.append(LabInfo(j.lab, j.status, j.source, host, nodes, missing))
-    return out
+    return sorted(out, key=lambda info: info.name)
 
 
 def lab_namespaces(lab: str) -> dict[str, str]:

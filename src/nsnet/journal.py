@@ -14,15 +14,13 @@ import json
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
+from . import journal_check
 from .errors import ConflictError, NsnetError
 from .schema import NAME_RE
-
-STATE_DIR = Path(os.environ.get("NSNET_STATE_DIR", "/run/nsnet"))
-
+from .statedir import STATE_DIR, directory, existing, open_file
 
 LAB_NAME_MAX = 32
 
@@ -66,6 +64,10 @@ class Journal:
     """Directories made for the lab outside the state directory (etcd's data and log): removed on ``down``."""
     status: str = "applying"
     updated: float = 0.0
+    tolerant: bool = field(default=False, init=False, repr=False, compare=False)
+    """Not saved: a write that fails (a full state directory) does not stop the caller (``down``)."""
+    unsaved: str = field(default="", init=False, repr=False, compare=False)
+    """Not saved: why the last tolerated write failed."""
 
     @staticmethod
     def path_for(lab: str) -> Path:
@@ -74,25 +76,51 @@ class Journal:
 
     @classmethod
     def load(cls, lab: str) -> Journal | None:
+        """The journal of ``lab``, None if it has none; :class:`NsnetError` if it cannot be trusted."""
+        path = cls.path_for(lab)
+        if existing("labs") is None:
+            return None
         try:
-            data: dict[str, Any] = json.loads(cls.path_for(lab).read_text())
+            fd = open_file(path, os.O_RDONLY)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except OSError as exc:
             raise NsnetError(f"the journal of lab {lab!r} is unreadable: {exc}") from exc
-        known = {f for f in cls.__dataclass_fields__}
+        except NsnetError as exc:
+            raise NsnetError(f"the journal of lab {lab!r} cannot be trusted: {exc}") from None
+        try:
+            with open(fd, "rb") as f:
+                data = journal_check.check(json.loads(f.read()), lab)
+        except (OSError, ValueError, RecursionError) as exc:
+            raise NsnetError(
+                f"the journal of lab {lab!r} ({path}) is corrupt: {exc}; nsnet will not act on it: "
+                f"move it away, then `nsnet gc {lab}` removes the lab's namespaces by their marks"
+            ) from None
+        known = {f.name for f in fields(cls) if f.init}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def save(self) -> None:
+        """Write the journal atomically; with :attr:`tolerant` a write that fails is only remembered."""
         path = self.path_for(self.lab)
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.updated = time.time()
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        with open(tmp, "w") as f:
-            json.dump(asdict(self), f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            directory("labs", 0o755)
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()  # never write through what may be there
+            with open(open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w") as f:
+                os.fchmod(f.fileno(), 0o644)
+                json.dump({k: v for k, v in asdict(self).items() if k not in ("tolerant", "unsaved")}, f, indent=1)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if self.tolerant:
+                self.unsaved = f"{path}: {exc.strerror or exc}"
+                return
+            raise NsnetError(f"cannot write the journal of lab {self.lab!r} ({path}): {exc.strerror or exc}") from exc
         for stale in path.parent.glob(f"{self.lab}.tmp*"):  # left by a process killed while saving
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
@@ -103,13 +131,24 @@ class Journal:
 
 
 def all_labs() -> list[Journal]:
-    """Journals of every lab nsnet knows about, by name."""
-    out = []
-    for path in sorted((STATE_DIR / "labs").glob("*.json")):
-        journal = Journal.load(path.stem)
+    """Journals of every lab nsnet knows about, by name (those it cannot read: see :func:`scan`)."""
+    return scan()[0]
+
+
+def scan() -> tuple[list[Journal], dict[str, str]]:
+    """Every lab's journal, and every lab whose journal cannot be read with why: one bad journal
+    is that lab's problem only."""
+    good, bad = [], {}
+    labs = existing("labs")
+    for path in sorted(labs.glob("*.json")) if labs else ():
+        try:
+            journal = Journal.load(path.stem)
+        except NsnetError as exc:
+            bad[path.stem] = str(exc)
+            continue
         if journal is not None:
-            out.append(journal)
-    return out
+            good.append(journal)
+    return good, bad
 
 
 @contextlib.contextmanager
@@ -122,11 +161,11 @@ def locked(lab: str, wait: bool = True) -> Iterator[None]:
     starts again with the file now there (or a new one).
     """
     check_lab_name(lab)
-    lock_dir = STATE_DIR / "locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    path = lock_dir / f"{lab}.lock"
+    path = directory("locks", 0o700) / f"{lab}.lock"
     while True:
-        f = open(path, "a")  # noqa: SIM115 - held open for the whole block, closed below
+        # Never truncated, never through a symbolic link: the lock file holds nothing, only the lock.
+        f = open(open_file(path, os.O_RDWR | os.O_CREAT, 0o600))  # noqa: SIM115 - held for the block, closed below
+        os.fchmod(f.fileno(), 0o600)  # whatever the umask left
         try:
             fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:

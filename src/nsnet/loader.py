@@ -73,8 +73,38 @@ def from_dict(data: dict[str, Any], filename: str = "<dict>") -> Topology:
 # -- YAML with line numbers ------------------------------------------------
 
 
+MAX_DEPTH = 64
+"""Deepest nesting of a topology file (a real one needs about 10)."""
+MAX_NODES = 200_000
+"""Most values a topology file may hold, every alias counted as the values it stands for."""
+
+
+class _TooBig(Exception):
+    """The file nests too deep or its aliases expand too far; ``line`` and ``message`` say where and how."""
+
+    def __init__(self, line: int, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.line, self.message, self.hint = line, message, hint
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 without its base-60 integers, so that ``dport: 10:20`` stays the text "10:20"."""
+    """YAML 1.1 without its base-60 integers, so that ``dport: 10:20`` stays the text "10:20";
+    nesting deeper than :data:`MAX_DEPTH` is refused while composing (not a RecursionError)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooBig(
+                    self.peek_event().start_mark.line + 1,  # type: ignore[no-untyped-call]
+                    f"the file nests deeper than {MAX_DEPTH} levels",
+                    "a topology needs about 10; look for runaway brackets or indentation",
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -99,6 +129,7 @@ def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
         node = loader.get_single_node()
         if node is None:
             raise TopologyError([Problem(filename, 1, "", "the file is empty", "start with `name: mylab`")])
+        _check_size(node)
         lines: dict[Loc, int] = {}
         problems: list[Problem] = []
         _index(loader, node, (), lines, problems, filename)
@@ -114,9 +145,59 @@ def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
         ) from None
     except yaml.YAMLError as exc:
         raise TopologyError([Problem(filename, None, "", f"YAML error: {exc}")]) from None
+    except _TooBig as exc:
+        raise TopologyError([Problem(filename, exc.line, "", exc.message, exc.hint)]) from None
     finally:
         loader.dispose()
     return data, lines
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_size(root: yaml.Node) -> None:
+    """Refuse aliases that expand too far ("billion laughs"), nest too deep, or contain themselves.
+
+    Each distinct node is visited once (no recursion): its size and depth
+    count every alias as the values it stands for.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    started: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        line = node.start_mark.line + 1
+        if done:
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if size[key] > MAX_NODES:
+                raise _TooBig(
+                    line,
+                    f"its aliases (*name) expand to more than {MAX_NODES} values",
+                    "write the values out, or use fewer, smaller aliases",
+                )
+            if depth[key] > MAX_DEPTH:
+                raise _TooBig(
+                    line,
+                    f"with its aliases (*name) expanded, the file nests deeper than {MAX_DEPTH} levels",
+                    "use fewer nested aliases",
+                )
+            continue
+        if key in size:
+            continue
+        if key in started:
+            raise _TooBig(line, "an alias (*name) refers to a value that contains it", "remove the loop")
+        started.add(key)
+        stack.append((node, True))
+        stack.extend((kid, False) for kid in _children(node) if id(kid) not in size)
 
 
 def _index(
@@ -303,6 +384,16 @@ class _Validator:
                     f"node name {node!r} is not allowed",
                     f"use up to {NODE_NAME_MAX} letters, digits, _ . -, starting with a letter or digit",
                 )
+            # Under the lab's own name a node's namespace is its name, a host's `<lab>-<host>`.
+            taken = next((h for h in (HOST, UNDERLAY, *spec.hosts) if node == f"{spec.name}-{h}"), None)
+            if taken is not None:
+                self.add(
+                    loc,
+                    f"node {node!r} would be the same network namespace as the lab's "
+                    f"{'host' if taken == HOST else taken} ({node})",
+                    "give the node another name",
+                )
+                continue
             spaces[node] = node_spec or NamespaceSpec()
         if overlay is None:
             spaces[HOST] = spec.host
@@ -474,7 +565,21 @@ class _Validator:
                         "give the bridge an address, e.g. addresses: [10.0.0.1/24]",
                     )
                     continue
-                extra.append(Route(to="0.0.0.0/0", via=str(ipaddress.ip_interface(gw[0]).ip)))
+                link = space.links.get(ifname)
+                mine = [ipaddress.ip_interface(a) for a in sorted(link.addresses)] if link else []
+                on_link = [g for g in gw if any(a.ip in ipaddress.ip_interface(g).network for a in mine)]
+                if not on_link:
+                    assert bridge is not None
+                    has = ", ".join(str(a) for a in mine if a.version == 4) or "no IPv4 address"
+                    self.add(
+                        (*loc, "interfaces", ifname, "gateway"),
+                        f"gateway: true routes through bridge {bridge.name} ({', '.join(gw)}), but {ifname} "
+                        f"has {has}, outside the bridge's subnet: the gateway would not be reachable",
+                        f"give {ifname} an address in {ipaddress.ip_interface(gw[0]).network}, "
+                        f"or the bridge one in {ifname}'s subnet",
+                    )
+                    continue
+                extra.append(Route(to="0.0.0.0/0", via=str(ipaddress.ip_interface(on_link[0]).ip)))
                 gateways = True
             if extra:
                 spaces[name] = replace(space, routes=space.routes | frozenset(extra))

@@ -13,6 +13,8 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from . import statedir
+
 HOST = "host"
 """The logical name of a lab's host namespace."""
 
@@ -160,11 +162,13 @@ class Namespace:
     sysctls: dict[str, str] = field(default_factory=dict)
     firewall: Firewall = field(default_factory=Firewall)
     mark: str | None = None
-    """Live only: the ownership mark (alias of ``lo``), ``nsnet:<lab>:<label>``."""
+    """Live only: the ownership mark (alias of ``lo``), ``nsnet:<lab>:<label>:<state>``."""
     docker: bool = False
     """Host only: set up like a Docker host when created (see :data:`nsnet.network.DOCKER_RULES`)."""
     server: int | None = None
     """A port on which nsnet runs a small HTTP server in this namespace (the ``outside``)."""
+    stale: bool = False
+    """Live only: not a namespace but the empty file a creation cut short left under /run/netns."""
 
 
 def link_mark(lab: str) -> str:
@@ -173,8 +177,31 @@ def link_mark(lab: str) -> str:
 
 
 def namespace_mark(lab: str, label: str) -> str:
-    """The alias nsnet gives ``lo`` in every namespace it creates for ``lab``."""
-    return f"nsnet:{lab}:{label}"
+    """The alias nsnet gives ``lo`` in every namespace it creates for ``lab``:
+    ``nsnet:<lab>:<label>:<state>``, ``state`` naming the state directory of its journal."""
+    return f"nsnet:{lab}:{label}:{statedir.identity()}"
+
+
+@dataclass(frozen=True)
+class NamespaceMark:
+    """A namespace mark read back: its lab, node and state directory (None: an older mark without one)."""
+
+    lab: str
+    node: str
+    state: str | None
+
+    @property
+    def ours(self) -> bool:
+        """Made by an nsnet using this process's state directory."""
+        return self.state == statedir.identity()
+
+
+def parse_namespace_mark(mark: str | None) -> NamespaceMark | None:
+    """The parts of a namespace mark, or None if ``mark`` is not one."""
+    parts = (mark or "").split(":")
+    if parts[0] != "nsnet" or len(parts) not in (3, 4) or not all(parts[1:]):
+        return None
+    return NamespaceMark(parts[1], parts[2], parts[3] if len(parts) == 4 else None)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def observe(
         role: Literal["node", "host"] = want_space.role if want_space else "host" if label == "host" else "node"
         if ns != ROOT_NS and netns.is_stale(ns):
             if ns not in wanted.namespaces:
-                spaces[ns] = Namespace(name=ns, label=label, role=role)
+                spaces[ns] = Namespace(name=ns, label=label, role=role, stale=True)
             continue
         want = wanted.namespaces.get(ns)
         if removing and want is None and ns != ROOT_NS:

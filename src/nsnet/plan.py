@@ -15,7 +15,19 @@ from typing import Any
 
 from .errors import ConflictError
 from .journal import Journal
-from .model import ROOT_NS, Endpoint, Firewall, Link, Namespace, Route, State, Vxlan, link_mark, namespace_mark
+from .model import (
+    ROOT_NS,
+    Endpoint,
+    Firewall,
+    Link,
+    Namespace,
+    Route,
+    State,
+    Vxlan,
+    link_mark,
+    namespace_mark,
+    parse_namespace_mark,
+)
 from .network import DOCKER_RULES
 from .rules import restore_text
 
@@ -150,9 +162,14 @@ class CreateVeth(Action):
         return f"create veth pair {_where(self.ns)}:{self.name} <-> {_where(self.peer.ns)}:{self.peer.ifname}"
 
     def commands(self) -> list[str]:
-        target = "" if self.peer.ns == self.ns else f" netns {shlex.quote(self.peer.ns) if self.peer.ns else 1}"
+        # Made from the end in the root namespace (the script's own) when there is one: `netns 1`
+        # would be PID 1's namespace, not necessarily the one the script runs in.
+        here, there = (Endpoint(self.ns, self.name), self.peer)
+        if there.ns == ROOT_NS and here.ns != ROOT_NS:
+            here, there = there, here
+        target = "" if there.ns == here.ns else f" netns {shlex.quote(there.ns)}"
         return [
-            f"{_ip(self.ns)} link add {self.name} type veth peer name {self.peer.ifname}{target}",
+            f"{_ip(here.ns)} link add {here.ifname} type veth peer name {there.ifname}{target}",
             f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)} addrgenmode none",
             f"{_ip(self.peer.ns)} link set {self.peer.ifname} alias {shlex.quote(self.mark)} addrgenmode none",
         ]
@@ -364,6 +381,8 @@ class Plan:
 
     lab: str
     actions: list[Action] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    """What the journal lists but nsnet cannot prove is the lab's, so leaves alone (and why)."""
 
     def __bool__(self) -> bool:
         return bool(self.actions)
@@ -425,15 +444,13 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
                     creates["ns"].append(DockerHost(ns))
             have = Namespace(name=ns, label=want.label, role=want.role)
         elif ns != ROOT_NS and not adopt and not _owned(lab, have, journal):
-            owner = (have.mark or "").split(":")
-            who = f"lab {owner[1]!r}" if len(owner) == 3 and owner[0] == "nsnet" else "something other than nsnet"
-            raise ConflictError(
-                f"network namespace {ns!r} already exists and belongs to {who}; "
-                f"bring this lab up under another name (--name) or remove that namespace"
-            )
+            raise ConflictError(_not_owned(lab, have, journal))
+        owned_links = {name for name, link in have.links.items() if _link_owned(ns, name, link, mark, journal)}
+        if ns == ROOT_NS and not adopt:
+            _refuse_foreign_root_links(lab, want, have, owned_links)
         recreate: set[str] = set()
         for name, link in have.links.items():
-            ours = link.alias == mark
+            ours = name in owned_links
             target = want.links.get(name)
             if target is None:
                 if ours:
@@ -456,7 +473,7 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
                 recreate.add(name)
         for name, target in want.links.items():
             current = None if name in recreate else have.links.get(name)
-            _plan_link(ns, target, current, mark, creates, done_pairs)
+            _plan_link(ns, target, current, mark, creates, done_pairs, owned=name in owned_links)
         matched = {r for r in have.routes if any(_same_route(w, r) for w in want.routes)}
         if ns == ROOT_NS:  # the machine's own static routes are never nsnet's to delete
             added = set(journal.root_routes) if journal else set()
@@ -498,6 +515,8 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
             if have.server:
                 ns_deletes.append(StopServer(ns))
             ns_deletes.append(DeleteNamespace(ns))
+        elif journal is not None and ns in journal.namespaces:
+            p.kept.append(f"namespace {ns}: it is not the one nsnet created (no mark of this lab), left alone")
 
     additions = [a for group in creates.values() for a in group]
     p.actions = early + additions + deletes + bridge_deletes + ns_deletes
@@ -505,11 +524,62 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
 
 
 def _owned(lab: str, have: Namespace, journal: Journal | None) -> bool:
-    """Whether a live namespace is this lab's: it carries the lab's mark, or the
-    journal recorded creating it and it carries no mark yet (created, then interrupted)."""
-    if have.mark:
-        return have.mark.startswith(f"nsnet:{lab}:")
-    return journal is not None and have.name in journal.namespaces
+    """Whether a live namespace is this lab's: it carries the lab's mark, made under this state
+    directory. nsnet marks a namespace before it appears under /run/netns, so one without the
+    mark is never its own, even where the journal lists the name (deleted and made again by
+    someone else). The empty file of a creation cut short is the lab's where the journal lists it."""
+    if have.stale:
+        return journal is not None and have.name in journal.namespaces
+    mark = parse_namespace_mark(have.mark)
+    return mark is not None and mark.lab == lab and mark.ours
+
+
+def _not_owned(lab: str, have: Namespace, journal: Journal | None) -> str:
+    """Why ``up`` will not use a live namespace, and what to do."""
+    ns = have.name
+    mark = parse_namespace_mark(have.mark)
+    if mark is not None and mark.lab != lab:
+        who = f"lab {mark.lab!r}"
+    elif mark is not None:
+        who = "a lab of the same name under another nsnet state directory (NSNET_STATE_DIR)"
+    else:
+        who = "something other than nsnet"
+    if journal is not None and ns in journal.namespaces and mark is None:
+        return (
+            f"network namespace {ns!r} of lab {lab!r} was replaced: the namespace there now is not the one "
+            f"nsnet created (it carries no nsnet mark: deleted and made again by something else); nsnet will "
+            f"not take it over: delete it yourself if nothing needs it (ip netns del {ns}), "
+            f"or run `nsnet down {lab}` (which leaves it alone) and bring the lab up under another name (--name)"
+        )
+    return (
+        f"network namespace {ns!r} already exists and belongs to {who}; "
+        f"bring this lab up under another name (--name) or remove that namespace"
+    )
+
+
+def _link_owned(ns: str, name: str, link: Link, mark: str, journal: Journal | None) -> bool:
+    """Whether a live link is this lab's. In the root namespace, which nsnet does not own, a link is
+    the lab's only if the journal recorded creating it and it carries the lab's mark (or no mark yet:
+    created, then interrupted); elsewhere (the lab's own namespaces) its mark says."""
+    if ns != ROOT_NS:
+        return link.alias == mark
+    return journal is not None and name in journal.root_links and link.alias in (mark, None)
+
+
+def _refuse_foreign_root_links(lab: str, want: Namespace, have: Namespace, owned: set[str]) -> None:
+    """Refuse to take over links of the root namespace that nsnet did not create for this lab."""
+    foreign = sorted(name for name in want.links if name in have.links and name not in owned)
+    if not foreign:
+        return
+    names = ", ".join(foreign)
+    one = len(foreign) == 1
+    raise ConflictError(
+        f"interface{'' if one else 's'} {names} already exist{'s' if one else ''} in the root namespace "
+        f"and {'was' if one else 'were'} not created by nsnet for lab {lab!r}; nsnet never takes over "
+        f"or changes a link it did not create: rename {'it' if one else 'them'} in the topology, "
+        f"or delete {'it' if one else 'them'} yourself if nothing needs "
+        f"{'it' if one else 'them'} ({'; '.join(f'ip link del {n}' for n in foreign)})"
+    )
 
 
 def _same_route(want: Route, have: Route) -> bool:
@@ -529,6 +599,7 @@ def _plan_link(
     mark: str,
     creates: dict[str, list[Action]],
     done_pairs: set[tuple[Endpoint, Endpoint]],
+    owned: bool = False,
 ) -> None:
     if have is None:
         if want.kind == "bridge":
@@ -552,8 +623,8 @@ def _plan_link(
         changes["mtu"] = want.mtu
     if want.mac is not None and (have is None or (have.mac or "").lower() != want.mac):
         changes["mac"] = want.mac
-    if have is not None and have.alias != mark and ns != ROOT_NS:
-        changes["alias"] = mark  # in a namespace of the lab: created by an interrupted up
+    if have is not None and have.alias != mark and (ns != ROOT_NS or owned):
+        changes["alias"] = mark  # created by an interrupted up (in the root namespace: as the journal says)
     if changes:
         creates["set"].append(SetLink(ns, want.name, **changes))
     if want.kind == "bridge" and have is not None:

@@ -1,8 +1,8 @@
 """Find and remove what nsnet left in the kernel, by its marks, when the journal is gone.
 
 Every namespace nsnet creates carries a mark on its ``lo`` (alias
-``nsnet:<lab>:<node>``), every link an alias ``nsnet:<lab>``, and every jump
-to its chains the comment ``nsnet:<lab>``. ``gc`` reads those marks only:
+``nsnet:<lab>:<node>:<state>``, ``state`` naming the state directory), every
+link an alias ``nsnet:<lab>``, and every jump to its chains the comment ``nsnet:<lab>``. ``gc`` reads those marks only:
 nothing without one is ever touched.
 """
 
@@ -12,10 +12,11 @@ import contextlib
 from dataclasses import dataclass
 
 from . import preflight, procs
-from .errors import KernelError
-from .journal import Journal, all_labs, check_lab_name, locked
+from .errors import KernelError, NsnetError
+from .journal import Journal, check_lab_name, locked, scan
 from .kernel import netns
 from .kernel.netlink import Netlink
+from .model import parse_namespace_mark
 
 
 @dataclass(frozen=True)
@@ -28,24 +29,41 @@ class Marked:
 
 
 def marked_namespaces(nl: Netlink) -> list[Marked]:
-    """Every named namespace on the machine whose ``lo`` carries an nsnet mark."""
+    """Every named namespace on the machine whose ``lo`` carries the mark of an nsnet lab of this
+    state directory (a lab running under another ``NSNET_STATE_DIR`` is not ours to find)."""
     found = []
     for ns in netns.names():
         with contextlib.suppress(KernelError, OSError):
             mark = nl.lo_alias(ns) or ""
             nl.forget(ns)
-            parts = mark.split(":")
-            if len(parts) == 3 and parts[0] == "nsnet":
-                found.append(Marked(lab=parts[1], node=parts[2], netns=ns))
+            parsed = parse_namespace_mark(mark)
+            if parsed is not None and parsed.ours and _lab_name(parsed.lab):
+                found.append(Marked(lab=parsed.lab, node=parsed.node, netns=ns))
     return found
+
+
+def _lab_name(lab: str) -> bool:
+    try:
+        check_lab_name(lab)
+    except NsnetError:
+        return False
+    return True
 
 
 def orphans(lab: str | None = None) -> list[Marked]:
     """Marked namespaces of ``lab`` (or of every lab) that no journal knows of."""
     preflight.require_root("read the machine's namespaces")
-    known = {ns for j in all_labs() for ns in j.namespaces}
+    good, bad = scan()
+    if lab is not None and lab in bad:
+        raise NsnetError(bad[lab])
+    known = {ns for j in good for ns in j.namespaces}
     with Netlink() as nl:
-        return [m for m in marked_namespaces(nl) if (lab is None or m.lab == lab) and m.netns not in known]
+        # A lab whose journal cannot be read is not known to be gone: its namespaces are not orphans.
+        return [
+            m
+            for m in marked_namespaces(nl)
+            if (lab is None or m.lab == lab) and m.netns not in known and m.lab not in bad
+        ]
 
 
 def gc(lab: str | None = None, dry_run: bool = False) -> list[Marked]:

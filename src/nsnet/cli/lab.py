@@ -64,6 +64,8 @@ def plan(target: str, name: str | None, script: bool, fresh: bool, for_down: boo
         fail(f"{target!r} is not a topology file; `nsnet plan FILE` or `nsnet plan --down LAB`")
     else:
         steps = engine.plan_up(topology, lab, fresh=fresh)
+    for kept in steps.kept:
+        err.print(f"nsnet: would keep {kept}", markup=False, soft_wrap=True)
     _print_plan(steps, script, as_json)
 
 
@@ -166,12 +168,15 @@ def down(target: str, name: str | None, quiet: bool, as_json: bool) -> None:
         elif not quiet:
             out.print(f"lab {lab} is not up: nothing to do", markup=False)
         return
+    for kept in steps.kept:
+        err.print(f"nsnet: kept {kept}", markup=False, soft_wrap=True)
     if as_json:
         emit_json(
             {
                 "lab": lab,
                 "was_up": True,
                 "steps": steps.lines(),
+                "kept": list(steps.kept),
                 "killed": [{"pid": p.pid, "name": p.name, "node": p.node, "namespace": p.ns} for p in killed],
             }
         )
@@ -195,6 +200,8 @@ def ls(as_json: bool) -> None:
     for lab in labs:
         nodes = ", ".join(n if n == ns else f"{n} ({ns})" for n, ns in lab.nodes.items())
         status = lab.status + (f" (missing: {', '.join(lab.missing)})" if lab.missing else "")
+        if lab.problem:
+            status += f" ({lab.problem})"
         table.add_row(lab.name, status, lab.host, nodes, lab.source or "")
     out.print(table)
 
@@ -261,7 +268,7 @@ def gc(lab: str | None, dry_run: bool, as_json: bool) -> None:
 
     \b
     After a crash, a reboot of /run, or a deleted journal, nsnet still finds
-    its namespaces by their mark (the alias of their `lo`: nsnet:LAB:NODE)
+    its namespaces by their mark (the alias of their `lo`: nsnet:LAB:NODE:STATE)
     and removes those, and nothing else, after stopping the processes still
     running in them. `nsnet down LAB` does the same for one lab whose
     journal is gone.

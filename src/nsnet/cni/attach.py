@@ -79,11 +79,19 @@ def _fail(what: str, exc: OSError) -> CniError:
 def open_netns(path: str) -> int:
     """An fd of the container's namespace; :class:`CniError` (unknown container) if there is none."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # Non-blocking: a FIFO (or a device) named as CNI_NETNS must not hang the plugin on open.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise CniError(spec.UNKNOWN_CONTAINER, f"cannot open network namespace {path!r}: {exc.strerror}") from None
     own = os.stat("/proc/self/ns/net")
     st = os.fstat(fd)
+    if st.st_dev != own.st_dev:  # every namespace file lives on the kernel's nsfs
+        os.close(fd)
+        raise CniError(
+            spec.INVALID_ENVIRONMENT,
+            f"CNI_NETNS {path!r} is not a network namespace",
+            "name a namespace file: /run/netns/NAME or /proc/PID/ns/net",
+        )
     if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
         os.close(fd)
         raise CniError(spec.INVALID_ENVIRONMENT, f"CNI_NETNS {path!r} is the namespace the plugin runs in")

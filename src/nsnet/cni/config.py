@@ -89,6 +89,8 @@ def parse_json(data: bytes, what: str = "the network configuration") -> Any:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CniError(spec.DECODING_FAILURE, f"cannot decode {what}", str(exc)) from None
+    except RecursionError:
+        raise CniError(spec.DECODING_FAILURE, f"cannot decode {what}", "it nests too deep") from None
 
 
 def _invalid(message: str) -> CniError:
@@ -111,16 +113,21 @@ def _int(value: Any, what: str, low: int, high: int) -> int:
 
 
 def check_ifname(name: Any, what: str, code: int = spec.INVALID_CONFIG) -> str:
-    """A Linux interface name as the specification allows it (``CNI_IFNAME``, ``bridge``)."""
+    """A Linux interface name as the specification allows it (``CNI_IFNAME``, ``bridge``), and as
+    the kernel takes it as it is: ``%`` would make it a pattern (``e%d`` becomes ``e0``)."""
     if (
         not isinstance(name, str)
         or not name
         or name in (".", "..")
         or len(name.encode()) > IFNAME_MAX
-        or any(c in name for c in "/:")
-        or any(c.isspace() for c in name)
+        or any(c in name for c in "/:%")
+        or any(c.isspace() or not c.isprintable() for c in name)
     ):
-        raise CniError(code, f"{what} {name!r} is not a valid interface name")
+        raise CniError(
+            code,
+            f"{what} {name!r} is not a valid interface name",
+            f"at most {IFNAME_MAX} bytes, no '/', ':', '%' or whitespace, not '.' or '..'",
+        )
     return name
 
 

@@ -55,7 +55,7 @@ def execute(path: str, command: str, stdin: bytes, env: Mapping[str, str]) -> di
     if proc.returncode != 0:
         try:
             data = json.loads(out) if out else None
-        except ValueError:
+        except (ValueError, RecursionError):
             data = None
         if isinstance(data, dict) and isinstance(data.get("code"), int):
             msg = f"{name}: {data.get('msg', '')}"

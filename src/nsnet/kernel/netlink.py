@@ -183,7 +183,7 @@ class Netlink:
         if len(self._raw) + len(marks) >= 256:
             _raise_fd_limit()
         try:
-            made = netns.create_many(list(marks), inside)
+            made = netns.create_many(list(marks), inside, lambda sock: sock.close())
             failed: dict[str, KernelError] = {}
         except netns.NamespacesFailed as exc:
             made = {ns: sock for ns, sock in exc.results.items() if isinstance(sock, rtnl.Socket)}

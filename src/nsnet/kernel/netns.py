@@ -36,7 +36,11 @@ T = TypeVar("T")
 
 def path(ns: str) -> str:
     """Filesystem path of a namespace (the root namespace is our own, at start-up)."""
-    return "/proc/self/ns/net" if ns == ROOT_NS else os.path.join(NETNS_DIR, ns)
+    if ns == ROOT_NS:
+        return "/proc/self/ns/net"
+    if "/" in ns or "\0" in ns or ns in (".", ".."):  # never a path outside /run/netns
+        raise KernelError(f"{ns!r} is not a network namespace name")
+    return os.path.join(NETNS_DIR, ns)
 
 
 def exists(ns: str) -> bool:
@@ -103,26 +107,35 @@ def _share_dir() -> None:
         _SHARED = True
 
 
-def _create_here(ns: str, back: int, inside: Callable[[], T] | None) -> T | None:
-    """Create ``ns`` from the calling thread; run ``inside`` in it; return to the namespace ``back``."""
+def _create_here(
+    ns: str, back: int, inside: Callable[[], T] | None, discard: Callable[[T], None] | None = None
+) -> T | None:
+    """Create ``ns`` from the calling thread; run ``inside`` in it; return to the namespace ``back``.
+
+    ``inside`` runs before the namespace gets its name: what it does (nsnet's
+    mark) is there before anyone can see the namespace under /run/netns. If
+    naming it fails, ``discard`` gets what ``inside`` returned.
+    """
     target = path(ns)
     if is_stale(ns):
         os.unlink(target)
     libc = _libc()
     _check(libc.unshare(CLONE_NEWNET), "unshare")
     try:
-        # The mount point is made only now, just before the mount: a process killed in between
-        # leaves an empty file at worst, which the next create or delete clears.
-        os.close(os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
-        if libc.mount(b"/proc/thread-self/ns/net", target.encode(), b"none", MS_BIND, None) != 0:
-            code = ctypes.get_errno()
-            os.unlink(target)
-            raise OSError(code, f"mount: {os.strerror(code)}")
+        made = inside() if inside else None
         try:
-            return inside() if inside else None
+            # The mount point is made only now, just before the mount: a process killed in between
+            # leaves an empty file at worst, which the next create or delete clears.
+            os.close(os.open(target, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+            if libc.mount(b"/proc/thread-self/ns/net", target.encode(), b"none", MS_BIND, None) != 0:
+                code = ctypes.get_errno()
+                os.unlink(target)
+                raise OSError(code, f"mount: {os.strerror(code)}")
         except BaseException:
-            _remove(ns)
+            if made is not None and discard is not None:
+                discard(made)
             raise
+        return made
     finally:
         setns(back)
 
@@ -132,12 +145,17 @@ def create(ns: str) -> None:
     create_many([ns])
 
 
-def create_many(spaces: Sequence[str], inside: Callable[[str], T] | None = None) -> dict[str, T | None]:
-    """Create every namespace of ``spaces``, several at once; ``inside(ns)`` runs in each one made.
+def create_many(
+    spaces: Sequence[str],
+    inside: Callable[[str], T] | None = None,
+    discard: Callable[[T], None] | None = None,
+) -> dict[str, T | None]:
+    """Create every namespace of ``spaces``, several at once; ``inside(ns)`` runs in each one,
+    before it is named (a namespace where it raised is never named).
 
-    Returns what ``inside`` returned, by namespace (a namespace where it
-    raised is deleted again). If any failed, :class:`NamespacesFailed` is
-    raised after all were tried.
+    Returns what ``inside`` returned, by namespace (``discard`` gets it back
+    where naming the namespace failed). If any failed,
+    :class:`NamespacesFailed` is raised after all were tried.
     """
     for ns in spaces:
         if ns == ROOT_NS or (exists(ns) and not is_stale(ns)):
@@ -146,7 +164,7 @@ def create_many(spaces: Sequence[str], inside: Callable[[str], T] | None = None)
 
     def one(ns: str, back: int) -> T | None:
         try:
-            return _create_here(ns, back, inside and (lambda: inside(ns)))
+            return _create_here(ns, back, inside and (lambda: inside(ns)), discard)
         except OSError as exc:
             raise KernelError(f"cannot create network namespace {ns!r}: {exc.strerror or exc}") from exc
 

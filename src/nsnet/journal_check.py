@@ -1,0 +1,117 @@
+"""What a journal read from disk may contain: every name is checked before nsnet uses it.
+
+A journal names namespaces nsnet deletes, links, sysctl keys and chains it
+changes, and processes it stops. One edited by hand or by someone else must
+not make nsnet act outside the lab: a namespace name ``../../etc/x`` would
+make ``down`` unmount and unlink a file elsewhere. :func:`check` refuses any
+value nsnet itself would never have written.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .schema import IFNAME_MAX, IFNAME_RE, NAME_RE, SYSCTL_RE
+
+NETNS_MAX = 255
+CHAINS = ("INPUT", "FORWARD", "OUTPUT")
+POLICIES = ("ACCEPT", "DROP")
+QDISC_WORDS = ("tbf", "netem", "rate", "burst", "latency", "delay", "loss", "limit")
+
+
+class Corrupt(ValueError):
+    """A journal value nsnet would never have written."""
+
+
+def netns_name(value: Any, root: bool = False) -> str:
+    """A namespace name as nsnet makes them (``root``: the root namespace, ``""``, too)."""
+    if root and value == "":
+        return ""
+    if not isinstance(value, str) or not NAME_RE.match(value) or ".." in value or len(value) > NETNS_MAX:
+        raise Corrupt(f"{value!r} is not a namespace name")
+    return str(value)
+
+
+def ifname(value: Any) -> str:
+    if not isinstance(value, str) or not IFNAME_RE.match(value) or value in (".", "..") or len(value) > IFNAME_MAX:
+        raise Corrupt(f"{value!r} is not an interface name")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise Corrupt(f"{what} {value!r} is not text")
+    return value
+
+
+def _mapping(value: Any, what: str) -> dict[Any, Any]:
+    if not isinstance(value, dict):
+        raise Corrupt(f"{what} is not a mapping")
+    return value
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise Corrupt(f"{what} is not a list")
+    return value
+
+
+def _qdisc(value: Any) -> str:
+    words = _text(value, "shaping").split()
+    for word in words:
+        number = word[:1].isdigit() and all(c.isalnum() or c in ".%-" for c in word)  # 10mbit, 20ms, 1%
+        if word not in QDISC_WORDS and not number:
+            raise Corrupt(f"shaping {value!r} is not one nsnet writes")
+    return str(value)
+
+
+def check(data: Any, lab: str) -> dict[str, Any]:
+    """``data`` if it is a journal of ``lab`` nsnet could have written; :class:`Corrupt` names the first bad value."""
+    journal = _mapping(data, "the journal")
+    if journal.get("lab") != lab:
+        raise Corrupt(f"it is the journal of {journal.get('lab')!r}, not of {lab!r}")
+    if journal.get("host_mode", "sandbox") not in ("sandbox", "root"):
+        raise Corrupt(f"host mode {journal.get('host_mode')!r} is neither sandbox nor root")
+    for key in ("topology", "status"):
+        _text(journal.get(key, ""), key)
+    if journal.get("source") is not None:
+        _text(journal["source"], "source")
+    if not isinstance(journal.get("updated", 0.0), int | float):
+        raise Corrupt("updated is not a time")
+    for ns, label in _mapping(journal.get("namespaces", {}), "namespaces").items():
+        netns_name(ns)
+        if not isinstance(label, str) or not NAME_RE.match(label):
+            raise Corrupt(f"{label!r} is not a node name")
+    for host in _list(journal.get("hosts", []), "hosts"):
+        if not isinstance(host, str) or not NAME_RE.match(host):
+            raise Corrupt(f"{host!r} is not a host name")
+    for name in _list(journal.get("root_links", []), "root_links"):
+        ifname(name)
+    for route in _list(journal.get("root_routes", []), "root_routes"):
+        _text(route, "route")
+    for ns, values in _mapping(journal.get("sysctls", {}), "sysctls").items():
+        netns_name(ns, root=True)
+        for key, value in _mapping(values, "sysctls").items():
+            if not isinstance(key, str) or not SYSCTL_RE.match(key) or ".." in key:
+                raise Corrupt(f"{key!r} is not a sysctl nsnet sets")
+            # An original value as the kernel gave it (whitespace made single spaces): any text on one line.
+            if not isinstance(value, str) or len(value) > 4096 or not value.isprintable():
+                raise Corrupt(f"{value!r} is not a sysctl value")
+    for ns, chains in _mapping(journal.get("policies", {}), "policies").items():
+        netns_name(ns, root=True)
+        for chain, policy in _mapping(chains, "policies").items():
+            if chain not in CHAINS or policy not in POLICIES:
+                raise Corrupt(f"policy {chain!r} {policy!r} is not one nsnet sets")
+    for ns in _list(journal.get("firewall", []), "firewall"):
+        netns_name(ns, root=True)
+    for ns, links in _mapping(journal.get("shaping", {}), "shaping").items():
+        netns_name(ns, root=True)
+        for name, qdisc in _mapping(links, "shaping").items():
+            ifname(name)
+            _qdisc(qdisc)
+    for ns, entry in _mapping(journal.get("servers", {}), "servers").items():
+        netns_name(ns, root=True)
+        entry = _list(entry, "a server")
+        if len(entry) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 1 for n in entry):
+            raise Corrupt(f"server {entry!r} is not a pid and a port")
+    return journal
