@@ -112,6 +112,11 @@ def check(data: Any, lab: str) -> dict[str, Any]:
     for ns, entry in _mapping(journal.get("servers", {}), "servers").items():
         netns_name(ns, root=True)
         entry = _list(entry, "a server")
-        if len(entry) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 1 for n in entry):
-            raise Corrupt(f"server {entry!r} is not a pid and a port")
+        # [pid, port, start time]; [0, port, 0] while it starts (written before it runs); [pid, port] of old.
+        if len(entry) not in (2, 3) or not all(isinstance(n, int) and not isinstance(n, bool) for n in entry):
+            raise Corrupt(f"server {entry!r} is not a pid, a port and a start time")
+        pid, port = entry[0], entry[1]
+        pending = pid == 0 and entry[2:] in ([0], [])
+        if not (pending or pid > 1) or not 0 < port < 65536 or (len(entry) == 3 and entry[2] < 0):
+            raise Corrupt(f"server {entry!r} is not a pid, a port and a start time")
     return journal

@@ -531,7 +531,11 @@ def _owned(lab: str, have: Namespace, journal: Journal | None) -> bool:
     if have.stale:
         return journal is not None and have.name in journal.namespaces
     mark = parse_namespace_mark(have.mark)
-    return mark is not None and mark.lab == lab and mark.ours
+    if mark is None or mark.lab != lab:
+        return False
+    # A mark of an older nsnet names no state directory: the lab's where this state directory's journal lists it.
+    legacy = mark.state is None and journal is not None and have.name in journal.namespaces
+    return mark.ours or legacy
 
 
 def _not_owned(lab: str, have: Namespace, journal: Journal | None) -> str:
