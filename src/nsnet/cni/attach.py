@@ -211,12 +211,23 @@ def delete_link(sock: rtnl.Socket, name: str) -> bool:
 # -- the bridge and the veth pair ----------------------------------------------
 
 
+def random_mac() -> bytes:
+    """A random unicast, locally administered MAC (as the kernel's ``eth_random_addr``)."""
+    mac = bytearray(os.urandom(6))
+    mac[0] = (mac[0] & 0xFE) | 0x02
+    return bytes(mac)
+
+
 def ensure_bridge(sock: rtnl.Socket, name: str, mtu: int | None, promisc: bool, network: str) -> Link:
-    """The bridge, created (with ``mtu``) if it does not exist, up (and promiscuous if asked)."""
+    """The bridge, created (with ``mtu`` and a fixed MAC) if it does not exist, up (and promiscuous if asked)."""
     link = get_link(sock, name)
     if link is None:
         info = rtnl.nest(rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "bridge"))
         payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + info
+        # A MAC of its own, set (addr_assign_type 3): left unset, the bridge takes its lowest
+        # port's, and changes it when that container goes, leaving the others' neighbour entries
+        # for their gateway stale until they expire.
+        payload += rtnl.attr(rtnl.IFLA_ADDRESS, random_mac())
         if mtu:
             payload += rtnl.u32(rtnl.IFLA_MTU, mtu)
         try:

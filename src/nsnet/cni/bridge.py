@@ -184,7 +184,7 @@ def _build(
     if conf.bandwidth is not None:
         _shape(conf, env, host)
 
-    bridge = attach.get_link(node, conf.bridge) or bridge  # its MAC follows its ports'
+    bridge = attach.get_link(node, conf.bridge) or bridge  # a bridge made by others may take its ports' MAC
     host_link = attach.get_link(node, host) or host_link
     ours: list[dict[str, Any]] = [
         {"name": bridge.name, "mac": bridge.mac},
