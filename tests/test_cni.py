@@ -523,6 +523,30 @@ def test_concurrent_add_and_del_of_many_containers(node: Node) -> None:
     assert reserved(node) == set() and records(node) == [] and nsnet_rules(node) == []
 
 
+def test_add_puts_back_a_jump_that_was_deleted(node: Node) -> None:
+    """ADD appends its rules without reading the ruleset only when its chains and jumps are there."""
+    conf = netconf(node, ipMasq=True)
+    c1, c2 = node.container(), node.container()
+    r1 = node.add(conf, "ctr-jump1", c1)
+    node.run("iptables", "-D", "FORWARD", "-m", "comment", "--comment", "nsnet-cni", "-j", "NSNETCNI-FORWARD")
+    r2 = node.add(conf, "ctr-jump2", c2)
+    assert node.run("iptables", "-S", "FORWARD").count("-j NSNETCNI-FORWARD") == 1
+    assert node.ping(c1, address(r2)) and node.ping(c2, address(r1))
+    node.ok("CHECK", with_prev(conf, r1), "ctr-jump1", c1)
+    # Every chain gone (a firewall reloaded from scratch): the next ADD makes them again.
+    node.ok("DEL", with_prev(conf, r2), "ctr-jump2", c2)
+    node.run("iptables", "-F", "FORWARD")
+    node.run("iptables", "-t", "nat", "-F", "POSTROUTING")
+    for table, chain in (("filter", "NSNETCNI-FORWARD"), ("nat", "NSNETCNI-POSTROUTING")):
+        node.run("iptables", "-t", table, "-F", chain)
+        node.run("iptables", "-t", table, "-X", chain)
+    r2 = node.add(conf, "ctr-jump2", c2)
+    node.ok("CHECK", with_prev(conf, r2), "ctr-jump2", c2)
+    for cid, netns, r in (("ctr-jump1", c1, r1), ("ctr-jump2", c2, r2)):
+        node.ok("DEL", with_prev(conf, r), cid, netns)
+    assert nsnet_rules(node) == []
+
+
 # -- published ports ------------------------------------------------------------------
 
 

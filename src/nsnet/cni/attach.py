@@ -21,12 +21,15 @@ import hashlib
 import ipaddress
 import os
 import socket
-from dataclasses import dataclass
-from typing import Any
 
-from ..kernel import rtnl
+from . import netlink as rtnl
 from . import spec
+from .record import record
 from .spec import CniError
+
+TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
+if TYPE_CHECKING:
+    from typing import Any
 
 CLONE_NEWNET = 0x40000000
 RTM_SETLINK = 19
@@ -127,7 +130,7 @@ def socket_in(fd: int, path: str) -> rtnl.Socket:
         os.close(back)
 
 
-@dataclass
+@record
 class Link:
     index: int
     name: str

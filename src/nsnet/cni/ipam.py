@@ -13,11 +13,14 @@ import json
 import os
 import subprocess
 from collections.abc import Mapping
-from typing import Any
 
 from . import spec
 from .config import NetConf, parse_json
 from .spec import CniError
+
+TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def find_plugin(kind: str, cni_path: str) -> str:

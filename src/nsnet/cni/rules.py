@@ -25,12 +25,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import shutil
 import subprocess
-from dataclasses import dataclass
 
 from . import spec
 from .config import NetConf
+from .record import record
 from .spec import CniError
 
 PREFIX = "NSNETCNI-"
@@ -64,7 +63,7 @@ def parse_comment(comment: str) -> tuple[str, str, str] | None:
     return parts[1], parts[2], parts[3]
 
 
-@dataclass(frozen=True)
+@record
 class Rule:
     """One rule: ``<match> -m comment --comment "<comment>" -j <target>`` in ``table``/``hook``."""
 
@@ -157,7 +156,7 @@ def desired(conf: NetConf, addresses: list[str]) -> list[Rule]:
 # -- applying ----------------------------------------------------------------
 
 
-@dataclass
+@record
 class Live:
     """What ``iptables-save`` shows of nsnet-cni in one family."""
 
@@ -170,10 +169,11 @@ class Live:
 
 def tool(name: str) -> str:
     """A system tool, also where a runtime's short ``PATH`` may not look."""
-    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(SBIN))
-    if found is None:
-        raise CniError(spec.INTERNAL, f"{name} is not installed")
-    return found
+    for directory in [*os.environ.get("PATH", "").split(os.pathsep), *SBIN]:
+        candidate = os.path.join(directory, name)
+        if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise CniError(spec.INTERNAL, f"{name} is not installed")
 
 
 def _run(argv: list[str], stdin: str | None = None) -> str:
@@ -211,10 +211,36 @@ def _jump(hook: str) -> str:
     return f'-m comment --comment "{JUMP_COMMENT}" -j {own_chain(hook)}'
 
 
+def _restore_text(blocks: dict[str, list[str]]) -> str:
+    return "".join(f"*{table}\n" + "\n".join(lines) + "\nCOMMIT\n" for table, lines in blocks.items() if lines)
+
+
 def _restore(family: int, blocks: dict[str, list[str]]) -> None:
-    text = "".join(f"*{table}\n" + "\n".join(lines) + "\nCOMMIT\n" for table, lines in blocks.items() if lines)
+    text = _restore_text(blocks)
     if text:
         _run([TOOLS[family][1], "--noflush", "--wait"], text)
+
+
+def _append(family: int, rules: list[Rule], comment: str) -> bool:
+    """Append ``rules`` in one ``iptables-restore``, without reading the ruleset first, if their chains
+    and jumps are all there (``-C``, in the same transaction); whether it was done (nothing is changed if not)."""
+    blocks: dict[str, list[str]] = {}
+    for table, hook in sorted({(r.table, r.hook) for r in rules}):
+        blocks.setdefault(table, []).append(f"-C {hook} {_jump(hook)}")
+    for r in rules:
+        blocks[r.table].append(r.text(comment))
+    try:
+        proc = subprocess.run(
+            [tool(TOOLS[family][1]), "--noflush", "--wait"],
+            input=_restore_text(blocks),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
 
 
 def _removals(
@@ -241,10 +267,17 @@ def _drop_chain(live: Live, table: str, hook: str, lines: list[str]) -> None:
     lines.append(f"-X {own_chain(hook)}")
 
 
-def install(rules: list[Rule], comment: str) -> None:
-    """Replace the rules carrying ``comment`` by ``rules`` (the caller holds the node lock)."""
+def install(rules: list[Rule], comment: str, fresh: bool = False) -> None:
+    """Replace the rules carrying ``comment`` by ``rules`` (the caller holds the node lock).
+
+    ``fresh``: no rule can carry ``comment`` yet (an attachment never seen before), so where the
+    chains and jumps are in place the rules are only appended (one process instead of two, and no
+    ruleset to read back: most of the time an ADD spends in iptables).
+    """
     for family in sorted({r.family for r in rules}):
         mine = [r for r in rules if r.family == family]
+        if fresh and _append(family, mine, comment):
+            continue
         live = read(family)
         want = {(r.table, r.hook) for r in mine}
         blocks: dict[str, list[str]] = {}

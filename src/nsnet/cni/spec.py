@@ -9,8 +9,10 @@ the configuration asks for.
 from __future__ import annotations
 
 import json
-from typing import Any
 
+TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
+if TYPE_CHECKING:
+    from typing import Any
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 LATEST = "1.1.0"
 
