@@ -14,8 +14,9 @@ one container while ``--background`` others stay attached to each network;
 then the same with a published port, where the reference needs ``portmap``
 after ``bridge`` (two executions) and nsnet-cni one.
 
-Prints the median (and min-max) of every call and the ratio nsnet-cni /
-reference; ``--out`` writes the table as Markdown too.
+Prints the median (and min-max) of every call, wall-clock and CPU time (the
+plugin's and its children's: what the machine's load disturbs least), and
+the ratios nsnet-cni / reference; ``--out`` writes the tables as Markdown too.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import copy
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,6 +46,19 @@ iptables -P FORWARD DROP
 exec "$@"
 """
 COMMANDS = ("VERSION", "ADD", "CHECK", "DEL")
+
+
+class Cost:
+    """Wall-clock and CPU seconds (user + system, the plugin's and its children's) of some calls."""
+
+    def __init__(self, wall: float = 0.0, cpu: float = 0.0) -> None:
+        self.wall, self.cpu = wall, cpu
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.wall + other.wall, self.cpu + other.cpu)
+
+    def __truediv__(self, n: int) -> Cost:
+        return Cost(self.wall / n, self.cpu / n)
 
 
 def conflist(kind: str, index: int, ports: bool) -> dict[str, Any]:
@@ -70,8 +85,13 @@ def conflist(kind: str, index: int, ports: bool) -> dict[str, Any]:
     return {"cniVersion": "1.0.0", "name": f"bench-{kind}", "plugins": plugins}
 
 
-def call(plugin: Path, command: str, conf: dict[str, Any] | None, cid: str, netns: str) -> tuple[float, Any]:
-    """Execute a plugin as libcni does; (seconds, its JSON answer or None)."""
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # the plugins' and what they ran (IPAM, iptables)
+    return usage.ru_utime + usage.ru_stime
+
+
+def call(plugin: Path, command: str, conf: dict[str, Any] | None, cid: str, netns: str) -> tuple[Cost, Any]:
+    """Execute a plugin as libcni does; (its cost, its JSON answer or None)."""
     env = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "CNI_COMMAND": command,
@@ -82,9 +102,9 @@ def call(plugin: Path, command: str, conf: dict[str, Any] | None, cid: str, netn
         "CNI_PATH": f"{REFERENCE}:{PLUGIN.parent}",
     }
     stdin = json.dumps(conf).encode() if conf is not None else b""
-    start = time.perf_counter()
+    cpu, start = _cpu(), time.perf_counter()
     proc = subprocess.run([str(plugin)], input=stdin, env=env, capture_output=True, check=False)
-    took = time.perf_counter() - start
+    took = Cost(time.perf_counter() - start, _cpu() - cpu)
     if proc.returncode != 0:
         raise RuntimeError(f"{plugin.name} {command} failed: {proc.stdout.decode()} {proc.stderr.decode()}")
     return took, json.loads(proc.stdout) if proc.stdout.strip() else None
@@ -92,10 +112,10 @@ def call(plugin: Path, command: str, conf: dict[str, Any] | None, cid: str, netn
 
 def chain(
     net: dict[str, Any], command: str, cid: str, netns: str, prev: Any = None, ports: list[Any] | None = None
-) -> tuple[float, Any]:
+) -> tuple[Cost, Any]:
     """One runtime operation on a conflist: every plugin in turn (DEL in reverse), prevResult passed on."""
     plugins = net["plugins"] if command != "DEL" else list(reversed(net["plugins"]))
-    total, result = 0.0, prev
+    total, result = Cost(), prev
     for plugin in plugins:
         conf = copy.deepcopy(plugin)
         conf.update(cniVersion=net["cniVersion"], name=net["name"])
@@ -116,11 +136,11 @@ def netns(name: str) -> str:
     return f"/run/netns/{name}"
 
 
-def measure(rounds: int, background: int, ports: bool) -> dict[str, dict[str, list[float]]]:
+def measure(rounds: int, background: int, ports: bool) -> dict[str, dict[str, list[Cost]]]:
     kinds = ("nsnet-cni", "bridge")
     nets = {kind: conflist(kind, i, ports) for i, kind in enumerate(kinds)}
     published = [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}] if ports else None
-    times: dict[str, dict[str, list[float]]] = {k: {c: [] for c in COMMANDS} for k in kinds}
+    times: dict[str, dict[str, list[Cost]]] = {k: {c: [] for c in COMMANDS} for k in kinds}
     tag = "p" if ports else "b"
     for kind in kinds:  # containers that stay attached, as on a busy node
         for i in range(background):
@@ -144,22 +164,24 @@ def measure(rounds: int, background: int, ports: bool) -> dict[str, dict[str, li
     return times
 
 
-def table(title: str, times: dict[str, dict[str, list[float]]], plugins: str) -> list[str]:
+def table(title: str, times: dict[str, dict[str, list[Cost]]], plugins: str) -> list[str]:
     lines = [
         f"### {title}",
         "",
-        f"| call | nsnet-cni (ms) | {plugins} (ms) | ratio |",
-        "| --- | --- | --- | --- |",
+        f"| call | nsnet-cni (ms) | {plugins} (ms) | ratio | CPU: nsnet-cni (ms) | {plugins} (ms) | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for command in COMMANDS:
         ours, theirs = times["nsnet-cni"][command], times["bridge"][command]
         if not ours or not theirs:
             continue
-        mo, mt = statistics.median(ours), statistics.median(theirs)
-        lines.append(
-            f"| {command} | {1000 * mo:.1f} ({1000 * min(ours):.0f}-{1000 * max(ours):.0f}) "
-            f"| {1000 * mt:.1f} ({1000 * min(theirs):.0f}-{1000 * max(theirs):.0f}) | {mo / mt:.2f} |"
-        )
+        row = f"| {command} "
+        for what in ("wall", "cpu"):
+            o, t = [getattr(c, what) for c in ours], [getattr(c, what) for c in theirs]
+            mo, mt = statistics.median(o), statistics.median(t)
+            row += f"| {1000 * mo:.1f} ({1000 * min(o):.0f}-{1000 * max(o):.0f}) "
+            row += f"| {1000 * mt:.1f} ({1000 * min(t):.0f}-{1000 * max(t):.0f}) | {mo / mt:.2f} "
+        lines.append(row + "|")
     return [*lines, ""]
 
 

@@ -15,10 +15,9 @@ import contextlib
 import ipaddress
 import json
 import os
-import subprocess
 from collections.abc import Callable, Iterator
 
-from . import attach, rules, spec, state
+from . import attach, rules, spawn, spec, state
 from . import netlink as rtnl
 from .config import NetConf
 from .ipam import Ipam
@@ -225,9 +224,9 @@ def _shape(conf: NetConf, env: Env, host: str) -> None:
         shaper = _tbf(bw.egress_rate, bw.egress_burst)
         steps.append([nsenter, f"--net={env.netns}", "--", tc, "qdisc", "replace", "dev", env.ifname, "root", *shaper])
     for argv in steps:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise CniError(spec.INTERNAL, "cannot limit the bandwidth", proc.stderr.strip())
+        proc = spawn.run(argv)
+        if proc.code != 0:
+            raise CniError(spec.INTERNAL, "cannot limit the bandwidth", proc.err.decode(errors="replace").strip())
 
 
 def _tbf(rate: int, burst: int) -> list[str]:

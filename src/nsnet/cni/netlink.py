@@ -10,9 +10,9 @@ threads' buffers. Here a socket sends a request and reads its answer.
 
 from __future__ import annotations
 
+import _socket as socket  # not socket.py, whose enums are a millisecond of every call
 import contextlib
 import os
-import socket
 import struct
 
 NETLINK_ROUTE = 0

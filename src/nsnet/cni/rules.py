@@ -25,9 +25,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import subprocess
 
-from . import spec
+from . import spawn, spec
 from .config import NetConf
 from .record import record
 from .spec import CniError
@@ -49,9 +48,9 @@ def comment_for(network: str, container_id: str, ifname: str) -> str:
     text = f"{JUMP_COMMENT}:{network}:{container_id}:{ifname}"
     if len(text) <= 200 and _SAFE.match(ifname):
         return text
-    import hashlib
+    from .attach import sha256_hex
 
-    digest = hashlib.sha256(f"{network}\0{container_id}\0{ifname}".encode()).hexdigest()[:32]
+    digest = sha256_hex(f"{network}\0{container_id}\0{ifname}".encode())[:32]
     return f"{JUMP_COMMENT}:{network[:100]}:#{digest}"
 
 
@@ -177,12 +176,13 @@ def tool(name: str) -> str:
 
 
 def _run(argv: list[str], stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        [tool(argv[0]), *argv[1:]], input=stdin, capture_output=True, text=True, check=False, timeout=120
-    )
-    if proc.returncode != 0:
-        raise CniError(spec.INTERNAL, f"{argv[0]} failed", (proc.stderr or proc.stdout).strip())
-    return proc.stdout
+    try:
+        proc = spawn.run([tool(argv[0]), *argv[1:]], (stdin or "").encode())
+    except (OSError, TimeoutError) as exc:
+        raise CniError(spec.INTERNAL, f"{argv[0]} failed", str(exc) or "it did not finish in time") from None
+    if proc.code != 0:
+        raise CniError(spec.INTERNAL, f"{argv[0]} failed", (proc.err or proc.out).decode(errors="replace").strip())
+    return proc.out.decode(errors="replace")
 
 
 def read(family: int) -> Live:
@@ -230,17 +230,10 @@ def _append(family: int, rules: list[Rule], comment: str) -> bool:
     for r in rules:
         blocks[r.table].append(r.text(comment))
     try:
-        proc = subprocess.run(
-            [tool(TOOLS[family][1]), "--noflush", "--wait"],
-            input=_restore_text(blocks),
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-    except (OSError, subprocess.SubprocessError):
+        proc = spawn.run([tool(TOOLS[family][1]), "--noflush", "--wait"], _restore_text(blocks).encode())
+    except (OSError, TimeoutError):
         return False
-    return proc.returncode == 0
+    return proc.code == 0
 
 
 def _removals(
