@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import os
 from collections.abc import Callable, Iterator
 
 from . import attach, rules, spawn, spec, state
+from . import jsonc as json
 from . import netlink as rtnl
 from .config import NetConf
 from .ipam import Ipam

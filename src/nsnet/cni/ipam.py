@@ -9,10 +9,10 @@ speak, rather than failing the whole ADD.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 
+from . import jsonc as json
 from . import spawn, spec
 from .config import NetConf, parse_json
 from .spec import CniError

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 
 from . import spawn, spec
 from .config import NetConf
@@ -35,8 +34,8 @@ PREFIX = "NSNETCNI-"
 JUMP_COMMENT = "nsnet-cni"
 TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
 SBIN = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
-_SAFE = re.compile(r"^[A-Za-z0-9_.@+\-]+$")
-_COMMENT_RE = re.compile(r'-m comment --comment (?:"([^"]*)"|(\S+))')
+_SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@+-")
+_COMMENT = r'-m comment --comment (?:"([^"]*)"|(\S+))'
 
 
 def own_chain(hook: str) -> str:
@@ -46,7 +45,7 @@ def own_chain(hook: str) -> str:
 def comment_for(network: str, container_id: str, ifname: str) -> str:
     """The comment on every rule of an attachment (network names and ids hold no ``:``)."""
     text = f"{JUMP_COMMENT}:{network}:{container_id}:{ifname}"
-    if len(text) <= 200 and _SAFE.match(ifname):
+    if len(text) <= 200 and ifname and set(ifname) <= _SAFE_CHARS:
         return text
     from .attach import sha256_hex
 
@@ -186,6 +185,9 @@ def _run(argv: list[str], stdin: str | None = None) -> str:
 
 
 def read(family: int) -> Live:
+    import re  # not on ADD's path, which appends without reading
+
+    comment_re = re.compile(_COMMENT)
     live = Live(set(), set(), {})
     table = ""
     for line in _run([TOOLS[family][0]]).splitlines():
@@ -197,7 +199,7 @@ def read(family: int) -> Live:
         elif line.startswith("-A "):
             chain, _, rest = line[3:].partition(" ")
             if chain.startswith(PREFIX):
-                found = _COMMENT_RE.search(rest)
+                found = comment_re.search(rest)
                 comment = (found.group(1) or found.group(2)) if found else ""
                 live.rules.setdefault((table, chain[len(PREFIX) :]), []).append((rest, comment))
             elif rest == f'-m comment --comment "{JUMP_COMMENT}" -j {own_chain(chain)}' or rest == (

@@ -8,7 +8,7 @@ the configuration asks for.
 
 from __future__ import annotations
 
-import json
+from . import jsonc as json
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:
@@ -155,4 +155,4 @@ def shape_result(result: dict[str, Any], version: str) -> dict[str, Any]:
 
 
 def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=4) + "\n"
+    return json.dumps(data) + "\n"

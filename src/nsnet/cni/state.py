@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 from collections.abc import Iterator
+
+from . import jsonc as json
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:
