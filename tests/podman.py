@@ -9,7 +9,7 @@ already. Podman runs rootful with ``--network-backend cni``, the ``runc``
 runtime and cgroupfs (``crun`` refuses this machine's hybrid cgroups), its
 containers' cgroups under a parent of the test's, removed with
 :func:`dockerd.remove_cgroups` once the world is gone. Plugins are found in
-``/run/nsnet-podman/cni/bin`` (``nsnet-cni``: the wrapper docs/cni.md
+``/run/nsnet-podman/cni/bin`` (``nsnet-cni``: the launcher docs/cni.md
 installs) and then ``/usr/lib/cni`` (the reference plugins).
 """
 
@@ -77,7 +77,7 @@ class Podman:
             "/etc/containers/containers.conf": CONTAINERS_CONF,
             "/etc/containers/storage.conf": STORAGE_CONF,
             "/etc/containers/policy.json": POLICY,
-            f"{PLUGINS}/nsnet-cni": f'#!/bin/sh\nexec {NSNET_CNI} "$@"\n',
+            f"{PLUGINS}/nsnet-cni": f"#!{sys.executable} -I\nfrom nsnet.cni.main import run\n\nrun()\n",
         }
         for path, text in files.items():
             self.write(path, text)
