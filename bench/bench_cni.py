@@ -36,7 +36,7 @@ from typing import Any
 REFERENCE = Path("/usr/lib/cni")
 PLUGIN = Path("/run/bench-bin/nsnet-cni")
 """The launcher docs/cni.md installs in the runtime's plugin directory, written there in the world."""
-LAUNCHER = f"#!{sys.executable} -I\nfrom nsnet.cni.main import run\n\nrun()\n"
+LAUNCHER = "#!{python} -I\n{path}from nsnet.cni.main import run\n\nrun()\n"
 SETUP = r"""
 set -e
 mount --make-rprivate /
@@ -189,7 +189,8 @@ def table(title: str, times: dict[str, dict[str, list[Cost]]], plugins: str) -> 
 
 def inside(args: argparse.Namespace) -> None:
     PLUGIN.parent.mkdir(parents=True)
-    PLUGIN.write_text(LAUNCHER)
+    path = f"import sys\n\nsys.path.insert(0, {args.source!r})\n" if args.source else ""
+    PLUGIN.write_text(LAUNCHER.format(python=sys.executable, path=path))
     PLUGIN.chmod(0o755)
     lines = [
         f"{args.rounds} rounds, {args.background} other containers attached to each network, "
@@ -211,6 +212,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--background", type=int, default=5)
     parser.add_argument("--out", help="also write the tables (Markdown) to this file")
+    parser.add_argument("--source", help="nsnet's src directory of another checkout, to measure that version")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
@@ -222,6 +224,7 @@ def main() -> None:
         if not needed.exists():
             sys.exit(f"{needed} is missing (apt-get install containernetworking-plugins; pip install -e .)")
     out = ["--out", str(Path(args.out).resolve())] if args.out else []
+    out += ["--source", str(Path(args.source).resolve())] if args.source else []
     argv = [sys.executable, os.path.abspath(__file__), "--inside", "--rounds", str(args.rounds)]
     argv += ["--background", str(args.background), *out]
     # Everything the bench makes dies with the world: its namespaces, bridges, rules and files.

@@ -1,4 +1,4 @@
-"""Bridge, veth pair, addresses and routes, through nsnet's own rtnetlink (:mod:`nsnet.kernel.rtnl`).
+"""Bridge, veth pair, addresses and routes, through the plugin's own rtnetlink (:mod:`nsnet.cni.netlink`).
 
 The node is the namespace the plugin runs in; the container's namespace is
 the one ``CNI_NETNS`` names (a path: ``/run/netns/NAME``, ``/proc/PID/ns/net``).

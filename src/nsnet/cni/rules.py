@@ -17,7 +17,9 @@ removed with its jump.
 
 Rules are written in the form ``iptables-save`` prints them back, so CHECK
 compares them as text. Changes are made by one ``iptables-restore
---noflush`` per family, under the node lock (:func:`nsnet.cni.state.node_lock`).
+--noflush`` per family, under the node lock (:func:`nsnet.cni.state.node_lock`);
+a new attachment's rules are appended without reading the ruleset when its
+chains and jumps are in place (checked with ``-C`` in the same transaction).
 """
 
 from __future__ import annotations
