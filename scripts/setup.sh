@@ -25,17 +25,18 @@ if [ ! -e "$policy" ]; then
     trap 'rm -f "$policy"' EXIT
 fi
 # docker.io (with containerd, runc) and busybox-static (the rootfs of the test
-# image, `docker import`ed) are for tests/test_docker.py. A Docker the machine
-# already had is its owner's: its services are left as they are.
+# image, `docker import`ed) are for tests/test_docker.py; podman (its CNI
+# backend runs nsnet-cni) for tests/test_cni_podman.py. A Docker or podman the
+# machine already had is its owner's: its services are left as they are.
 services=etcd
-for pair in docker.io:docker containerd:containerd; do
+for pair in docker.io:docker containerd:containerd podman:podman; do
     if ! dpkg-query -W -f='${Status}' "${pair%%:*}" 2>/dev/null | grep -q "install ok installed"; then
         services="$services ${pair##*:}"
     fi
 done
 apt-get install -y -qq --no-install-recommends \
     iproute2 iptables iputils-ping tcpdump util-linux procps kmod graphviz conntrack nftables \
-    containernetworking-plugins etcd-server docker.io containerd runc busybox-static \
+    containernetworking-plugins etcd-server docker.io containerd runc busybox-static podman \
     python3 python3-venv python3-pip >/dev/null
 if [ -n "$own_policy" ]; then
     rm -f "$policy"
@@ -43,10 +44,16 @@ if [ -n "$own_policy" ]; then
 fi
 
 # Stop and disable the services the packages may have started or enabled.
+units_of() {
+    case "$1" in
+        docker) echo docker.service docker.socket ;;
+        podman) echo podman.service podman.socket podman-restart.service podman-auto-update.timer ;;
+        *) echo "$1.service" ;;
+    esac
+}
 for service in $services; do
     if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-        units="$service.service"
-        if [ "$service" = docker ]; then units="$units docker.socket"; fi
+        units=$(units_of "$service")
         # shellcheck disable=SC2086
         systemctl disable --now $units >/dev/null 2>&1 || true
     else
@@ -56,8 +63,7 @@ for service in $services; do
         fi
         # Not booted with systemd now, but perhaps next time: no unit is left enabled.
         if command -v systemctl >/dev/null; then
-            units="$service.service"
-            if [ "$service" = docker ]; then units="$units docker.socket"; fi
+            units=$(units_of "$service")
             # shellcheck disable=SC2086
             systemctl disable $units >/dev/null 2>&1 || true
         fi

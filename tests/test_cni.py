@@ -15,6 +15,7 @@ import copy
 import ipaddress
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from conftest import netns_list, sh, unique_name
+from conftest import ROOT, netns_list, sh, unique_name
 
 PLUGIN = Path(sys.executable).parent / "nsnet-cni"
 REFERENCE = Path("/usr/lib/cni")
@@ -561,6 +562,30 @@ def test_concurrent_add_and_del_of_many_containers(node: Node) -> None:
     assert reserved(node) == set() and records(node) == [] and nsnet_rules(node) == []
 
 
+def test_add_puts_back_a_jump_that_was_deleted(node: Node) -> None:
+    """ADD appends its rules without reading the ruleset only when its chains and jumps are there."""
+    conf = netconf(node, ipMasq=True)
+    c1, c2 = node.container(), node.container()
+    r1 = node.add(conf, "ctr-jump1", c1)
+    node.run("iptables", "-D", "FORWARD", "-m", "comment", "--comment", "nsnet-cni", "-j", "NSNETCNI-FORWARD")
+    r2 = node.add(conf, "ctr-jump2", c2)
+    assert node.run("iptables", "-S", "FORWARD").count("-j NSNETCNI-FORWARD") == 1
+    assert node.ping(c1, address(r2)) and node.ping(c2, address(r1))
+    node.ok("CHECK", with_prev(conf, r1), "ctr-jump1", c1)
+    # Every chain gone (a firewall reloaded from scratch): the next ADD makes them again.
+    node.ok("DEL", with_prev(conf, r2), "ctr-jump2", c2)
+    node.run("iptables", "-F", "FORWARD")
+    node.run("iptables", "-t", "nat", "-F", "POSTROUTING")
+    for table, chain in (("filter", "NSNETCNI-FORWARD"), ("nat", "NSNETCNI-POSTROUTING")):
+        node.run("iptables", "-t", table, "-F", chain)
+        node.run("iptables", "-t", table, "-X", chain)
+    r2 = node.add(conf, "ctr-jump2", c2)
+    node.ok("CHECK", with_prev(conf, r2), "ctr-jump2", c2)
+    for cid, netns, r in (("ctr-jump1", c1, r1), ("ctr-jump2", c2, r2)):
+        node.ok("DEL", with_prev(conf, r), cid, netns)
+    assert nsnet_rules(node) == []
+
+
 # -- published ports ------------------------------------------------------------------
 
 
@@ -663,6 +688,65 @@ def test_conflist_chain_with_the_reference_portmap_plugin(node: Node) -> None:
     rules = node.iptables()
     assert "ctr-portmap" not in rules and address(result) not in rules and nsnet_rules(node) == []
     assert reserved(node, "chained") == set()
+
+
+def _documented_conflists() -> list[dict[str, Any]]:
+    """The configuration lists docs/cni.md shows (its ```json blocks with ``plugins``)."""
+    text = (ROOT / "docs" / "cni.md").read_text()
+    blocks = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, re.S)]
+    return [block for block in blocks if "plugins" in block]
+
+
+def _run_conflist(tmp: Path, conflist: dict[str, Any], reference: bool) -> list[str]:
+    """ADD then DEL of one container with ``conflist`` in a fresh node (the reference ``bridge`` in place of
+    nsnet-cni if ``reference``); the errors of the calls that failed."""
+    node = _make_node(tmp, "ACCEPT")
+    try:
+        conflist = copy.deepcopy(conflist)
+        for plugin in conflist["plugins"]:
+            if "ipam" in plugin:
+                plugin["ipam"]["dataDir"] = str(node.ipam_dir)
+            if reference and plugin["type"] == "nsnet-cni":
+                plugin["type"] = "bridge"
+        netns = node.container()
+        ports = [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]
+        failed, result = [], None
+        for command in ("ADD", "DEL"):
+            plugins = conflist["plugins"] if command == "ADD" else list(reversed(conflist["plugins"]))
+            for plugin in plugins:
+                conf = {**plugin, "cniVersion": conflist["cniVersion"], "name": conflist["name"]}
+                if plugin.get("capabilities", {}).get("portMappings"):
+                    conf["runtimeConfig"] = {"portMappings": ports}
+                if result is not None:
+                    conf["prevResult"] = result
+                path = PLUGIN if conf["type"] == "nsnet-cni" else REFERENCE / conf["type"]
+                call = node.cni(command, conf, "ctr-doc", netns, plugin=path)
+                if call.code != 0:
+                    failed.append(f"{conf['type']} {command}: {call.out.strip()}")
+                elif command == "ADD":
+                    result = call.json
+        return failed
+    finally:
+        _destroy(node)
+
+
+def test_the_documented_configurations_and_the_reference_bridge_plugin(tmp_path: Path) -> None:
+    """Every configuration list docs/cni.md shows works with nsnet-cni and with the reference bridge plugin in
+    its place, except the one shown as what only nsnet-cni accepts: an IPAM default route with
+    isDefaultGateway, where the reference fails ADD ("file exists") and then its DEL."""
+    conflists = _documented_conflists()
+    beyond = [c for c in conflists if any("0.0.0.0/0" in json.dumps(p.get("ipam", {})) for p in c["plugins"])]
+    both = [c for c in conflists if c not in beyond]
+    assert len(both) >= 2 and len(beyond) == 1, conflists
+    for i, conflist in enumerate(both + beyond):
+        for reference in (False, True):
+            where = tmp_path / f"{i}-{'reference' if reference else 'nsnet'}"
+            where.mkdir()
+            failed = _run_conflist(where, conflist, reference)
+            if reference and conflist in beyond:
+                assert failed and "file exists" in failed[0], failed
+            else:
+                assert failed == [], (conflist["name"], reference, failed)
 
 
 def test_bandwidth_capability_shapes_both_ends(node: Node) -> None:

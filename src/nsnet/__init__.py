@@ -7,11 +7,13 @@ the ``nsnet-cni`` plugin, started once per container, stay fast.
 from __future__ import annotations
 
 import importlib as _importlib
-import typing as _typing
 
 __version__ = "0.1.0"
 
-if _typing.TYPE_CHECKING:
+_TYPE_CHECKING = False  # typing is not imported at run time (nsnet-cni starts once per container)
+if _TYPE_CHECKING:
+    import typing as _typing
+
     from .engine import LabInfo, down, labs, plan_down, plan_up, up
     from .errors import (
         ApplyError,

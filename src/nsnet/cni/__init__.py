@@ -15,6 +15,8 @@ namespace named by ``CNI_NETNS``:
 - :mod:`nsnet.cni.state`: what was attached, and the locks, under ``/run/nsnet/cni``.
 
 Start-up time matters (one process per container and command): these modules
-import only the standard library and nsnet's small kernel helpers, never
-pydantic, click, rich or pyroute2.
+import only the standard library's lightest modules (not even json, re,
+subprocess, dataclasses or typing) and the plugin's own small helpers:
+:mod:`nsnet.cni.netlink`, :mod:`nsnet.cni.record`, :mod:`nsnet.cni.jsonc`,
+:mod:`nsnet.cni.spawn` (docs/cni.md, "Cost per call").
 """

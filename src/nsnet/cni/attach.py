@@ -1,4 +1,4 @@
-"""Bridge, veth pair, addresses and routes, through nsnet's own rtnetlink (:mod:`nsnet.kernel.rtnl`).
+"""Bridge, veth pair, addresses and routes, through the plugin's own rtnetlink (:mod:`nsnet.cni.netlink`).
 
 The node is the namespace the plugin runs in; the container's namespace is
 the one ``CNI_NETNS`` names (a path: ``/run/netns/NAME``, ``/proc/PID/ns/net``).
@@ -16,17 +16,19 @@ the container, and an alias naming the attachment.
 
 from __future__ import annotations
 
+import _socket as socket  # socket.py's enums cost a plugin started once per container a millisecond
 import errno
-import hashlib
 import ipaddress
 import os
-import socket
-from dataclasses import dataclass
-from typing import Any
 
-from ..kernel import rtnl
+from . import netlink as rtnl
 from . import spec
+from .record import record
 from .spec import CniError
+
+TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
+if TYPE_CHECKING:
+    from typing import Any
 
 CLONE_NEWNET = 0x40000000
 RTM_SETLINK = 19
@@ -46,9 +48,23 @@ ALIAS_PREFIX = "nsnet-cni"
 ALIAS_MAX = 127
 
 
+def sha256_hex(data: bytes) -> str:
+    """``hashlib.sha256(data).hexdigest()``, from Python's own implementation when it has one
+    (hashlib loads OpenSSL first: two milliseconds of a plugin started once per container)."""
+    for builtin in ("_sha2", "_sha256"):  # Python 3.12 and later; 3.11
+        try:
+            module: Any = __import__(builtin)
+        except ImportError:
+            continue
+        return str(module.sha256(data).hexdigest())
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 def host_ifname(network: str, container_id: str, ifname: str) -> str:
     """The node's end of the attachment's veth pair: ``veth`` + 8 hex digits."""
-    digest = hashlib.sha256(f"{network}\0{container_id}\0{ifname}".encode()).hexdigest()
+    digest = sha256_hex(f"{network}\0{container_id}\0{ifname}".encode())
     return "veth" + digest[:8]
 
 
@@ -135,7 +151,7 @@ def socket_in(fd: int, path: str) -> rtnl.Socket:
         os.close(back)
 
 
-@dataclass
+@record
 class Link:
     index: int
     name: str
@@ -219,12 +235,23 @@ def delete_link(sock: rtnl.Socket, name: str) -> bool:
 # -- the bridge and the veth pair ----------------------------------------------
 
 
+def random_mac() -> bytes:
+    """A random unicast, locally administered MAC (as the kernel's ``eth_random_addr``)."""
+    mac = bytearray(os.urandom(6))
+    mac[0] = (mac[0] & 0xFE) | 0x02
+    return bytes(mac)
+
+
 def ensure_bridge(sock: rtnl.Socket, name: str, mtu: int | None, promisc: bool, network: str) -> Link:
-    """The bridge, created (with ``mtu``) if it does not exist, up (and promiscuous if asked)."""
+    """The bridge, created (with ``mtu`` and a fixed MAC) if it does not exist, up (and promiscuous if asked)."""
     link = get_link(sock, name)
     if link is None:
         info = rtnl.nest(rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "bridge"))
         payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + info
+        # A MAC of its own, set (addr_assign_type 3): left unset, the bridge takes its lowest
+        # port's, and changes it when that container goes, leaving the others' neighbour entries
+        # for their gateway stale until they expire.
+        payload += rtnl.attr(rtnl.IFLA_ADDRESS, random_mac())
         if mtu:
             payload += rtnl.u32(rtnl.IFLA_MTU, mtu)
         try:

@@ -13,21 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import os
-import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
 
-from ..kernel import rtnl
-from . import attach, rules, spec, state
+from . import attach, rules, spawn, spec, state
+from . import jsonc as json
+from . import netlink as rtnl
 from .config import NetConf
 from .ipam import Ipam
+from .record import record
 from .spec import CniError
 
+TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass(frozen=True)
+
+@record
 class Env:
     """The ``CNI_*`` variables of one invocation (and the whole environment, for delegates)."""
 
@@ -73,6 +75,7 @@ def _add(conf: NetConf, env: Env, fd: int, node: rtnl.Socket, container: rtnl.So
     host, alias, comment = _attachment(conf, env)
     if attach.get_link(container, env.ifname) is not None:
         raise CniError(spec.INTERNAL, f"the container already has an interface {env.ifname!r}")
+    fresh = state.load(conf.name, env.container_id, env.ifname) is None  # else: rules may be left to replace
     record: dict[str, Any] = {
         "containerID": env.container_id,
         "ifname": env.ifname,
@@ -92,7 +95,7 @@ def _add(conf: NetConf, env: Env, fd: int, node: rtnl.Socket, container: rtnl.So
             allocated = True
         else:
             got = {"ips": [], "routes": [], "dns": {}}
-        result = _build(conf, env, fd, node, container, got, host, alias, comment)
+        result = _build(conf, env, fd, node, container, got, host, alias, comment, fresh)
         record.update(status="added", result=result)
         state.save(conf.name, env.container_id, env.ifname, record)
         return result
@@ -126,6 +129,7 @@ def _build(
     host: str,
     alias: str,
     comment: str,
+    fresh: bool,
 ) -> dict[str, Any]:
     bridge = attach.ensure_bridge(node, conf.bridge, conf.mtu, conf.promisc, conf.name)
     stale = attach.get_link(node, host)
@@ -180,11 +184,11 @@ def _build(
     wanted = rules.desired(conf, [ip["address"] for ip in ips])
     if wanted:
         with state.node_lock():
-            rules.install(wanted, comment)
+            rules.install(wanted, comment, fresh)
     if conf.bandwidth is not None:
         _shape(conf, env, host)
 
-    bridge = attach.get_link(node, conf.bridge) or bridge  # its MAC follows its ports'
+    bridge = attach.get_link(node, conf.bridge) or bridge  # a bridge made by others may take its ports' MAC
     host_link = attach.get_link(node, host) or host_link
     ours: list[dict[str, Any]] = [
         {"name": bridge.name, "mac": bridge.mac},
@@ -220,9 +224,9 @@ def _shape(conf: NetConf, env: Env, host: str) -> None:
         shaper = _tbf(bw.egress_rate, bw.egress_burst)
         steps.append([nsenter, f"--net={env.netns}", "--", tc, "qdisc", "replace", "dev", env.ifname, "root", *shaper])
     for argv in steps:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise CniError(spec.INTERNAL, "cannot limit the bandwidth", proc.stderr.strip())
+        proc = spawn.run(argv)
+        if proc.code != 0:
+            raise CniError(spec.INTERNAL, "cannot limit the bandwidth", proc.err.decode(errors="replace").strip())
 
 
 def _tbf(rate: int, burst: int) -> list[str]:
@@ -438,7 +442,7 @@ def status(conf: NetConf, env: Env) -> None:
         except CniError as exc:
             raise CniError(spec.NOT_AVAILABLE, exc.msg) from None
     try:
-        state.root().mkdir(parents=True, exist_ok=True)
+        os.makedirs(state.root(), exist_ok=True)
         writable = os.access(state.root(), os.W_OK)
     except OSError:
         writable = False

@@ -10,15 +10,31 @@ than silently ignored.
 from __future__ import annotations
 
 import ipaddress
-import json
-import re
-from dataclasses import dataclass, field
-from typing import Any
 
+from . import jsonc as json
 from . import spec
+from .record import record
 from .spec import CniError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class _Name:
+    r"""``re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")`` without :mod:`re`, whose import is a cost of every call
+    (and without ``$``'s leniency for a trailing newline)."""
+
+    def match(self, text: str) -> bool:
+        return (
+            bool(text)
+            and text[0].isascii()
+            and text[0].isalnum()
+            and all(c.isascii() and (c.isalnum() or c in "_.-") for c in text)
+        )
+
+
+NAME_RE = _Name()
 """Network names and container ids (spec: alphanumeric, then alphanumerics, ``_``, ``.``, ``-``)."""
 IFNAME_MAX = 15
 DEFAULT_BRIDGE = "cni0"
@@ -33,7 +49,7 @@ UNSUPPORTED: dict[str, Any] = {
 """The reference bridge plugin's fields nsnet does not implement, with the value that asks for nothing."""
 
 
-@dataclass(frozen=True)
+@record
 class PortMapping:
     """A published port (the ``portMappings`` capability): the node's ``host_port`` to the container's."""
 
@@ -43,7 +59,7 @@ class PortMapping:
     host_ip: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Bandwidth:
     """The ``bandwidth`` capability: rates in bits per second, bursts in bits (0: no limit)."""
 
@@ -53,7 +69,7 @@ class Bandwidth:
     egress_burst: int = 0
 
 
-@dataclass
+@record
 class NetConf:
     """One plugin's network configuration."""
 
@@ -74,7 +90,7 @@ class NetConf:
     """nsnet's own: accept the container's traffic in FORWARD (same bridge, out, replies, published ports)."""
     ipam: dict[str, Any] | None = None
     dns: dict[str, Any] | None = None
-    port_mappings: list[PortMapping] = field(default_factory=list)
+    port_mappings: list[PortMapping] = []  # copied for each instance by @record
     bandwidth: Bandwidth | None = None
     prev_result: dict[str, Any] | None = None
     valid_attachments: set[tuple[str, str]] | None = None

@@ -9,15 +9,17 @@ speak, rather than failing the whole ADD.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from collections.abc import Mapping
-from typing import Any
 
-from . import spec
+from . import jsonc as json
+from . import spawn, spec
 from .config import NetConf, parse_json
 from .spec import CniError
+
+TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def find_plugin(kind: str, cni_path: str) -> str:
@@ -38,21 +40,14 @@ def execute(path: str, command: str, stdin: bytes, env: Mapping[str, str]) -> di
     A plugin's error is raised as :class:`CniError` with the plugin's own code and message.
     """
     try:
-        proc = subprocess.run(
-            [path],
-            input=stdin,
-            capture_output=True,
-            env={**env, "CNI_COMMAND": command},
-            check=False,
-            timeout=300,
-        )
+        proc = spawn.run([path], stdin, {**env, "CNI_COMMAND": command}, timeout=300)
+    except TimeoutError:
+        raise CniError(spec.TRY_AGAIN_LATER, f"{path} {command} did not answer within 300 s") from None
     except OSError as exc:
         raise CniError(spec.INTERNAL, f"cannot run {path}: {exc.strerror or exc}") from None
-    except subprocess.TimeoutExpired:
-        raise CniError(spec.TRY_AGAIN_LATER, f"{path} {command} did not answer within 300 s") from None
     name = os.path.basename(path)
-    out = proc.stdout.strip()
-    if proc.returncode != 0:
+    out = proc.out.strip()
+    if proc.code != 0:
         try:
             data = json.loads(out) if out else None
         except (ValueError, RecursionError):
@@ -60,8 +55,8 @@ def execute(path: str, command: str, stdin: bytes, env: Mapping[str, str]) -> di
         if isinstance(data, dict) and isinstance(data.get("code"), int):
             msg = f"{name}: {data.get('msg', '')}"
             raise CniError(data["code"], msg, str(data.get("details", "")))
-        why = proc.stderr.decode(errors="replace").strip() or out.decode(errors="replace")
-        raise CniError(spec.INTERNAL, f"{name} {command} failed (exit status {proc.returncode})", why)
+        why = proc.err.decode(errors="replace").strip() or out.decode(errors="replace")
+        raise CniError(spec.INTERNAL, f"{name} {command} failed (exit status {proc.code})", why)
     if not out:
         return None
     data = parse_json(out, f"the answer of {name} to {command}")

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from typing import IO, TYPE_CHECKING
 
 from . import spec
 from .spec import CniError
 
+TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import IO
+
     from .bridge import Env
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")

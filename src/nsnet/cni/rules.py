@@ -17,28 +17,27 @@ removed with its jump.
 
 Rules are written in the form ``iptables-save`` prints them back, so CHECK
 compares them as text. Changes are made by one ``iptables-restore
---noflush`` per family, under the node lock (:func:`nsnet.cni.state.node_lock`).
+--noflush`` per family, under the node lock (:func:`nsnet.cni.state.node_lock`);
+a new attachment's rules are appended without reading the ruleset when its
+chains and jumps are in place (checked with ``-C`` in the same transaction).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import re
-import shutil
-import subprocess
-from dataclasses import dataclass
 
-from . import spec
+from . import spawn, spec
 from .config import NetConf
+from .record import record
 from .spec import CniError
 
 PREFIX = "NSNETCNI-"
 JUMP_COMMENT = "nsnet-cni"
 TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
 SBIN = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
-_SAFE = re.compile(r"^[A-Za-z0-9_.@+\-]+$")
-_COMMENT_RE = re.compile(r'-m comment --comment (?:"([^"]*)"|(\S+))')
+_SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@+-")
+_COMMENT = r'-m comment --comment (?:"([^"]*)"|(\S+))'
 
 
 def own_chain(hook: str) -> str:
@@ -48,11 +47,11 @@ def own_chain(hook: str) -> str:
 def comment_for(network: str, container_id: str, ifname: str) -> str:
     """The comment on every rule of an attachment (network names and ids hold no ``:``)."""
     text = f"{JUMP_COMMENT}:{network}:{container_id}:{ifname}"
-    if len(text) <= 200 and _SAFE.match(ifname):
+    if len(text) <= 200 and ifname and set(ifname) <= _SAFE_CHARS:
         return text
-    import hashlib
+    from .attach import sha256_hex
 
-    digest = hashlib.sha256(f"{network}\0{container_id}\0{ifname}".encode()).hexdigest()[:32]
+    digest = sha256_hex(f"{network}\0{container_id}\0{ifname}".encode())[:32]
     return f"{JUMP_COMMENT}:{network[:100]}:#{digest}"
 
 
@@ -64,7 +63,7 @@ def parse_comment(comment: str) -> tuple[str, str, str] | None:
     return parts[1], parts[2], parts[3]
 
 
-@dataclass(frozen=True)
+@record
 class Rule:
     """One rule: ``<match> -m comment --comment "<comment>" -j <target>`` in ``table``/``hook``."""
 
@@ -157,7 +156,7 @@ def desired(conf: NetConf, addresses: list[str]) -> list[Rule]:
 # -- applying ----------------------------------------------------------------
 
 
-@dataclass
+@record
 class Live:
     """What ``iptables-save`` shows of nsnet-cni in one family."""
 
@@ -170,22 +169,27 @@ class Live:
 
 def tool(name: str) -> str:
     """A system tool, also where a runtime's short ``PATH`` may not look."""
-    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(SBIN))
-    if found is None:
-        raise CniError(spec.INTERNAL, f"{name} is not installed")
-    return found
+    for directory in [*os.environ.get("PATH", "").split(os.pathsep), *SBIN]:
+        candidate = os.path.join(directory, name)
+        if directory and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise CniError(spec.INTERNAL, f"{name} is not installed")
 
 
 def _run(argv: list[str], stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        [tool(argv[0]), *argv[1:]], input=stdin, capture_output=True, text=True, check=False, timeout=120
-    )
-    if proc.returncode != 0:
-        raise CniError(spec.INTERNAL, f"{argv[0]} failed", (proc.stderr or proc.stdout).strip())
-    return proc.stdout
+    try:
+        proc = spawn.run([tool(argv[0]), *argv[1:]], (stdin or "").encode())
+    except (OSError, TimeoutError) as exc:
+        raise CniError(spec.INTERNAL, f"{argv[0]} failed", str(exc) or "it did not finish in time") from None
+    if proc.code != 0:
+        raise CniError(spec.INTERNAL, f"{argv[0]} failed", (proc.err or proc.out).decode(errors="replace").strip())
+    return proc.out.decode(errors="replace")
 
 
 def read(family: int) -> Live:
+    import re  # not on ADD's path, which appends without reading
+
+    comment_re = re.compile(_COMMENT)
     live = Live(set(), set(), {})
     table = ""
     for line in _run([TOOLS[family][0]]).splitlines():
@@ -197,7 +201,7 @@ def read(family: int) -> Live:
         elif line.startswith("-A "):
             chain, _, rest = line[3:].partition(" ")
             if chain.startswith(PREFIX):
-                found = _COMMENT_RE.search(rest)
+                found = comment_re.search(rest)
                 comment = (found.group(1) or found.group(2)) if found else ""
                 live.rules.setdefault((table, chain[len(PREFIX) :]), []).append((rest, comment))
             elif rest == f'-m comment --comment "{JUMP_COMMENT}" -j {own_chain(chain)}' or rest == (
@@ -211,10 +215,29 @@ def _jump(hook: str) -> str:
     return f'-m comment --comment "{JUMP_COMMENT}" -j {own_chain(hook)}'
 
 
+def _restore_text(blocks: dict[str, list[str]]) -> str:
+    return "".join(f"*{table}\n" + "\n".join(lines) + "\nCOMMIT\n" for table, lines in blocks.items() if lines)
+
+
 def _restore(family: int, blocks: dict[str, list[str]]) -> None:
-    text = "".join(f"*{table}\n" + "\n".join(lines) + "\nCOMMIT\n" for table, lines in blocks.items() if lines)
+    text = _restore_text(blocks)
     if text:
         _run([TOOLS[family][1], "--noflush", "--wait"], text)
+
+
+def _append(family: int, rules: list[Rule], comment: str) -> bool:
+    """Append ``rules`` in one ``iptables-restore``, without reading the ruleset first, if their chains
+    and jumps are all there (``-C``, in the same transaction); whether it was done (nothing is changed if not)."""
+    blocks: dict[str, list[str]] = {}
+    for table, hook in sorted({(r.table, r.hook) for r in rules}):
+        blocks.setdefault(table, []).append(f"-C {hook} {_jump(hook)}")
+    for r in rules:
+        blocks[r.table].append(r.text(comment))
+    try:
+        proc = spawn.run([tool(TOOLS[family][1]), "--noflush", "--wait"], _restore_text(blocks).encode())
+    except (OSError, TimeoutError):
+        return False
+    return proc.code == 0
 
 
 def _removals(
@@ -241,10 +264,17 @@ def _drop_chain(live: Live, table: str, hook: str, lines: list[str]) -> None:
     lines.append(f"-X {own_chain(hook)}")
 
 
-def install(rules: list[Rule], comment: str) -> None:
-    """Replace the rules carrying ``comment`` by ``rules`` (the caller holds the node lock)."""
+def install(rules: list[Rule], comment: str, fresh: bool = False) -> None:
+    """Replace the rules carrying ``comment`` by ``rules`` (the caller holds the node lock).
+
+    ``fresh``: no rule can carry ``comment`` yet (an attachment never seen before), so where the
+    chains and jumps are in place the rules are only appended (one process instead of two, and no
+    ruleset to read back: most of the time an ADD spends in iptables).
+    """
     for family in sorted({r.family for r in rules}):
         mine = [r for r in rules if r.family == family]
+        if fresh and _append(family, mine, comment):
+            continue
         live = read(family)
         want = {(r.table, r.hook) for r in mine}
         blocks: dict[str, list[str]] = {}

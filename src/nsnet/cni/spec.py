@@ -8,9 +8,11 @@ the configuration asks for.
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from . import jsonc as json
 
+TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
+if TYPE_CHECKING:
+    from typing import Any
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 LATEST = "1.1.0"
 
@@ -153,4 +155,4 @@ def shape_result(result: dict[str, Any], version: str) -> dict[str, Any]:
 
 
 def dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=4) + "\n"
+    return json.dumps(data) + "\n"
