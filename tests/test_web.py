@@ -335,7 +335,7 @@ def test_capture_shows_the_seeds_six_steps(web: Callable[..., Server], browser: 
             shot(browser, "web-capture.png")
     # a line of the timeline selects its packet
     css(browser, "#cap-lines .line")[0].click()
-    assert css(browser, "#cap-steps li.sel")[0].get_attribute("data-index") == "0"
+    assert css(browser, "#cap-steps li.sel")[0].get_attribute("data-n") == "1"
 
     css(browser, "#cap-stop")[0].click()
     link = wait(browser, lambda d: [a for a in css(d, "#cap-download") if a.is_displayed()], "the download link")[0]

@@ -301,6 +301,8 @@ def create_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if settings.lab:
+            settings.hubs.get(settings.lab)  # the first page finds the lab watched already
         try:
             yield
         finally:

@@ -1,13 +1,13 @@
 """Captures started from the page: ``nsnet capture``'s loop in a thread, its timeline handed out in batches.
 
 The capture loop (:func:`nsnet.capture.timeline.run`) runs in a thread of its
-own and never waits for the page: its sink decodes each frame to the line
-``nsnet capture`` prints, groups sightings of one packet into steps as
-``--by-packet`` does, and appends both to bounded buffers. Every frame also
-goes to a pcapng file, which the page downloads. The page asks for what is
-new since its last read; if it fell more than :data:`KEEP` lines behind (a
-flood of thousands of packets a second), the lines in between are skipped
-and counted, never the kernel's reading.
+own and never waits for the page: its sinks write every frame to a pcapng
+file (which the page downloads), keep the latest :data:`KEEP` frames, and
+group sightings of one packet into steps as ``--by-packet`` does. Decoding,
+the slow part, happens only for what the page asks: what is new since its
+last read, at most a batch of the latest; during a flood of thousands of
+packets a second, the lines in between are skipped and counted (they are in
+the file), never the kernel's reading.
 """
 
 from __future__ import annotations
@@ -35,41 +35,50 @@ KEEP = 20_000
 _ids = itertools.count(1)
 
 
-class _WebSink(GroupingSink):
-    """Lines as ``nsnet capture`` prints them, and steps as ``--by-packet`` groups them."""
+class _KeepSink(GroupingSink):
+    """Keeps the frames, and the packets (groups of sightings) as ``--by-packet`` finds them; decodes nothing."""
 
-    def __init__(self, session: CaptureSession, points: Sequence[Point]) -> None:
+    def __init__(self, session: CaptureSession) -> None:
         self.session = session
+        self.grouper = Grouper()
+
+    def add(self, frames: list[Frame]) -> None:
+        self.session.add_frames(frames)
+        if self.grouper is not None:
+            self._steps(self.grouper.add(frames))
+
+    def _steps(self, groups: list[Group]) -> None:
+        if groups:
+            self.session.add_groups(groups)
+
+
+class _Render:
+    """Lines as ``nsnet capture`` prints them, and steps as ``--by-packet`` shows them, for what the page asks."""
+
+    def __init__(self, points: Sequence[Point]) -> None:
         self.points = list(points)
         self.decoder = Decoder(vendors=True, cache=4096 if len(self.points) > 1 else 0)
         self.clock = Clock()
         width = max(len(p.tag) for p in self.points) + 2
         self.tags = [f"[{p.tag}]".ljust(width) for p in self.points]
-        self.grouper = Grouper()
         self.indent = "\n" + " " * (width + 21)
+        self.lock = threading.Lock()
 
-    def add(self, frames: list[Frame]) -> None:
-        decode, clock, tags, nl, indent = self.decoder.decode, self.clock, self.tags, "\n", self.indent
-        lines = [
-            (
-                seq,
-                point,
-                f"{tags[point]} {clock(ts)} {'Out' if pkttype == 4 else 'In '} "
-                f"{decode(data, wirelen).text.replace(nl, indent)}",
-            )
-            for ts, seq, point, pkttype, wirelen, data in frames
-        ]
-        self.session.add_lines(lines)
-        self._steps(self.grouper.add(frames) if self.grouper else [])
-
-    def _steps(self, groups: list[Group]) -> None:
-        if groups:
-            self.session.add_steps([self.step(g) for g in groups])
+    def line(self, number: int, frame: Frame) -> dict[str, Any]:
+        ts, seq, point, pkttype, wirelen, data = frame
+        text = self.decoder.decode(data, wirelen).text.replace("\n", self.indent)
+        return {
+            "n": number,
+            "seq": seq,
+            "point": point,
+            "text": f"{self.tags[point]} {self.clock(ts)} {'Out' if pkttype == 4 else 'In '} {text}",
+        }
 
     def step(self, group: Group) -> dict[str, Any]:
         first = group.first
         decoded = self.decoder.decode(first[5], first[4])
         frames = group.frames
+        seen = {f[2] for f in frames}
         return {
             "n": group.number,
             "kind": decoded.kind,
@@ -87,59 +96,73 @@ class _WebSink(GroupingSink):
                 }
                 for k, f in enumerate(frames)
             ],
-            "missing": [p.tag for i, p in enumerate(self.points) if i not in {f[2] for f in frames}],
+            "missing": [p.tag for i, p in enumerate(self.points) if i not in seen],
         }
 
 
 @dataclass
 class CaptureSession:
-    """One capture of a lab: its points, filter, what it saw so far, and its pcapng file."""
+    """One capture of a lab: its points, filter, what it saw so far, and its pcapng file.
+
+    The capture thread only appends frames and groups (cheap); they are
+    decoded when the page asks for them, at most ``limit`` a time, the latest.
+    """
 
     lab: str
     points: list[Point]
     expression: str
     ident: int = field(default_factory=lambda: next(_ids))
-    lines: collections.deque[tuple[int, int, int, str]] = field(default_factory=lambda: collections.deque(maxlen=KEEP))
-    """(number, seq, point, text)."""
-    steps: collections.deque[tuple[int, dict[str, Any]]] = field(default_factory=lambda: collections.deque(maxlen=KEEP))
+    frames: collections.deque[tuple[int, Frame]] = field(default_factory=lambda: collections.deque(maxlen=KEEP))
+    """(line number, frame)."""
+    groups: collections.deque[Group] = field(default_factory=lambda: collections.deque(maxlen=KEEP))
     total: int = 0
     total_steps: int = 0
     running: bool = True
     reason: str = ""
     error: str = ""
     path: str = ""
+    counters: list[dict[str, Any]] = field(default_factory=list)
+    """Per point, once stopped: packets the kernel passed through the filter, and dropped (its ring was full)."""
     started: float = field(default_factory=time.time)
     _stop: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _render: _Render | None = None
 
-    def add_lines(self, lines: list[tuple[int, int, str]]) -> None:
+    def add_frames(self, frames: list[Frame]) -> None:
         with self._lock:
             start = self.total
-            self.lines.extend((start + k + 1, seq, point, text) for k, (seq, point, text) in enumerate(lines))
-            self.total += len(lines)
+            self.frames.extend(zip(range(start + 1, start + 1 + len(frames)), frames, strict=True))
+            self.total += len(frames)
 
-    def add_steps(self, steps: list[dict[str, Any]]) -> None:
+    def add_groups(self, groups: list[Group]) -> None:
         with self._lock:
-            start = self.total_steps
-            self.steps.extend((start + k + 1, s) for k, s in enumerate(steps))
-            self.total_steps += len(steps)
+            self.groups.extend(groups)
+            self.total_steps = groups[-1].number
 
-    def since(self, line: int, step: int, limit: int = 2000) -> dict[str, Any]:
-        """What is new after line number ``line`` and step number ``step`` (at most ``limit`` lines: the latest)."""
+    def since(self, line: int, step: int, limit: int = 1000) -> dict[str, Any]:
+        """What is new after line ``line`` and step ``step``: the latest ``limit`` of each, the rest counted."""
         with self._lock:
-            new_lines = [x for x in itertools.islice(reversed(self.lines), limit) if x[0] > line][::-1]
-            new_steps = [s for n, s in reversed(self.steps) if n > step][::-1]
-            skipped = (new_lines[0][0] - line - 1) if new_lines else 0
-            return {
-                "lines": [{"n": n, "seq": seq, "point": p, "text": t} for n, seq, p, t in new_lines],
-                "steps": new_steps,
-                "last_line": self.total,
-                "last_step": self.total_steps,
-                "skipped": max(skipped, 0),
-                "running": self.running,
-                "reason": self.reason,
-                "error": self.error,
-            }
+            frames = [x for x in itertools.islice(reversed(self.frames), limit) if x[0] > line][::-1]
+            groups = [g for g in itertools.islice(reversed(self.groups), limit) if g.number > step][::-1]
+            total, total_steps = self.total, self.total_steps
+        if self._render is None:
+            self._render = _Render(self.points)
+        render = self._render
+        with render.lock:
+            lines = [render.line(n, f) for n, f in frames]
+            steps = [render.step(g) for g in groups]
+        return {
+            "lines": lines,
+            "steps": steps,
+            "last_line": total,
+            "last_step": total_steps,
+            "skipped": max((frames[0][0] - line - 1) if frames else total - line, 0),
+            "skipped_steps": max((groups[0].number - step - 1) if groups else total_steps - step, 0),
+            "running": self.running,
+            "reason": self.reason,
+            "error": self.error,
+            "counters": self.counters,
+        }
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -156,9 +179,13 @@ class CaptureSession:
         threading.Thread(target=self._run, args=(live,), name=f"capture {self.lab}", daemon=True).start()
 
     def _run(self, live: LiveCapture) -> None:
-        sinks = [PcapngSink(self.path, self.points, self.expression, self.lab), _WebSink(self, self.points)]
+        sinks = [PcapngSink(self.path, self.points, self.expression, self.lab), _KeepSink(self)]
         try:
             _, self.reason = run(live, sinks, stop=lambda: self._stop)
+            self.counters = [
+                {"point": p.name, "tag": p.tag, "received": c.received, "dropped": c.dropped}
+                for p, c in zip(self.points, live.counters(), strict=True)
+            ]
         except (NsnetError, OSError) as exc:
             self.error = str(exc)
         finally:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
@@ -14,20 +17,54 @@ from rich.text import Text
 from .. import engine, graph, inspect
 from .. import reach as reach_
 from ..cli.inspect import RENDER, TITLES
-from ..errors import NsnetError
+from ..errors import LabNotFoundError, NsnetError, TopologyError
 from ..explain import Explanation, Walker, snapshot
 from ..explain.probe import probe
 from ..inspect import SECTIONS
+from ..journal import Journal
 from ..loader import load
+from ..model import Topology
 from .layout import layout
 
 INSPECT_WIDTH = 200
 
 
+_files: dict[tuple[str, int, int], Topology | None] = {}
+_files_lock = threading.Lock()
+
+
+def _topology_file(lab: str) -> Topology | None:
+    """The file the lab was brought up from, loaded once per version of it (a 500-node file takes a second)."""
+    journal = Journal.load(lab)
+    if journal is None:
+        raise LabNotFoundError(f"no lab named {lab!r} is up (see `nsnet ls`)")
+    if not journal.source:
+        return None
+    try:
+        st = os.stat(journal.source)
+    except OSError:
+        return None
+    key = (journal.source, st.st_mtime_ns, st.st_size)
+    with _files_lock:
+        if key in _files:
+            return _files[key]
+    try:
+        loaded: Topology | None = load(journal.source)
+    except TopologyError:
+        loaded = None  # gone or no longer valid: the picture is drawn from what the kernel holds
+    with _files_lock:
+        if len(_files) > 32:
+            _files.clear()
+        _files[key] = loaded
+    return loaded
+
+
 def topology(lab: str) -> dict[str, Any]:
     """The live picture of ``lab`` with positions, its neighbour tables and the bridges' fdb entries."""
-    picture = graph.from_lab(lab)
-    view = inspect.inspect(lab, what=("neigh", "fdb"))
+    with ThreadPoolExecutor(1) as pool:  # the two kernel reads overlap
+        tables = pool.submit(inspect.inspect, lab, (), ("neigh", "fdb"))
+        picture = graph.from_lab(lab, _topology_file(lab))
+        view = tables.result()
     return layout(picture, view)
 
 

@@ -22,9 +22,9 @@ const S = {
   reloadTimer: null,
   explained: null,
   capture: null,
-  steps: [],
-  stepBySeq: new Map(),
-  selectedStep: -1,
+  steps: [],            // the steps shown, oldest first (at most MAX_LINES)
+  stepBySeq: new Map(), // a frame's arrival number -> its step's number
+  selectedStep: -1,     // the selected step's number
   reachResult: null,
   picked: false,
 };
@@ -183,6 +183,7 @@ function svg(tag, attrs, parent) {
 }
 
 function render() {
+  performance.mark("nsnet-render-start");
   const t = S.topo;
   S.cards = {};
   S.boxes = {};
@@ -245,6 +246,7 @@ function render() {
   for (const key of Object.keys(S.cards)) drawEntries(key);
   pic.querySelectorAll(".box-title").forEach((el) => el.addEventListener("click", () => inspectNode(el.dataset.node)));
   redrawOverlay();
+  performance.measure("nsnet-render", "nsnet-render-start");  // read by bench/bench_web.py
 }
 
 function ends(a, b) {
@@ -292,7 +294,8 @@ function redrawOverlay() {
   o.innerHTML = "";
   document.querySelectorAll(".box.dead, .iface.hit, .iface.seen").forEach((el) => el.classList.remove("dead", "hit", "seen"));
   if (S.explained) drawExplain(o, S.explained);
-  if (S.selectedStep >= 0 && S.steps[S.selectedStep]) drawSightings(o, S.steps[S.selectedStep]);
+  const step = S.steps.find((x) => x.n === S.selectedStep);
+  if (step) drawSightings(o, step);
 }
 
 function stepCards(step) {
@@ -540,18 +543,25 @@ function addCaptured(r) {
   while (box.childElementCount > MAX_LINES) box.firstElementChild.remove();
   if (atBottom) box.scrollTop = box.scrollHeight;
   const list = $("cap-steps");
-  for (const s of r.steps) {
-    const i = S.steps.length;
-    S.steps.push(s);
-    for (const q of s.seqs) S.stepBySeq.set(q, i);
-    if (S.steps.length > MAX_LINES) continue;
+  if (r.skipped_steps) {
     const li = document.createElement("li");
-    li.dataset.index = i;
+    li.className = "skipped hint";
+    li.textContent = `... ${r.skipped_steps} steps not shown`;
+    list.appendChild(li);
+  }
+  for (const s of r.steps) {
+    S.steps.push(s);
+    for (const q of s.seqs) S.stepBySeq.set(q, s.n);
+    const li = document.createElement("li");
+    li.dataset.n = s.n;
+    li.value = s.n;
     li.dataset.kind = s.kind;
     const hops = s.sightings.slice(1).map((x) => `+${x.delta}`).join(", ");
     li.textContent = `#${s.n} ${s.kind}: ${s.sightings.map((x) => x.tag).join(" → ")}${hops ? `  (${hops})` : ""}${s.missing.length && s.missing.length < c.points.length ? `  not seen at ${s.missing.join(", ")}` : ""}`;
     list.appendChild(li);
   }
+  while (S.steps.length > MAX_LINES) for (const q of S.steps.shift().seqs) S.stepBySeq.delete(q);
+  while (list.childElementCount > MAX_LINES) list.firstElementChild.remove();
 }
 
 async function stopCapture() {
@@ -574,21 +584,22 @@ function captureEnded(r) {
   c.running = false;
   $("cap-start").disabled = false;
   $("cap-stop").disabled = true;
-  $("cap-status").textContent = `stopped (${r.error || r.reason || "end"}): ${c.line} packets seen, ${c.step} steps`;
+  const kernel = (r.counters || []).map((k) => `[${k.tag}] ${k.received} captured, ${k.dropped} dropped`).join("; ");
+  $("cap-status").textContent = `stopped (${r.error || r.reason || "end"}): ${c.line} packets seen, ${c.step} steps${kernel ? `; kernel: ${kernel}` : ""}`;
   $("cap-status").dataset.state = "stopped";
   const a = $("cap-download");
   a.href = `api/captures/${c.id}/pcapng?token=${encodeURIComponent(TOKEN)}`;
   a.hidden = false;
 }
 
-function selectStep(i) {
-  if (i < 0 || i >= S.steps.length) return;
-  S.selectedStep = i;
+function selectStep(n) {
+  const s = S.steps.find((x) => x.n === n);
+  if (!s) return;
+  S.selectedStep = n;
   document.querySelectorAll("#cap-steps li.sel, #cap-lines .line.sel").forEach((el) => el.classList.remove("sel"));
-  const li = document.querySelector(`#cap-steps li[data-index="${i}"]`);
+  const li = document.querySelector(`#cap-steps li[data-n="${n}"]`);
   li?.classList.add("sel");
   li?.scrollIntoView({ block: "nearest" });
-  const s = S.steps[i];
   for (const q of s.seqs) document.querySelector(`#cap-lines .line[data-seq="${q}"]`)?.classList.add("sel");
   $("cap-step-info").textContent = `#${s.n} ${s.kind}: ${s.sightings.map((x, k) => `${k + 1}. [${x.tag}] ${x.point}${x.delta ? ` +${x.delta}` : ""}`).join("  ")}`;
   redrawOverlay();
@@ -700,10 +711,15 @@ async function main() {
   $("capture-form").addEventListener("submit", startCapture);
   $("cap-stop").addEventListener("click", stopCapture);
   $("cap-points").addEventListener("change", updatePointsSummary);
-  $("cap-steps").addEventListener("click", (e) => { const li = e.target.closest("li"); if (li) selectStep(Number(li.dataset.index)); });
+  $("cap-steps").addEventListener("click", (e) => { const li = e.target.closest("li[data-n]"); if (li) selectStep(Number(li.dataset.n)); });
   $("cap-lines").addEventListener("click", (e) => { const d = e.target.closest(".line"); if (d && S.stepBySeq.has(Number(d.dataset.seq))) selectStep(S.stepBySeq.get(Number(d.dataset.seq))); });
-  $("cap-prev").addEventListener("click", () => selectStep(Math.max(0, S.selectedStep - 1)));
-  $("cap-next").addEventListener("click", () => selectStep(S.selectedStep + 1));
+  const move = (by) => {
+    const i = S.steps.findIndex((x) => x.n === S.selectedStep);
+    const next = S.steps[i < 0 ? 0 : Math.min(Math.max(i + by, 0), S.steps.length - 1)];
+    if (next) selectStep(next.n);
+  };
+  $("cap-prev").addEventListener("click", () => move(-1));
+  $("cap-next").addEventListener("click", () => move(1));
   $("reach-form").addEventListener("submit", runReach);
   $("lab-down").addEventListener("click", labDown);
   $("up-form").addEventListener("submit", labUp);
