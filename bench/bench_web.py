@@ -144,7 +144,7 @@ def flood_bench(rate: int, seconds: float) -> dict[str, Any]:
         driver.execute_script(
             "window.__gaps = []; let last = performance.now();"
             "window.__timer = setInterval(() => { const now = performance.now();"
-            " window.__gaps.push(now - last - 50); last = now; }, 50);"
+            " window.__gaps.push([now - last - 50, now]); last = now; }, 50);"
         )
         driver.execute_script("document.querySelector('[data-tab=capture]').click()")
         driver.execute_script(
@@ -163,7 +163,10 @@ def flood_bench(rate: int, seconds: float) -> dict[str, Any]:
         time.sleep(1)
         driver.execute_script("document.getElementById('cap-stop').click()")
         wait_for(driver, "return document.getElementById('cap-status').dataset.state === 'stopped'", timeout=60)
-        gaps = sorted(driver.execute_script("clearInterval(window.__timer); return window.__gaps"))
+        ticks = driver.execute_script("clearInterval(window.__timer); return window.__gaps")
+        gaps = sorted(g for g, _ in ticks)
+        worst = max(ticks)
+        started_at = ticks[0][1]
         capture_id = driver.execute_script("return S.capture.id")
         req = urllib.request.Request(
             f"{url.split('/?')[0]}/api/captures/{capture_id}?line=0&step=0", headers={"X-Nsnet-Token": token}
@@ -180,6 +183,7 @@ def flood_bench(rate: int, seconds: float) -> dict[str, Any]:
             "lines_handed_out": done["last_line"],
             "page_longest_stall_ms": round(gaps[-1], 1),
             "page_p99_stall_ms": round(gaps[int(len(gaps) * 0.99)], 1),
+            "page_longest_stall_at_s": round((worst[1] - started_at) / 1000, 2),
         }
         print(json.dumps(result, indent=2), flush=True)
         return result

@@ -228,9 +228,10 @@ def create_app(settings: Settings) -> Starlette:
         try:
             line = int(request.query_params.get("line", "0"))
             step = int(request.query_params.get("step", "0"))
+            limit = int(request.query_params.get("limit", "1000"))
         except ValueError:
-            raise ValueError("'line' and 'step' are numbers") from None
-        return JSONResponse(session.since(line, step))
+            raise ValueError("'line', 'step' and 'limit' are numbers") from None
+        return JSONResponse(session.since(line, step, min(max(limit, 1), captures.KEEP)))
 
     @guarded
     async def capture_stop(request: Request) -> Response:

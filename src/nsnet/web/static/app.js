@@ -3,7 +3,8 @@
 "use strict";
 
 const SVGNS = "http://www.w3.org/2000/svg";
-const MAX_LINES = 3000;
+const MAX_LINES = 2000;
+const BATCH = 300;  // lines (and steps) a poll takes at most, the latest: a flood is sampled, the file has it all
 const MAX_EVENTS = 500;
 const params = new URLSearchParams(location.search);
 const TOKEN = params.get("token") || "";
@@ -507,7 +508,7 @@ async function pollCapture() {
   if (!c) return;
   let r;
   try {
-    r = await api(`api/captures/${c.id}?line=${c.line}&step=${c.step}`);
+    r = await api(`api/captures/${c.id}?line=${c.line}&step=${c.step}&limit=${BATCH}`);
   } catch (err) {
     $("cap-status").textContent = `capture: ${err.message}`;
     return;
