@@ -285,6 +285,19 @@ def test_lab2_live_with_explain_and_the_fix(web: Callable[..., Server], browser:
     assert hit == {"RED/reth0", "host/reth1", "host/br0", "host/beth1", "BLUE/beth0"}
     shot(browser, "web-explain-fixed.png")
 
+    # a link going down, and an address added, show on their cards; the neighbour entries it flushes go
+    sh("ip", "-n", f"{lab_name}-RED", "link", "set", "reth0", "down")
+    wait(browser, lambda d: css(d, '.iface.state-down[data-key="RED/reth0"]'), "RED's reth0 down")
+    wait(browser, lambda d: css(d, '.iface.state-no-carrier[data-key="host/reth1"]'), "reth1 without carrier")
+    wait(browser, lambda d: not css(d, 'g[data-entries="RED/reth0"] .neigh'), "RED's entries flushed")
+    assert css(browser, "line.wire.down")
+    sh("ip", "-n", f"{lab_name}-RED", "link", "set", "reth0", "up")
+    sh("ip", "-n", f"{lab_name}-RED", "addr", "add", "11.11.11.20/24", "dev", "reth0")
+    wait(browser, lambda d: css(d, '.iface.state-up[data-key="RED/reth0"]'), "RED's reth0 up again")
+    wait(browser, lambda d: "11.11.11.20/24" in css(d, '.iface[data-key="RED/reth0"]')[0].text, "the new address")
+    events = css(browser, "#events-out")[0].get_attribute("textContent")
+    assert "[RED] link change" in events and "11.11.11.20/24 dev reth0" in events
+
 
 SIX_STEPS = [
     ("ARP request", ["R", "~", "B"]),

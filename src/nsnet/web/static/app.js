@@ -724,6 +724,9 @@ async function main() {
   $("reach-form").addEventListener("submit", runReach);
   $("lab-down").addEventListener("click", labDown);
   $("up-form").addEventListener("submit", labUp);
+  // the lab asked for opens at once; the list of labs comes meanwhile
+  const wanted = new URLSearchParams(location.hash.slice(1)).get("lab") || S.config.lab;
+  if (wanted) openLab(wanted);
   await refreshLabs();
   setInterval(refreshLabs, 1000);
 }
