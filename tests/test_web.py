@@ -459,3 +459,34 @@ def test_allow_changes_fix_down_and_up_behind_confirmations(
     assert other in confirm(browser)
     wait(browser, lambda d: css(d, f'#labs button[data-lab="{other}"]'), "the new lab's tab", timeout=60)
     assert nsnet("exec", other, "RED", "--", "ping", "-c", "1", "-W", "2", "11.11.11.3").code == 0
+
+
+def test_overlay_lab_with_a_probed_explanation(web: Callable[..., Server], browser: Any, lab_name: str) -> None:
+    up(lab_name, "overlay-static.yaml")
+    server = web(lab_name)
+    browser.get(server.url)
+    wait(browser, lambda d: css(d, '.iface[data-key="BLUE/beth0"]'), "the picture")
+    # hosts A and B (and the underlay) are boxes of their own; the VXLAN devices are joined by a tunnel
+    titles = texts(browser, ".box-title")
+    assert titles[:2] == ["RED", "BLUE"] and {"A", "B"} <= set(titles[2:])
+    assert css(browser, '.iface.kind-vxlan[data-key="A/vxlan1"]') and css(
+        browser, '.iface.kind-vxlan[data-key="B/vxlan1"]'
+    )
+    assert len(css(browser, "path.tunnel")) == 1
+    wires = {(e.get_attribute("data-a"), e.get_attribute("data-b")) for e in css(browser, "line.wire")}
+    assert ("RED/reth0", "A/vred") in wires and ("BLUE/beth0", "B/vblue") in wires
+
+    # explain with --probe: the kernel's account beside the prediction, and their agreement
+    css(browser, "#ex-probe")[0].click()
+    explain_on_page(browser, "RED", "BLUE")
+    assert "ok" in css(browser, "#explain-verdict")[0].get_attribute("class")
+    observed = wait(browser, lambda d: css(d, "#explain-observed"), "the probe's result")[0].text
+    assert "observed (--probe)" in observed and "seen at" in observed
+    assert "prediction and observation agree" in observed
+    assert not css(browser, "#explain-disagree") and not css(browser, "#banner:not([hidden])")
+    hit = {e.get_attribute("data-key") for e in css(browser, ".iface.hit")}
+    assert hit == {
+        *("RED/reth0", "A/vred", "A/br0", "A/vxlan1", "A/eth0"),
+        *("B/eth0", "B/vxlan1", "B/br0", "B/vblue", "BLUE/beth0"),
+    }, hit
+    shot(browser, "web-overlay.png")

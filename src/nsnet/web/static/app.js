@@ -306,6 +306,21 @@ function stepCards(step) {
   if (step.what === "veth" && m) return [card(step.node, m[1]), card(m[2], m[3])].filter(Boolean);
   m = /([\w.@-]+) forwards from port ([\w.@-]+) to port ([\w.@-]+)/.exec(step.text);
   if (step.what === "bridge" && m) return [card(step.node, m[2]), card(step.node, m[1]), card(step.node, m[3])].filter(Boolean);
+  if (step.what === "vxlan" && step.text.includes(" -> ")) {
+    // "vxlan1: VXLAN 42 to VTEP 192.168.100.2 (B), over eth0 -> underlay -> B:eth0"
+    // "vxlan1 -> bridge br0 -> vblue -> BLUE:beth0 (...)"
+    const found = [];
+    step.text.split(" -> ").forEach((part, i) => {
+      const words = part.replace(/^bridge /, "").split(/[\s,]+/).map((w) => w.replace(/[:,()]+$/, "")).filter(Boolean);
+      const names = i === 0 ? [words[0], words[words.length - 1]] : [words[0]];
+      for (const w of names) {
+        const [node, iface] = w.includes(":") ? w.split(":", 2) : [step.node, w];
+        const c = card(node, iface);
+        if (c && !found.includes(c)) found.push(c);
+      }
+    });
+    return found;
+  }
   return [];
 }
 
