@@ -111,11 +111,12 @@ def browser() -> Iterator[Any]:
 
 
 def wait(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = WAIT) -> Any:
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+    try:  # an element the page redrew between finding and reading it: ask again
+        waiter = WebDriverWait(driver, timeout, 0.05, ignored_exceptions=(StaleElementReferenceException,))
+        return waiter.until(condition)
     except TimeoutException:
         status = driver.execute_script("return document.getElementById('status')?.textContent")
         raise AssertionError(f"waited {timeout} s for {what}; page status: {status!r}") from None
@@ -387,6 +388,8 @@ def test_reach_inspect_and_labs_coming_and_going(
     css(browser, '.tabs button[data-tab="reach"]')[0].click()
     css(browser, "#reach-go")[0].click()
     wait(browser, lambda d: css(d, "#reach-table"), "the reach matrix", timeout=60)
+    assert css(browser, 'line.reach-bad[data-a="BLUE"][data-b="RED"]')  # the overlay: the pair, in red
+    shot(browser, "web-reach.png")
     failing = css(browser, 'td.bad[data-src="RED"][data-dst="BLUE"]')
     assert failing and css(browser, 'td.bad[data-src="BLUE"][data-dst="RED"]')
     failing[0].click()
@@ -436,7 +439,8 @@ def test_allow_changes_fix_down_and_up_behind_confirmations(
     assert nsnet("exec", lab_name, "RED", "--", "ping", "-c", "1", "-W", "1", "11.11.11.3").code != 0
     css(browser, "#fix-apply")[0].click()
     confirm(browser)
-    wait(browser, lambda d: "ok" in (css(d, "#explain-verdict")[0].get_attribute("class") or ""), "the new verdict")
+    verdict = "return document.getElementById('explain-verdict')?.className || ''"
+    wait(browser, lambda d: "ok" in d.execute_script(verdict), "the new verdict")
     assert not css(browser, "g.dies")
     assert nsnet("exec", lab_name, "RED", "--", "ping", "-c", "1", "-W", "2", "11.11.11.3").code == 0
 

@@ -30,6 +30,8 @@ from ..capture.render import Clock, GroupingSink, PcapngSink, delta
 from ..capture.timeline import Group, Grouper, LiveCapture, run
 from ..errors import NsnetError
 
+IDLE = 60.0
+"""Seconds without a page asking for news after which a capture stops (its page was closed)."""
 KEEP = 20_000
 """Lines (and steps) a capture keeps for the page; older ones are dropped."""
 _ids = itertools.count(1)
@@ -124,6 +126,7 @@ class CaptureSession:
     counters: list[dict[str, Any]] = field(default_factory=list)
     """Per point, once stopped: packets the kernel passed through the filter, and dropped (its ring was full)."""
     started: float = field(default_factory=time.time)
+    last_poll: float = field(default_factory=time.monotonic)
     _stop: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _render: _Render | None = None
@@ -141,6 +144,7 @@ class CaptureSession:
 
     def since(self, line: int, step: int, limit: int = 1000) -> dict[str, Any]:
         """What is new after line ``line`` and step ``step``: the latest ``limit`` of each, the rest counted."""
+        self.last_poll = time.monotonic()
         with self._lock:
             frames = [x for x in itertools.islice(reversed(self.frames), limit) if x[0] > line][::-1]
             groups = [g for g in itertools.islice(reversed(self.groups), limit) if g.number > step][::-1]
@@ -175,13 +179,18 @@ class CaptureSession:
     def stop(self) -> None:
         self._stop = True
 
+    def _should_stop(self) -> bool:
+        return self._stop or time.monotonic() - self.last_poll > IDLE
+
     def start(self, live: LiveCapture) -> None:
         threading.Thread(target=self._run, args=(live,), name=f"capture {self.lab}", daemon=True).start()
 
     def _run(self, live: LiveCapture) -> None:
         sinks = [PcapngSink(self.path, self.points, self.expression, self.lab), _KeepSink(self)]
         try:
-            _, self.reason = run(live, sinks, stop=lambda: self._stop)
+            _, self.reason = run(live, sinks, stop=self._should_stop)
+            if self.reason == "interrupted" and not self._stop:
+                self.reason = f"no page asked for it in {IDLE:.0f} s"
             self.counters = [
                 {"point": p.name, "tag": p.tag, "received": c.received, "dropped": c.dropped}
                 for p, c in zip(self.points, live.counters(), strict=True)

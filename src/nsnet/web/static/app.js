@@ -294,6 +294,7 @@ function redrawOverlay() {
   if (!o) return;
   o.innerHTML = "";
   document.querySelectorAll(".box.dead, .iface.hit, .iface.seen").forEach((el) => el.classList.remove("dead", "hit", "seen"));
+  if (S.reachResult && $("reach-show").checked && S.reachResult.lab === S.lab) drawReach(o, S.reachResult);
   if (S.explained) drawExplain(o, S.explained);
   const step = S.steps.find((x) => x.n === S.selectedStep);
   if (step) drawSightings(o, step);
@@ -366,6 +367,33 @@ function drawExplain(o, e) {
       title.textContent = label;
     }
   }
+}
+
+function drawReach(o, r) {
+  // one line per pair of nodes: green when every probe between them (both ways) got through, red otherwise
+  const pairs = {};
+  for (const x of r.results) {
+    const key = [x.src, x.dst].sort().join("\n");
+    (pairs[key] ||= []).push(x);
+  }
+  for (const [key, xs] of Object.entries(pairs)) {
+    const [a, b] = key.split("\n");
+    const p = boxCentre(a), q = boxCentre(b);
+    if (!p || !q) continue;
+    const bad = xs.filter((x) => !x.ok);
+    const line = svg("line", { class: `reach ${bad.length ? "reach-bad" : "reach-ok"}`, x1: p[0], y1: p[1] - 30, x2: q[0], y2: q[1] - 30, "data-a": a, "data-b": b }, o);
+    const title = svg("title", {}, line);
+    title.textContent = xs.map((x) => `${x.src} -> ${x.dst} (${x.address}): ${x.ok ? "ok" : "fails"} ${x.detail}`).join("\n");
+    if (bad.length) line.addEventListener("click", () => explainPair(bad[0].src, bad[0].dst, r.proto));
+  }
+}
+
+function explainPair(src, dst, proto) {
+  $("ex-src").value = src;
+  $("ex-dst").value = dst;
+  $("ex-proto").value = proto;
+  showTab("explain");
+  runExplain();
 }
 
 function drawSightings(o, step) {
@@ -630,7 +658,8 @@ async function runReach(ev) {
   out.innerHTML = `<p class="hint">probing...</p>`;
   try {
     const r = await api(`api/labs/${encodeURIComponent(S.lab)}/reach`, { proto: $("reach-proto").value.trim() || "icmp" });
-    S.reachResult = r;
+    S.reachResult = { ...r, lab: S.lab };
+    redrawOverlay();
     const cell = {};
     for (const x of r.results) (cell[`${x.src}\n${x.dst}`] ||= []).push(x);
     const h = [`<table class="reach" id="reach-table"><tr><th>from \\ to</th>${r.nodes.map((n) => `<th>${esc(n)}</th>`).join("")}</tr>`];
@@ -647,13 +676,7 @@ async function runReach(ev) {
     }
     h.push(`</table><p class="hint">click a failing pair to explain it</p>`);
     out.innerHTML = h.join("");
-    out.querySelectorAll("td.bad").forEach((td) => td.addEventListener("click", () => {
-      $("ex-src").value = td.dataset.src;
-      $("ex-dst").value = td.dataset.dst;
-      $("ex-proto").value = r.proto;
-      showTab("explain");
-      runExplain();
-    }));
+    out.querySelectorAll("td.bad").forEach((td) => td.addEventListener("click", () => explainPair(td.dataset.src, td.dataset.dst, r.proto)));
   } catch (err) {
     out.innerHTML = `<p class="verdict bad">${esc(err.message)}</p>`;
   }
@@ -737,6 +760,7 @@ async function main() {
   $("cap-prev").addEventListener("click", () => move(-1));
   $("cap-next").addEventListener("click", () => move(1));
   $("reach-form").addEventListener("submit", runReach);
+  $("reach-show").addEventListener("change", redrawOverlay);
   $("lab-down").addEventListener("click", labDown);
   $("up-form").addEventListener("submit", labUp);
   // the lab asked for opens at once; the list of labs comes meanwhile
