@@ -34,9 +34,12 @@ for pair in docker.io:docker containerd:containerd podman:podman; do
         services="$services ${pair##*:}"
     fi
 done
+# chromium and chromium-driver: tests/test_web.py drives the system's headless
+# browser through Selenium (no browser is downloaded); `nsnet web` itself needs none.
 apt-get install -y -qq --no-install-recommends \
     iproute2 iptables iputils-ping tcpdump util-linux procps kmod graphviz conntrack nftables \
     containernetworking-plugins etcd-server docker.io containerd runc busybox-static podman \
+    chromium chromium-driver fonts-dejavu-core \
     python3 python3-venv python3-pip >/dev/null
 if [ -n "$own_policy" ]; then
     rm -f "$policy"

@@ -523,7 +523,7 @@ def test_up_of_another_file_under_a_labs_name_is_refused_unless_replace(private:
 
 # -- 8. the README's "Use" block, in order ---------------------------------------------------------
 
-UNTIL_CTRL_C = ("nsnet capture", "nsnet watch")
+UNTIL_CTRL_C = ("nsnet capture", "nsnet watch", "nsnet web")
 UNREACHABLE_IS_1 = ("nsnet exec lab2 RED -- ping", "nsnet explain", "nsnet reach")
 """Lab 2 is the broken one (FORWARD DROP): these report it with exit code 1."""
 

@@ -13,6 +13,7 @@ for link state, addresses and MACs). It is then drawn as a ``graphviz.Graph``
 
 from __future__ import annotations
 
+import functools
 import html
 import ipaddress
 import itertools
@@ -122,11 +123,16 @@ class Picture:
     tunnels: tuple[Tunnel, ...] = ()
 
     def interface(self, key: tuple[str, str]) -> Interface | None:
+        return self._interfaces.get(key)
+
+    @functools.cached_property
+    def _interfaces(self) -> dict[tuple[str, str], Interface]:
+        """Every interface by key, built once (a lab of hundreds of nodes asks for thousands)."""
+        found: dict[tuple[str, str], Interface] = {}
         for box in self.boxes:
             for iface in box.interfaces:
-                if iface.key == key:
-                    return iface
-        return None
+                found.setdefault(iface.key, iface)
+        return found
 
 
 # -- building a picture -----------------------------------------------------

@@ -96,6 +96,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reach": ("reach", "Who reaches whom, with real probes."),
     "explain": ("explain", "Where and why a packet dies, and the fix."),
     "graph": ("graph", "Draw a topology or a live lab."),
+    "web": ("web", "The labs live in a browser: capture, explain, reach, inspect."),
     "gc": ("lab", "Remove a lab's namespaces by their marks."),
     "schema": ("lab", "Print the JSON Schema of the topology format."),
     "import": ("importing", "Import a Kathará or containerlab lab as a topology."),
