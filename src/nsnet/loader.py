@@ -73,8 +73,12 @@ def from_dict(data: dict[str, Any], filename: str = "<dict>") -> Topology:
 # -- YAML with line numbers ------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 without its base-60 integers, so that ``dport: 10:20`` stays the text "10:20"."""
+class _Loader(yaml.CSafeLoader):
+    """YAML 1.1 without its base-60 integers, so that ``dport: 10:20`` stays the text "10:20".
+
+    libyaml (through PyYAML's C parser) scans and composes; only the resolver
+    and the constructors run in Python.
+    """
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -89,12 +93,7 @@ _Loader.add_implicit_resolver(
 
 
 def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
-    try:
-        loader = _Loader(text)
-    except yaml.reader.ReaderError as exc:
-        raise TopologyError(
-            [Problem(filename, None, "", f"the file is not YAML text: {exc.reason}", "save it as UTF-8 text")]
-        ) from None
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -105,18 +104,42 @@ def _parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
         if problems:
             raise TopologyError(problems)
         data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        raise TopologyError(
-            [Problem(filename, line, "", f"YAML syntax error: {what}", "check indentation, colons and quotes")]
-        ) from None
     except yaml.YAMLError as exc:
-        raise TopologyError([Problem(filename, None, "", f"YAML error: {exc}")]) from None
+        raise TopologyError([_yaml_problem(_python_wording(text) or exc, filename)]) from None
     finally:
         loader.dispose()
     return data, lines
+
+
+def _yaml_problem(exc: yaml.YAMLError, filename: str) -> Problem:
+    if isinstance(exc, yaml.reader.ReaderError):
+        return Problem(filename, None, "", f"the file is not YAML text: {exc.reason}", "save it as UTF-8 text")
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        return Problem(filename, line, "", f"YAML syntax error: {what}", "check indentation, colons and quotes")
+    return Problem(filename, None, "", f"YAML error: {exc}")
+
+
+def _python_wording(text: str) -> yaml.YAMLError | None:
+    """The error PyYAML's pure-Python parser finds in ``text``, whose wording nsnet has always printed.
+
+    Called only once libyaml has found an error; None where the pure parser
+    finds none (or cannot tell: libyaml also refuses nesting deeper than 1000).
+    """
+    loader = None
+    try:
+        loader = yaml.SafeLoader(text)
+        loader.get_single_node()
+    except yaml.YAMLError as exc:
+        return exc
+    except RecursionError:
+        pass
+    finally:
+        if loader is not None:
+            loader.dispose()
+    return None
 
 
 def _index(
