@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from . import network, shaping
+from . import ipcache, network, shaping
 from .errors import Problem, TopologyError
 from .model import HOST, UNDERLAY, Endpoint, Expectation, Firewall, Link, Namespace, Overlay, Route, Topology, Vxlan
 from .overlay.build import UNDERLAY_IFACE
@@ -371,7 +371,7 @@ class _Validator:
         net = ipaddress.IPv4Network(under.subnet)
         taken: set[ipaddress.IPv4Address] = set()
         vteps: dict[str, str] = {}
-        explicit = {ipaddress.ip_interface(o.address).ip for o in spec.hosts.values() if o and o.address}
+        explicit = {ipcache.ip_interface(o.address).ip for o in spec.hosts.values() if o and o.address}
         pool = (a for a in net.hosts() if a not in explicit)
         hosts: dict[str, MachineSpec] = {}
         for h, h_spec in spec.hosts.items():
@@ -406,7 +406,7 @@ class _Validator:
         links = [*spec.links, *(LinkSpec(endpoints=[f"{h}:{UNDERLAY_IFACE}", f"{UNDERLAY}:{h}"]) for h in hosts)]
         o = spec.overlay or OverlaySpec()
         switch = self._switch_address(under, taken)
-        registry = o.registry or (f"http://{ipaddress.ip_interface(switch).ip}:2379" if switch else None)
+        registry = o.registry or (f"http://{ipcache.ip_interface(switch).ip}:2379" if switch else None)
         overlay = Overlay(mode=o.mode, subnet=str(net), mtu=under.mtu, vteps=vteps, address=switch, registry=registry)
         return spec.model_copy(update={"hosts": hosts, "links": links}), overlay
 
@@ -424,7 +424,7 @@ class _Validator:
             if address is None:
                 self.add(loc, f"the underlay {net} has no address left for this host", "use a larger underlay.subnet")
             return address
-        ip = ipaddress.ip_interface(h_spec.address)
+        ip = ipcache.ip_interface(h_spec.address)
         if not isinstance(ip, ipaddress.IPv4Interface) or ip.ip not in net:
             self.add((*loc, "address"), f"{h_spec.address} is not in the underlay {net}", f"use an address of {net}")
             return None
@@ -435,7 +435,7 @@ class _Validator:
         if under.address is None:
             last = net.broadcast_address - 1 if net.prefixlen < 31 else net.broadcast_address
             return None if last in taken else f"{last}/{net.prefixlen}"
-        ip = ipaddress.ip_interface(under.address)
+        ip = ipcache.ip_interface(under.address)
         if ip.version != 4 or ip.ip not in net:
             self.add(
                 ("underlay", "address"), f"{under.address} is not in the underlay {net}", f"use an address of {net}"
@@ -488,7 +488,7 @@ class _Validator:
                     continue
                 loc = self._base(name)
                 bridge = network.bridge_of(spaces, name, ifname)
-                gw = [i for i in sorted(bridge.addresses) if ipaddress.ip_interface(i).version == 4] if bridge else []
+                gw = [i for i in sorted(bridge.addresses) if ipcache.ip_interface(i).version == 4] if bridge else []
                 if not gw:
                     self.add(
                         (*loc, "interfaces", ifname, "gateway"),
@@ -497,7 +497,7 @@ class _Validator:
                         "give the bridge an address, e.g. addresses: [10.0.0.1/24]",
                     )
                     continue
-                extra.append(Route(to="0.0.0.0/0", via=str(ipaddress.ip_interface(gw[0]).ip)))
+                extra.append(Route(to="0.0.0.0/0", via=str(ipcache.ip_interface(gw[0]).ip)))
                 gateways = True
             if extra:
                 spaces[name] = replace(space, routes=space.routes | frozenset(extra))
@@ -570,7 +570,7 @@ class _Validator:
                 continue
             if e.to not in spaces:
                 try:
-                    ipaddress.ip_address(e.to)
+                    ipcache.ip_address(e.to)
                 except ValueError:
                     self.add(
                         (*loc, "to"),
@@ -745,16 +745,16 @@ class _Validator:
         )
 
     def _norm_addresses(self, addresses: list[str]) -> frozenset[str]:
-        return frozenset(str(ipaddress.ip_interface(a)) for a in addresses)
+        return frozenset(str(ipcache.ip_interface(a)) for a in addresses)
 
     def _routes(self, base: Loc, space: NamespaceSpec, links: dict[str, Link]) -> list[Route]:
         routes: list[Route] = []
-        subnets = [ipaddress.ip_interface(a).network for link in links.values() for a in link.addresses]
+        subnets = [ipcache.ip_interface(a).network for link in links.values() for a in link.addresses]
         for i, r in enumerate(space.routes):
             loc = (*base, "routes", i)
-            family = ipaddress.ip_address(r.via).version if r.via else 4
+            family = ipcache.ip_address(r.via).version if r.via else 4
             to = ("0.0.0.0/0" if family == 4 else "::/0") if r.to == "default" else r.to
-            if r.via and ipaddress.ip_network(to).version != family:
+            if r.via and ipcache.ip_network(to).version != family:
                 self.add((*loc, "via"), f"gateway {r.via} and destination {r.to} are of different IP versions")
                 continue
             if r.dev is not None and r.dev not in links:
@@ -764,14 +764,14 @@ class _Validator:
                     _suggest(r.dev, links) or f"interfaces here: {', '.join(links) or 'none'}",
                 )
                 continue
-            if r.via and r.dev is None and not any(ipaddress.ip_address(r.via) in n for n in subnets):
+            if r.via and r.dev is None and not any(ipcache.ip_address(r.via) in n for n in subnets):
                 self.add(
                     (*loc, "via"),
                     f"gateway {r.via} is not in any subnet of this namespace's interfaces",
                     "add an address in the gateway's subnet, or name the interface with dev:",
                 )
                 continue
-            route = Route(to=str(ipaddress.ip_network(to)), via=r.via, dev=r.dev, metric=r.metric)
+            route = Route(to=str(ipcache.ip_network(to)), via=r.via, dev=r.dev, metric=r.metric)
             if route in routes:
                 self.add(loc, f"route {route} is listed twice", "remove one")
                 continue
@@ -811,7 +811,7 @@ class _Validator:
             if (r.sport or r.dport) and r.protocol not in PORT_PROTOCOLS:
                 self.add(loc, "ports need a protocol that has them", "set protocol: tcp, udp or sctp")
                 continue
-            families = {ipaddress.ip_network(a).version for a in (r.source, r.destination) if a}
+            families = {ipcache.ip_network(a).version for a in (r.source, r.destination) if a}
             if r.family:
                 families.add(4 if r.family == "ipv4" else 6)
             if r.protocol in ("icmp", "icmpv6"):
@@ -839,9 +839,9 @@ class _Validator:
     def _addresses(self, spaces: dict[str, Namespace]) -> None:
         seen: dict[str, str] = {}
         for loc, ns, addr, link in self._iter_addresses(spaces):
-            if ipaddress.ip_interface(addr).network.prefixlen == 0:
+            if ipcache.ip_interface(addr).network.prefixlen == 0:
                 self.add(loc, f"{addr} has a /0 prefix, which covers every address", "use the subnet's real prefix")
-            ip = str(ipaddress.ip_interface(addr).ip)
+            ip = str(ipcache.ip_interface(addr).ip)
             where = f"{ns}:{link.name}"
             if ip in seen:
                 self.add(
@@ -865,7 +865,7 @@ class _Validator:
             for link in space.links.values():
                 if link.kind == "bridge":
                     key = joined.get(f"{ns}:{link.name}", f"{ns}:{link.name}")
-                    segments.setdefault(key, set()).update(ipaddress.ip_interface(a).network for a in link.addresses)
+                    segments.setdefault(key, set()).update(ipcache.ip_interface(a).network for a in link.addresses)
         for space in spaces.values():
             for link in space.links.values():
                 if link.kind != "veth" or link.peer is None:
@@ -875,7 +875,7 @@ class _Validator:
                 if peer_link and peer_link.master:
                     key = f"{link.peer.ns}:{peer_link.master}"
                     key = joined.get(key, key)
-                    segments.setdefault(key, set()).update(ipaddress.ip_interface(a).network for a in link.addresses)
+                    segments.setdefault(key, set()).update(ipcache.ip_interface(a).network for a in link.addresses)
         names = sorted(segments)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
