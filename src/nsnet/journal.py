@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConflictError, NsnetError
-from .schema import NAME_RE
+from .names import NAME_RE
 
 STATE_DIR = Path(os.environ.get("NSNET_STATE_DIR", "/run/nsnet"))
 

@@ -15,9 +15,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from . import ipcache
+from .names import NAME_RE as NAME_RE  # re-exported: the loader and older callers import it from here
 
-# \Z, not $: $ also matches before a trailing newline, which would let "eth0\n" through.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+# \Z, not $ (as in NAME_RE): $ also matches before a trailing newline, which would let "eth0\n" through.
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+\Z")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
 SYSCTL_RE = re.compile(r"^net(\.[A-Za-z0-9_-]+)+\Z")

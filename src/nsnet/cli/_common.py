@@ -56,7 +56,8 @@ def emit_json(data: Any) -> None:
 
 
 def load_topology(path: str) -> Topology:
-    from ..loader import load  # loaded with the command that needs it: `nsnet --help` stays fast
+    # Loaded with the command that needs it: `nsnet --help` stays fast; an unchanged file is not validated again.
+    from ..topocache import load
 
     return load(path)
 

@@ -14,10 +14,8 @@ from rich.table import Table
 
 from .. import engine, preflight, recover
 from ..errors import TopologyError
-from ..loader import load
 from ..model import ROOT_NS, netns_names
 from ..plan import Plan
-from ..schema import json_schema
 from ._common import emit_json, err, fail, guard, lab_and_topology, load_topology, main, out, plural, step_printer
 
 SHELL_RC = """[ -f ~/.bashrc ] && . ~/.bashrc
@@ -33,7 +31,7 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
     problems: list[dict[str, Any]] = []
     for path in files:
         try:
-            topology = load(path)
+            topology = load_topology(path)
             if not as_json:
                 hosts = f" on {len(topology.overlay.vteps)} hosts" if topology.overlay else ""
                 out.print(f"{path}: ok (lab {topology.name}, {len(topology.nodes)} nodes{hosts})", markup=False)
@@ -200,6 +198,8 @@ def shell(lab: str, node: str) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the topology file format (for editors)."""
+    from ..schema import json_schema
+
     emit_json(json_schema())
 
 
