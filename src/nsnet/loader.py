@@ -6,7 +6,9 @@ line, field path, what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import ipaddress
 import re
 import types
@@ -45,6 +47,8 @@ from .schema import (
 LAB_NAME_MAX = 32
 LINK_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+\Z")
 NODE_NAME_MAX = 48
+BRIDGE_PORTS_MAX = 1023
+"""BR_MAX_PORTS (1024) less port number 0, which the kernel never gives."""
 Loc = tuple[str | int, ...]
 
 
@@ -61,13 +65,28 @@ def load(path: str | Path) -> Topology:
 
 def loads(text: str, filename: str = "<string>") -> Topology:
     """Validate a topology given as YAML text."""
-    data, lines = _parse_yaml(text, filename)
-    return _Validator(filename, lines).run(data)
+    with _gc_paused():
+        data, lines = _parse_yaml(text, filename)
+        return _Validator(filename, lines).run(data)
 
 
 def from_dict(data: dict[str, Any], filename: str = "<dict>") -> Topology:
     """Validate a topology given as plain Python data (same shape as the file)."""
-    return _Validator(filename, {}).run(data)
+    with _gc_paused():
+        return _Validator(filename, {}).run(data)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a file is read: it makes no cycles, and every
+    collection would walk all it has made so far (10,000 nodes: 3 s instead of 1.3 s)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 # -- YAML with line numbers ------------------------------------------------
@@ -344,6 +363,7 @@ class _Validator:
                 self.add(loc, message, hint)
         self._addresses(result)
         self._bridge_subnets(result)
+        self._bridge_ports(result)
         result = self._outside_world(spec, result)
         expectations = self._expectations(spec, result)
         return Topology(
@@ -849,6 +869,21 @@ class _Validator:
                 )
             else:
                 seen[ip] = where
+
+    def _bridge_ports(self, spaces: dict[str, Namespace]) -> None:
+        """A Linux bridge numbers its ports in 10 bits: it takes at most ``BRIDGE_PORTS_MAX``."""
+        for ns, space in spaces.items():
+            ports: dict[str, int] = {}
+            for link in space.links.values():
+                if link.master:
+                    ports[link.master] = ports.get(link.master, 0) + 1
+            for bridge, count in ports.items():
+                if count > BRIDGE_PORTS_MAX and bridge in space.links:
+                    self.add(
+                        (*self._base(ns), "bridges", bridge),
+                        f"bridge {bridge} has {count} ports; Linux allows at most {BRIDGE_PORTS_MAX} on one bridge",
+                        f"spread the ports over several bridges of up to {BRIDGE_PORTS_MAX} ports, each its own subnet",
+                    )
 
     def _bridge_subnets(self, spaces: dict[str, Namespace]) -> None:
         """Subnets seen on different bridges must not overlap."""
