@@ -163,9 +163,12 @@ def _waves(probes: Sequence[Probe]) -> list[list[int]]:
     pairs = {(p.src, p.address) for p in probes}
     if len(pairs) <= budget:
         return [list(range(len(probes)))]
-    side = max(1, math.isqrt(budget))
-    sources = {name: n // side for n, name in enumerate(dict.fromkeys(p.src for p in probes))}
-    targets = {name: n // side for n, name in enumerate(dict.fromkeys(p.dst for p in probes))}
+    names = dict.fromkeys(p.src for p in probes)
+    # Square blocks, unless there are few sources: one source to 10,000 nodes is 30 waves, not 600.
+    rows = max(1, min(len(names), math.isqrt(budget)))
+    columns = max(1, budget // rows)
+    sources = {name: n // rows for n, name in enumerate(names)}
+    targets = {name: n // columns for n, name in enumerate(dict.fromkeys(p.dst for p in probes))}
     blocks: dict[tuple[int, int], list[int]] = {}
     for i, p in enumerate(probes):
         blocks.setdefault((sources[p.src], targets[p.dst]), []).append(i)
