@@ -19,7 +19,7 @@ PADDING = 4
 
 
 class Panel:
-    """A titled table of text cells."""
+    """A table of text cells, with a title unless it is empty."""
 
     def __init__(self, title: str, *columns: str) -> None:
         self.title = title
@@ -41,7 +41,7 @@ class Panel:
 
         body = [("bold", line(self.columns)), *(("", line(r)) for r in self.rows)]
         width = max(cell_len(self.title), cell_len(body[0][1]))
-        out = [("bold cyan", self.title), *body]
+        out = [("bold cyan", self.title), *body] if self.title else body
         return [(style, text + " " * (width - cell_len(text))) for style, text in out]
 
 
