@@ -53,7 +53,7 @@ from nsnet.kernel import netns, rtnl
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 PID = os.getpid()
-PREFIX = f"bb{PID}"
+PREFIX = f"bb{PID}x"  # <letters><pid>x<n>: what the test suite tells apart as another process's
 CNI_DIRS = ("/opt/cni/bin", "/usr/lib/cni")
 SYSTEM_PYTHON = "/usr/bin/python3"
 

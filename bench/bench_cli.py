@@ -119,7 +119,7 @@ def bench(args: argparse.Namespace) -> dict[tuple[int, str], list[float]]:
     floors: list[Method] = [RawNetlink(), IpBatch()]
     for n in args.sizes:
         for rep in range(args.repeat if n < 10000 else min(args.repeat, args.big_repeat)):
-            tag = f"c{n}r{rep}"
+            tag = f"{n}c{rep}"
             runner = NsnetCommands()
             try:
                 for phase, (took, cpu) in runner.run(n, tag, args.inspect_max).items():
