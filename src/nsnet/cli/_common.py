@@ -83,7 +83,7 @@ def step_printer(enabled: bool) -> Callable[[Action], None] | None:
 # Each command lives in a module loaded only when the command runs, so that
 # start-up (and `nsnet --help`) does not pay for every command's imports.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "validate": ("lab", "Check topology files and report every problem."),
+    "validate": ("validate", "Check topology files and report every problem."),
     "plan": ("lab", "Show what `up` would do to the live kernel."),
     "up": ("lab", "Build a lab, or bring it in line with its file."),
     "down": ("lab", "Remove everything nsnet created for a lab, nothing else."),
