@@ -249,24 +249,32 @@ class RawNetlink(Method):
                 (rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(2 + b) + rtnl.NO_LINK_LOCAL),
                 (rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(2 + b, 1, 1)),
             ]
-        fds = [os.open(f"/run/netns/{ns}", os.O_RDONLY) for ns in nodes]
-        for i, fd in enumerate(fds):
-            peer = rtnl.ifinfo(2) + rtnl.string(rtnl.IFLA_IFNAME, "eth0") + rtnl.u32(rtnl.IFLA_NET_NS_FD, fd)
-            data = rtnl.nest(rtnl.IFLA_INFO_DATA, rtnl.nest(rtnl.VETH_INFO_PEER, peer))
-            info = rtnl.nest(rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "veth"), data)
-            port = rtnl.ifinfo(first + i) + rtnl.string(rtnl.IFLA_IFNAME, f"p{i}")
-            reqs.append((rtnl.RTM_NEWLINK, rtnl.NEW, port + info))
         for i in range(n):
             master = rtnl.u32(rtnl.IFLA_MASTER, 2 + i // PORTS) + rtnl.NO_LINK_LOCAL
             reqs.append((rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(first + i) + master))
             reqs.append((rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(first + i, 1, 1)))
-        failures = [f for f in socks[host].transact(reqs) if f]
-        for fd in fds:
-            os.close(fd)
+        creations: list[tuple[int, int, bytes]] = []
+        failures: list[rtnl.Failure] = []
+        for start in range(0, n, PORTS):  # a descriptor per peer namespace, a thousand at a time
+            fds = [os.open(f"/run/netns/{ns}", os.O_RDONLY) for ns in nodes[start : start + PORTS]]
+            try:
+                creations = []
+                for i, fd in enumerate(fds, start):
+                    peer = rtnl.ifinfo(2) + rtnl.string(rtnl.IFLA_IFNAME, "eth0") + rtnl.u32(rtnl.IFLA_NET_NS_FD, fd)
+                    data = rtnl.nest(rtnl.IFLA_INFO_DATA, rtnl.nest(rtnl.VETH_INFO_PEER, peer))
+                    info = rtnl.nest(rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "veth"), data)
+                    port = rtnl.ifinfo(first + i) + rtnl.string(rtnl.IFLA_IFNAME, f"p{i}")
+                    creations.append((rtnl.RTM_NEWLINK, rtnl.NEW, port + info))
+                head = reqs[: 1 + 3 * len(names)] if start == 0 else []
+                failures += [f for f in socks[host].transact(head + creations) if f]
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        failures += [f for f in socks[host].transact(reqs[1 + 3 * len(names) :]) if f]
         for i, ns in enumerate(nodes):
             ip = address(i, n).split("/")[0]
             packed = bytes(int(b) for b in ip.split("."))
-            addr = rtnl.ifaddr(2, 8, 2) + rtnl.attr(rtnl.IFA_ADDRESS, packed) + rtnl.attr(rtnl.IFA_LOCAL, packed)
+            addr = rtnl.ifaddr(2, 8 if n <= PORTS else 14, 2) + rtnl.attr(rtnl.IFA_ADDRESS, packed) + rtnl.attr(rtnl.IFA_LOCAL, packed)
             failures += [
                 f
                 for f in socks[ns].transact(

@@ -114,8 +114,8 @@ def spread(runs: list[float]) -> str:
     return "–" if not runs else f"{fmt(min(runs))}–{fmt(max(runs))}" if len(runs) > 1 else fmt(runs[0])
 
 
-def bench(args: argparse.Namespace) -> dict[tuple[int, str], list[float]]:
-    times: dict[tuple[int, str], list[float]] = {}
+def bench(args: argparse.Namespace, times: dict[tuple[int, str], list[float]]) -> None:
+    """Fill ``times`` (wall seconds; CPU seconds go to ``CPU``) run by run."""
     floors: list[Method] = [RawNetlink(), IpBatch()]
     for n in args.sizes:
         for rep in range(args.repeat if n < 10000 else min(args.repeat, args.big_repeat)):
@@ -143,7 +143,6 @@ def bench(args: argparse.Namespace) -> dict[tuple[int, str], list[float]]:
                 time.sleep(args.settle * (1 + n / 250))
             row = {k: v[-1] for (size, k), v in times.items() if size == n}
             print(f"N={n:<6} run {rep + 1}: " + "  ".join(f"{k} {fmt(v)}" for k, v in row.items()), flush=True)
-    return times
 
 
 def report(times: dict[tuple[int, str], list[float]], sizes: list[int]) -> str:
@@ -227,13 +226,16 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         sys.exit("run as root: the bench builds namespaces")
-    with interrupts_raise():
-        times = bench(args)
-    text = report(times, args.sizes)
-    print()
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    times: dict[tuple[int, str], list[float]] = {}
+    try:
+        with interrupts_raise():
+            bench(args, times)
+    finally:  # what was measured before an error or Ctrl-C is reported too
+        text = report(times, args.sizes)
+        print()
+        print(text)
+        if args.out:
+            args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
