@@ -274,7 +274,8 @@ class RawNetlink(Method):
         for i, ns in enumerate(nodes):
             ip = address(i, n).split("/")[0]
             packed = bytes(int(b) for b in ip.split("."))
-            addr = rtnl.ifaddr(2, 8 if n <= PORTS else 14, 2) + rtnl.attr(rtnl.IFA_ADDRESS, packed) + rtnl.attr(rtnl.IFA_LOCAL, packed)
+            prefix = 8 if n <= PORTS else 14
+            addr = rtnl.ifaddr(2, prefix, 2) + rtnl.attr(rtnl.IFA_ADDRESS, packed) + rtnl.attr(rtnl.IFA_LOCAL, packed)
             failures += [
                 f
                 for f in socks[ns].transact(
