@@ -662,7 +662,7 @@ def report(rows: list[Row], extras: Extras, skipped: dict[str, str], args: argpa
         lines.append(f"- `{label}`: {fmt(statistics.median(runs))}")
     targets = check_targets(by, extras)
     if targets:
-        lines += ["", "## Targets (issue 9), from this run", ""] + [f"- {t}" for t in targets]
+        lines += ["", "## Targets, from this run", ""] + [f"- {t}" for t in targets]
     if skipped:
         lines += ["", "Not run: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + "."]
     return "\n".join(lines) + "\n"
