@@ -53,20 +53,37 @@ from nsnet.kernel import netns, rtnl
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 PID = os.getpid()
-PREFIX = f"bb{PID}"
+PREFIX = f"bb{PID}x"  # <letters><pid>x<n>: what the test suite tells apart as another process's
 CNI_DIRS = ("/opt/cni/bin", "/usr/lib/cni")
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
-def address(i: int) -> str:
-    return f"10.{i // 250}.{i % 250}.2/8"
+PORTS = 1000
+"""Nodes per bridge: Linux takes at most 1023 ports on a bridge, so above 1000 nodes there is one
+bridge per 1000 (br0, br1...), each its own subnet."""
+
+
+def bridge(i: int) -> str:
+    return f"br{i // PORTS}"
+
+
+def bridges(n: int) -> list[str]:
+    return [f"br{b}" for b in range((n + PORTS - 1) // PORTS)]
+
+
+def address(i: int, n: int) -> str:
+    # One bridge: all of 10/8. Several: a /14 each (second octets 4b to 4b+3), which never overlap.
+    return f"10.{i // 250}.{i % 250}.2/{8 if n <= PORTS else 14}"
 
 
 def topology(n: int) -> dict[str, object]:
     return {
         "name": "bench",
-        "host": {"bridges": {"br0": {}}, "interfaces": {f"p{i}": {"master": "br0"} for i in range(n)}},
-        "nodes": {f"n{i}": {"interfaces": {"eth0": {"addresses": [address(i)]}}} for i in range(n)},
+        "host": {
+            "bridges": {b: {} for b in bridges(n)},
+            "interfaces": {f"p{i}": {"master": bridge(i)} for i in range(n)},
+        },
+        "nodes": {f"n{i}": {"interfaces": {"eth0": {"addresses": [address(i, n)]}}} for i in range(n)},
         "links": [[f"n{i}:eth0", f"host:p{i}"] for i in range(n)],
     }
 
@@ -79,7 +96,7 @@ def run(argv: list[str], stdin: str | None = None) -> str:
 
 
 def bridge_ports(host: str) -> int:
-    return len(run(["ip", "-n", host, "-o", "link", "show", "master", "br0"]).splitlines())
+    return sum(" master br" in line for line in run(["ip", "-n", host, "-o", "link", "show"]).splitlines())
 
 
 def delete_namespaces(names: list[str]) -> None:
@@ -223,30 +240,42 @@ class RawNetlink(Method):
         n = len(nodes)
         lo_up = (rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(1, 1, 1))
         br = rtnl.nest(rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "bridge"))
-        reqs = [
-            lo_up,
-            (rtnl.RTM_NEWLINK, rtnl.NEW, rtnl.ifinfo(2) + rtnl.string(rtnl.IFLA_IFNAME, "br0") + br),
-            (rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(2) + rtnl.NO_LINK_LOCAL),
-            (rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(2, 1, 1)),
-        ]
-        fds = [os.open(f"/run/netns/{ns}", os.O_RDONLY) for ns in nodes]
-        for i, fd in enumerate(fds):
-            peer = rtnl.ifinfo(2) + rtnl.string(rtnl.IFLA_IFNAME, "eth0") + rtnl.u32(rtnl.IFLA_NET_NS_FD, fd)
-            data = rtnl.nest(rtnl.IFLA_INFO_DATA, rtnl.nest(rtnl.VETH_INFO_PEER, peer))
-            info = rtnl.nest(rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "veth"), data)
-            port = rtnl.ifinfo(3 + i) + rtnl.string(rtnl.IFLA_IFNAME, f"p{i}")
-            reqs.append((rtnl.RTM_NEWLINK, rtnl.NEW, port + info))
+        reqs = [lo_up]
+        names = bridges(n)
+        first = 2 + len(names)  # ifindex of p0: lo is 1, the bridges 2, 3...
+        for b, name in enumerate(names):
+            reqs += [
+                (rtnl.RTM_NEWLINK, rtnl.NEW, rtnl.ifinfo(2 + b) + rtnl.string(rtnl.IFLA_IFNAME, name) + br),
+                (rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(2 + b) + rtnl.NO_LINK_LOCAL),
+                (rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(2 + b, 1, 1)),
+            ]
         for i in range(n):
-            master = rtnl.u32(rtnl.IFLA_MASTER, 2) + rtnl.NO_LINK_LOCAL
-            reqs.append((rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(3 + i) + master))
-            reqs.append((rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(3 + i, 1, 1)))
-        failures = [f for f in socks[host].transact(reqs) if f]
-        for fd in fds:
-            os.close(fd)
+            master = rtnl.u32(rtnl.IFLA_MASTER, 2 + i // PORTS) + rtnl.NO_LINK_LOCAL
+            reqs.append((rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(first + i) + master))
+            reqs.append((rtnl.RTM_NEWLINK, rtnl.CHANGE, rtnl.ifinfo(first + i, 1, 1)))
+        creations: list[tuple[int, int, bytes]] = []
+        failures: list[rtnl.Failure] = []
+        for start in range(0, n, PORTS):  # a descriptor per peer namespace, a thousand at a time
+            fds = [os.open(f"/run/netns/{ns}", os.O_RDONLY) for ns in nodes[start : start + PORTS]]
+            try:
+                creations = []
+                for i, fd in enumerate(fds, start):
+                    peer = rtnl.ifinfo(2) + rtnl.string(rtnl.IFLA_IFNAME, "eth0") + rtnl.u32(rtnl.IFLA_NET_NS_FD, fd)
+                    data = rtnl.nest(rtnl.IFLA_INFO_DATA, rtnl.nest(rtnl.VETH_INFO_PEER, peer))
+                    info = rtnl.nest(rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "veth"), data)
+                    port = rtnl.ifinfo(first + i) + rtnl.string(rtnl.IFLA_IFNAME, f"p{i}")
+                    creations.append((rtnl.RTM_NEWLINK, rtnl.NEW, port + info))
+                head = reqs[: 1 + 3 * len(names)] if start == 0 else []
+                failures += [f for f in socks[host].transact(head + creations) if f]
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        failures += [f for f in socks[host].transact(reqs[1 + 3 * len(names) :]) if f]
         for i, ns in enumerate(nodes):
-            ip = address(i).split("/")[0]
+            ip = address(i, n).split("/")[0]
             packed = bytes(int(b) for b in ip.split("."))
-            addr = rtnl.ifaddr(2, 8, 2) + rtnl.attr(rtnl.IFA_ADDRESS, packed) + rtnl.attr(rtnl.IFA_LOCAL, packed)
+            prefix = 8 if n <= PORTS else 14
+            addr = rtnl.ifaddr(2, prefix, 2) + rtnl.attr(rtnl.IFA_ADDRESS, packed) + rtnl.attr(rtnl.IFA_LOCAL, packed)
             failures += [
                 f
                 for f in socks[ns].transact(
@@ -290,14 +319,16 @@ class IpBatch(Method):
         self.host, self.spaces = host, [host, *nodes]
         root = [f"netns add {ns}" for ns in self.spaces]
         root += [f"link add p{i} netns {host} type veth peer name eth0 netns {ns}" for i, ns in enumerate(nodes)]
-        in_host = ["link set lo up", "link add br0 type bridge", "link set br0 addrgenmode none", "link set br0 up"]
+        in_host = ["link set lo up"]
+        for name in bridges(n):
+            in_host += [f"link add {name} type bridge", f"link set {name} addrgenmode none", f"link set {name} up"]
         for i in range(n):
-            in_host += [f"link set p{i} addrgenmode none", f"link set p{i} master br0", f"link set p{i} up"]
+            in_host += [f"link set p{i} addrgenmode none", f"link set p{i} master {bridge(i)}", f"link set p{i} up"]
         started = time.perf_counter()
         run(["ip", "-batch", "-"], "\n".join(root) + "\n")
         run(["ip", "-n", host, "-batch", "-"], "\n".join(in_host) + "\n")
         for i, ns in enumerate(nodes):
-            lines = ["link set lo up", "link set eth0 addrgenmode none", f"addr add {address(i)} dev eth0"]
+            lines = ["link set lo up", "link set eth0 addrgenmode none", f"addr add {address(i, n)} dev eth0"]
             run(["ip", "-n", ns, "-batch", "-"], "\n".join([*lines, "link set eth0 up"]) + "\n")
         return time.perf_counter() - started
 
@@ -336,8 +367,8 @@ class IpShell(IpBatch):
                 ["ip", "-n", host, "link", "add", f"p{i}", "type", "veth", "peer", "name", "eth0", "netns", ns],
                 ["ip", "-n", host, "link", "set", f"p{i}", "addrgenmode", "none"],
                 ["ip", "-n", ns, "link", "set", "eth0", "addrgenmode", "none"],
-                ["ip", "-n", host, "link", "set", f"p{i}", "master", "br0"],
-                ["ip", "-n", ns, "addr", "add", address(i), "dev", "eth0"],
+                ["ip", "-n", host, "link", "set", f"p{i}", "master", bridge(i)],
+                ["ip", "-n", ns, "addr", "add", address(i, n), "dev", "eth0"],
                 ["ip", "-n", ns, "link", "set", "eth0", "up"],
                 ["ip", "-n", host, "link", "set", f"p{i}", "up"],
             ]
@@ -631,7 +662,7 @@ def report(rows: list[Row], extras: Extras, skipped: dict[str, str], args: argpa
         lines.append(f"- `{label}`: {fmt(statistics.median(runs))}")
     targets = check_targets(by, extras)
     if targets:
-        lines += ["", "## Targets (issue 9), from this run", ""] + [f"- {t}" for t in targets]
+        lines += ["", "## Targets, from this run", ""] + [f"- {t}" for t in targets]
     if skipped:
         lines += ["", "Not run: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + "."]
     return "\n".join(lines) + "\n"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import nsnet as api
 from nsnet import reach
 
-from conftest import EXAMPLES, nsnet
+from conftest import EXAMPLES, nsnet, sh, unique_name
 
 LAB2 = (EXAMPLES / "lab2-bridge.yaml").read_text()
 FIXED = (EXAMPLES / "lab2-bridge-fixed.yaml").read_text()
@@ -80,3 +81,19 @@ def test_a_50_node_full_matrix(lab_name: str) -> None:
     results = reach.run(lab_name, reach.matrix(lab_name))
     assert len(results) == n * (n - 1)
     assert all(r.ok for r in results), [r for r in results if not r.ok][:3]
+
+
+def test_flushing_a_wave_keeps_permanent_entries() -> None:
+    """Between waves, neighbour entries go as with `ip neigh flush all`: all but permanent ones."""
+    ns = unique_name("fl")
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "-n", ns, "link", "add", "va", "type", "veth", "peer", "name", "vb")
+        sh("ip", "-n", ns, "link", "set", "va", "up")
+        for address, state in (("10.9.0.7", "permanent"), ("10.9.0.8", "reachable"), ("fd00::9", "stale")):
+            sh("ip", "-n", ns, "neigh", "add", address, "lladdr", "02:00:00:00:00:07", "dev", "va", "nud", state)
+        reach._flush_neighbours([ns])
+        left = [(n["dst"], n["state"]) for n in json.loads(sh("ip", "-n", ns, "-j", "neigh", "show", "nud", "all"))]
+        assert left == [("10.9.0.7", ["PERMANENT"])]
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)

@@ -147,3 +147,60 @@ def test_a_failure_inside_a_batch_names_its_step_and_rolls_everything_back(lab_n
         raise AssertionError("the bad route was accepted")
     assert not lab_namespaces(lab_name)
     assert not Path(f"/run/nsnet/labs/{lab_name}.json").exists()
+
+
+BIG = 2000
+PORTS = 1000
+
+
+def big_spec(n: int) -> dict[str, Any]:
+    """n nodes on bridges of 1000 ports each (a Linux bridge takes at most 1023), each its own subnet."""
+    return {
+        "name": "scale",
+        "host": {
+            "bridges": {f"br{b}": {} for b in range((n + PORTS - 1) // PORTS)},
+            "interfaces": {f"p{i}": {"master": f"br{i // PORTS}"} for i in range(n)},
+        },
+        "nodes": {
+            f"n{i}": {"interfaces": {"eth0": {"addresses": [f"10.{i // 250}.{i % 250}.2/14"]}}} for i in range(n)
+        },
+        "links": [[f"n{i}:eth0", f"host:p{i}"] for i in range(n)],
+    }
+
+
+def test_two_thousand_nodes_from_the_command_line(lab_name: str, tmp_path: Path) -> None:
+    """The scale path end to end: a file of 2,000 nodes up, up again, inspected, reached and removed."""
+    path = tmp_path / "big.yaml"
+    path.write_text(json.dumps(big_spec(BIG)))  # JSON is YAML
+    try:
+        result = cli("up", str(path), "--name", lab_name, "-q")
+        assert result.code == 0, result.text
+        assert len(lab_namespaces(lab_name)) == BIG + 1
+
+        # Both bridges hold their thousand ports, every port up and marked as the lab's.
+        host = inspect(lab_name, ["host"], what=["links"]).namespaces[0]
+        assert host.bridges is not None and host.links is not None
+        assert {b.name: len(b.ports) for b in host.bridges} == {"br0": PORTS, "br1": BIG - PORTS}
+        ports = [link for link in host.links if link.name.startswith("p")]
+        assert len(ports) == BIG and all(p.state == "up" and p.owned and p.peer for p in ports)
+        for i in (0, 999, 1000, BIG - 1):
+            (eth0,) = json.loads(sh("ip", "-n", f"{lab_name}-n{i}", "-j", "addr", "show", "eth0"))
+            assert [a["local"] for a in eth0["addr_info"]] == [f"10.{i // 250}.{i % 250}.2"]
+
+        # Nothing to do the second time, and the file is not validated again: same answer.
+        again = cli("up", str(path), "--name", lab_name, "--json")
+        assert again.code == 0 and json.loads(again.out)["changed"] is False, again.text
+
+        # The text view of every namespace, and probes from one node to the others on its bridge.
+        shown = cli("inspect", lab_name, "--what", "links,addr")
+        assert shown.code == 0 and f"[n{BIG - 1}] {lab_name}-n{BIG - 1}" in shown.out
+        targets = ("n0", "n999", "n1000", "n1999")
+        reach = cli("reach", lab_name, "--from", "n1500", *(a for t in targets for a in ("--to", t)), "--json")
+        results = json.loads(reach.out)["results"]
+        # br1's nodes answer; br0's are another subnet on another bridge, with no route between them.
+        assert {r["dst"]: r["ok"] for r in results} == {"n0": False, "n999": False, "n1000": True, "n1999": True}
+    finally:
+        removed = cli("down", lab_name, "-q")
+    assert removed.code == 0, removed.text
+    assert not lab_namespaces(lab_name)
+    assert not Path(f"/run/nsnet/labs/{lab_name}.json").exists()

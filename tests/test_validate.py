@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from nsnet import Problem, TopologyError, loads
 from nsnet.loader import MAX_NODES
@@ -1167,3 +1168,40 @@ def test_colon_values_stay_text() -> None:
     red = topology.namespaces["RED"]
     assert red.links["reth0"].mac == "52:54:00:12:34:56"
     assert red.firewall.rules[0].args == "-p tcp -m tcp --dport 10:20 -j ACCEPT"
+
+
+def test_a_bridge_takes_at_most_1023_ports() -> None:
+    def star(n: int) -> str:
+        spec = {
+            "name": "lab",
+            "host": {"bridges": {"br0": {}}, "interfaces": {f"p{i}": {"master": "br0"} for i in range(n)}},
+            "nodes": {f"n{i}": {} for i in range(n)},
+            "links": [[f"n{i}:eth0", f"host:p{i}"] for i in range(n)],
+        }
+        return yaml.safe_dump(spec, sort_keys=False)
+
+    assert star(1024).splitlines()[3] == "    br0: {}"
+    assert problems(star(1024)) == [
+        (
+            4,
+            "host.bridges.br0",
+            "bridge br0 has 1024 ports; Linux allows at most 1023 on one bridge",
+            "spread the ports over several bridges of up to 1023 ports, each its own subnet",
+        )
+    ]
+    assert len(loads(star(1023)).namespaces["host"].links) == 1024  # the bridge and its ports
+
+
+def test_a_file_validated_before_is_checked_again_once_changed(tmp_path: Path) -> None:
+    """What `validate` and `up` keep of a valid file never hides a change to it."""
+    path = write(tmp_path, Path(LAB2).read_text(), "lab.yaml")
+    for _ in range(2):  # checked, then known
+        result = nsnet("validate", path)
+        assert result.code == 0 and result.out == f"{path}: ok (lab lab2, 2 nodes)\n", result.text
+    text = Path(path).read_text()
+    Path(path).write_text(text.replace("name: lab2", "name: 'a/b'", 1))
+    result = nsnet("validate", path)
+    assert result.code == 1
+    assert f"{path}:4: name: lab name 'a/b' is not allowed" in result.err
+    Path(path).write_text(text)
+    assert nsnet("validate", path).code == 0

@@ -13,7 +13,6 @@ from .errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
 from .journal import Journal, check_lab_name, locked, scan
 from .kernel import netns
 from .kernel.netlink import Netlink
-from .loader import load
 from .model import HOST, ROOT_NS, Namespace, State, Topology, bind
 from .observe import observe
 from .plan import Action, Plan, plan
@@ -259,6 +258,8 @@ def lab_namespaces(lab: str) -> dict[str, str]:
 
 def lab_topology(lab: str) -> Topology | None:
     """The topology file ``lab`` was last brought up from, loaded again (None if it is gone)."""
+    from .topocache import load  # the loader (and pydantic) only where a file is read
+
     journal = _journal(lab)
     if not journal.source or not os.path.isfile(journal.source):
         return None

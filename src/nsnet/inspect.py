@@ -61,7 +61,13 @@ def inspect(lab: str, nodes: Sequence[str] = (), what: Iterable[str] = SECTIONS)
     with Netlink() as nl:
         all_links = {ns: readers.links(nl, ns) for ns in spaces} if sections & {"links", "overlay"} else {}
         vteps = _vteps(spaces, all_links) if "overlay" in sections else {}
-        views = [_namespace(nl, lab, ns, label, spaces, all_links, vteps, sections) for ns, label in chosen.items()]
+        # The host holds most peers: ask about it first.
+        order = sorted(spaces, key=lambda other: spaces[other] != HOST)
+        names = {ns: {raw["index"]: raw["name"] for raw in links} for ns, links in all_links.items()}
+        views = [
+            _namespace(nl, lab, ns, label, spaces, order, names, all_links, vteps, sections)
+            for ns, label in chosen.items()
+        ]
     return LabView(lab=lab, namespaces=views)
 
 
@@ -109,20 +115,20 @@ def _namespace(
     ns: str,
     label: str,
     spaces: dict[str, str],
+    order: list[str],
+    all_names: dict[str, dict[int, str]],
     all_links: dict[str, list[dict[str, Any]]],
     vteps: dict[str, str],
     sections: set[str],
 ) -> NamespaceView:
     # The links, when read already, name the indexes: no second listing.
-    names = {raw["index"]: raw["name"] for raw in all_links[ns]} if ns in all_links else readers.index_names(nl, ns)
+    names = all_names[ns] if ns in all_names else readers.index_names(nl, ns)
     found: dict[str, Any] = {}
     if "links" in sections:
         links = all_links[ns]
         wanted = {raw["peer_nsid"] for raw in links if raw["peer_nsid"] is not None}
-        # The host holds most peers: ask about it first.
-        order = sorted(spaces, key=lambda other: spaces[other] != HOST)
         nsids = readers.netnsids(nl, ns, order, wanted) if wanted else {}
-        found["links"] = [_link(lab, ns, raw, nsids, spaces, all_links) for raw in links]
+        found["links"] = [_link(lab, ns, raw, nsids, spaces, all_names) for raw in links]
         found["bridges"] = [
             BridgeView(
                 name=raw["name"],
@@ -161,14 +167,14 @@ def _link(
     raw: dict[str, Any],
     nsids: dict[int, str],
     spaces: dict[str, str],
-    all_links: dict[str, list[dict[str, Any]]],
+    all_names: dict[str, dict[int, str]],
 ) -> LinkView:
     peer = None
     if raw["peer_index"] is not None:
         where = ns if raw["peer_nsid"] is None else nsids.get(raw["peer_nsid"])
         name = None
         if where is not None:
-            name = next((link["name"] for link in all_links.get(where, []) if link["index"] == raw["peer_index"]), None)
+            name = all_names.get(where, {}).get(raw["peer_index"])
         # The root namespace's key is "": a namespace like any other, not a missing one.
         node = spaces.get(where) if where is not None else None
         peer = PeerView(node=node, netns=where, name=name, index=raw["peer_index"])

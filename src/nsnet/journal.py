@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import journal_check
 from .errors import ConflictError, NsnetError
-from .schema import NAME_RE
+from .names import NAME_RE
 from .statedir import STATE_DIR, directory, existing, open_file
 
 LAB_NAME_MAX = 32

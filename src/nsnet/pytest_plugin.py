@@ -134,11 +134,11 @@ def pytest_runtest_makereport(
 
 def inspect_text(lab: Lab, width: int = 200) -> str:
     """``nsnet inspect`` of ``lab``, as text (every section, namespaces side by side)."""
-    from rich.columns import Columns
-    from rich.console import Console, RenderableType
+    from rich.console import Console
     from rich.text import Text
 
     from .cli.inspect import RENDER, TITLES
+    from .cli.panels import side_by_side
     from .inspect import SECTIONS
 
     try:
@@ -148,8 +148,7 @@ def inspect_text(lab: Lab, width: int = 200) -> str:
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, color_system=None, force_terminal=False, highlight=False)
     for section in SECTIONS:
-        panels: list[RenderableType] = [RENDER[section](v) for v in view.namespaces]
         console.print(Text(f"== {TITLES[section]}"))
-        console.print(Columns(panels, padding=(0, 4)))
+        console.print(side_by_side([RENDER[section](v) for v in view.namespaces], width), soft_wrap=True)
         console.print()
     return buffer.getvalue()

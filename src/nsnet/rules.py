@@ -8,9 +8,12 @@ same rule, so a live chain compares equal to the desired one and a second
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from .model import Firewall, Rule
-from .schema import RuleSpec
+
+if TYPE_CHECKING:
+    from .schema import RuleSpec
 
 BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
     "filter": ("INPUT", "FORWARD", "OUTPUT"),

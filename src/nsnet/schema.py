@@ -14,8 +14,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-# \Z, not $: $ also matches before a trailing newline, which would let "eth0\n" through.
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+from . import ipcache
+from .names import NAME_RE as NAME_RE  # re-exported: the loader and older callers import it from here
+
+# \Z, not $ (as in NAME_RE): $ also matches before a trailing newline, which would let "eth0\n" through.
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+\Z")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
 SYSCTL_RE = re.compile(r"^net(\.[A-Za-z0-9_-]+)+\Z")
@@ -51,7 +53,7 @@ def _check_ifname(value: str) -> str:
 
 def _check_cidr(value: str) -> str:
     try:
-        iface = ipaddress.ip_interface(value)
+        iface = ipcache.ip_interface(value)
     except ValueError:
         raise ValueError(
             f"{value!r} is not an address in CIDR form: write it like 11.11.11.2/24 or fd00::2/64"
@@ -86,7 +88,7 @@ def _check_mac(value: str) -> str:
 
 def _check_network(value: str) -> str:
     try:
-        ipaddress.ip_network(value, strict=True)
+        ipcache.ip_network(value, strict=True)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a network: write it like 10.0.0.0/8 ({exc})") from None
     return value
@@ -94,7 +96,7 @@ def _check_network(value: str) -> str:
 
 def _check_address_or_network(value: str) -> str:
     try:
-        ipaddress.ip_network(value, strict=True)
+        ipcache.ip_network(value, strict=True)
     except ValueError:
         raise ValueError(f"{value!r} is not an address or network: write it like 11.11.11.0/24 or 11.11.11.3") from None
     return value
@@ -190,7 +192,7 @@ class RouteSpec(_Strict):
         if value is None:
             return None
         try:
-            ipaddress.ip_address(value)
+            ipcache.ip_address(value)
         except ValueError:
             raise ValueError(f"{value!r} is not a gateway address: write it like 11.11.11.1") from None
         return value

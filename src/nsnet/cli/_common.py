@@ -57,7 +57,8 @@ def emit_json(data: Any) -> None:
 
 
 def load_topology(path: str) -> Topology:
-    from ..loader import load  # loaded with the command that needs it: `nsnet --help` stays fast
+    # Loaded with the command that needs it: `nsnet --help` stays fast; an unchanged file is not validated again.
+    from ..topocache import load
 
     return load(path)
 
@@ -83,7 +84,7 @@ def step_printer(enabled: bool) -> Callable[[Action], None] | None:
 # Each command lives in a module loaded only when the command runs, so that
 # start-up (and `nsnet --help`) does not pay for every command's imports.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "validate": ("lab", "Check topology files and report every problem."),
+    "validate": ("validate", "Check topology files and report every problem."),
     "plan": ("lab", "Show what `up` would do to the live kernel."),
     "up": ("lab", "Build a lab, or bring it in line with its file."),
     "down": ("lab", "Remove everything nsnet created for a lab, nothing else."),

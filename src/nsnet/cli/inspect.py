@@ -6,15 +6,13 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 import click
-from rich.columns import Columns
-from rich.console import RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from ..inspect import SECTIONS, SYSCTLS, inspect
 from ..kernel.nftables import native
 from ..views import BridgePortView, NamespaceView, PolicyRuleView
 from ._common import emit_json, guard, main, out
+from .panels import Panel, side_by_side
 
 TITLES = {
     "links": "links (ip link)",
@@ -29,12 +27,11 @@ TITLES = {
 }
 
 
-def _table(v: NamespaceView, *columns: str) -> Table:
-    title = Text(f"[{v.node}] {v.netns or 'root'}", style="bold cyan")
-    return Table(*columns, title=title, title_justify="left", box=None, pad_edge=False, header_style="bold")
+def _table(v: NamespaceView, *columns: str) -> Panel:
+    return Panel(f"[{v.node}] {v.netns or 'root'}", *columns)
 
 
-def _links(v: NamespaceView) -> Table:
+def _links(v: NamespaceView) -> Panel:
     t = _table(v, "IF", "STATE", "MTU", "MAC", "MASTER", "PEER")
     for link in v.links or []:
         peer = ""
@@ -84,14 +81,14 @@ def _port_flags(port: BridgePortView | None) -> str:
     return " ".join(changed)
 
 
-def _addr(v: NamespaceView) -> Table:
+def _addr(v: NamespaceView) -> Panel:
     t = _table(v, "IF", "ADDRESS", "SCOPE")
     for a in v.addresses or []:
         t.add_row(a.dev or "", f"{a.address}/{a.prefixlen}", a.scope)
     return t
 
 
-def _route(v: NamespaceView) -> Table:
+def _route(v: NamespaceView) -> Panel:
     t = _table(v, "TABLE", "ROUTE")
     for r in v.routes or []:
         if r.table == "local":
@@ -135,14 +132,14 @@ def _rule_text(rule: PolicyRuleView) -> str:
     return f"{text} {action}" + (" (ipv6)" if rule.family == 6 else "")
 
 
-def _neigh(v: NamespaceView) -> Table:
+def _neigh(v: NamespaceView) -> Panel:
     t = _table(v, "ADDRESS", "DEV", "MAC", "STATE")
     for n in v.neighbours or []:
         t.add_row(n.address or "", n.dev or "", n.mac or "", ",".join(n.state))
     return t
 
 
-def _fdb(v: NamespaceView) -> Table:
+def _fdb(v: NamespaceView) -> Panel:
     t = _table(v, "MAC", "PORT", "BRIDGE", "KIND", "USED")
     for f in v.fdb or []:
         kind = f.kind + (" self" if f.self else "")
@@ -152,7 +149,7 @@ def _fdb(v: NamespaceView) -> Table:
     return t
 
 
-def _fw(v: NamespaceView) -> Table:
+def _fw(v: NamespaceView) -> Panel:
     t = _table(v, "CHAIN", "POLICY/RULE", "PKTS", "BYTES", "")
     for table in v.firewall or []:
         family = "" if table.family == 4 else " (ipv6)"
@@ -182,7 +179,7 @@ def _fw(v: NamespaceView) -> Table:
     return t
 
 
-def _sysctl(v: NamespaceView) -> Table:
+def _sysctl(v: NamespaceView) -> Panel:
     """The global sysctls, and the per-interface ones that are set (non-zero, or forwarding unlike the global)."""
     t = _table(v, "SYSCTL", "VALUE")
     sysctls = v.sysctls or {}
@@ -196,7 +193,7 @@ def _sysctl(v: NamespaceView) -> Table:
     return t
 
 
-def _conntrack(v: NamespaceView) -> Table:
+def _conntrack(v: NamespaceView) -> Panel:
     t = _table(v, "PROTO", "ORIGINAL", "REPLY", "STATE")
     for c in v.conntrack or []:
 
@@ -207,7 +204,7 @@ def _conntrack(v: NamespaceView) -> Table:
     return t
 
 
-def _overlay(v: NamespaceView) -> Table:
+def _overlay(v: NamespaceView) -> Panel:
     t = _table(v, "VXLAN", "SETTINGS", "MAC", "VTEP", "IP")
     for vx in v.vxlans or []:
         flags = ["learning" if vx.learning else "nolearning"]
@@ -231,7 +228,7 @@ def _overlay(v: NamespaceView) -> Table:
     return t
 
 
-RENDER: dict[str, Callable[[NamespaceView], Table]] = {
+RENDER: dict[str, Callable[[NamespaceView], Panel]] = {
     "links": _links,
     "addr": _addr,
     "route": _route,
@@ -277,7 +274,6 @@ def inspect_(lab: str, nodes: tuple[str, ...], what: str, as_json: bool) -> None
         shown = [v for v in view.namespaces if v.vxlans] if section == "overlay" else view.namespaces
         if not shown:
             continue
-        panels: list[RenderableType] = [RENDER[section](v) for v in shown]
         out.print(Text(f"== {TITLES[section]}", style="bold"))
-        out.print(Columns(panels, padding=(0, 4)))
+        out.print(side_by_side([RENDER[section](v) for v in shown], out.width), soft_wrap=True)
         out.print()

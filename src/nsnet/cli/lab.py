@@ -1,50 +1,25 @@
-"""Lab lifecycle commands: validate, plan, up, down, ls, exec, shell, schema."""
+"""Lab lifecycle commands: plan, up, down, ls, exec, shell, gc, schema."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
 from .. import engine, preflight, procs, recover
-from ..errors import LabNotFoundError, TopologyError
-from ..loader import load
+from ..errors import LabNotFoundError
 from ..model import ROOT_NS, netns_names
 from ..plan import Plan
-from ..schema import json_schema
 from ._common import emit_json, err, fail, guard, lab_and_topology, load_topology, main, out, plural, step_printer
 
 SHELL_RC = """[ -f ~/.bashrc ] && . ~/.bashrc
 PS1="[nsnet $NSNET_LAB:$NSNET_NODE] \\w\\$ "
 """
-
-
-@main.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
-def validate(files: tuple[str, ...], as_json: bool) -> None:
-    """Check topology FILES and report every problem (file:line, field, fix)."""
-    problems: list[dict[str, Any]] = []
-    for path in files:
-        try:
-            topology = load(path)
-            if not as_json:
-                hosts = f" on {len(topology.overlay.vteps)} hosts" if topology.overlay else ""
-                out.print(f"{path}: ok (lab {topology.name}, {len(topology.nodes)} nodes{hosts})", markup=False)
-        except TopologyError as exc:
-            problems += [asdict(p) for p in exc.problems]
-            if not as_json:
-                err.print(str(exc), markup=False, soft_wrap=True)
-    if as_json:
-        emit_json({"valid": not problems, "problems": problems})
-    sys.exit(1 if problems else 0)
 
 
 @main.command()
@@ -255,6 +230,8 @@ def shell(lab: str, node: str) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the topology file format (for editors)."""
+    from ..schema import json_schema
+
     emit_json(json_schema())
 
 

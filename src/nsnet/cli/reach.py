@@ -11,6 +11,10 @@ from rich.text import Text
 
 from .. import engine, reach
 from ._common import emit_json, guard, main, out
+from .panels import Panel, side_by_side
+
+WIDE = 40
+"""Targets beyond which the matrix is printed as a list, one probe a line."""
 
 
 def _cell(results: list[reach.Result]) -> Text:
@@ -25,17 +29,32 @@ def _cell(results: list[reach.Result]) -> Text:
     return text
 
 
-def _matrix(results: list[reach.Result]) -> Table:
+def _matrix(results: list[reach.Result]) -> Table | Text:
+    cells: dict[tuple[str, str], list[reach.Result]] = {}
+    for r in results:
+        cells.setdefault((r.src, r.dst), []).append(r)
     sources = list(dict.fromkeys(r.src for r in results))
     targets = list(dict.fromkeys(r.dst for r in results))
+    if len(targets) > WIDE:
+        return _listing(results)
     table = Table("FROM \\ TO", *targets, box=None, pad_edge=False, header_style="bold")
     for src in sources:
         row: list[Text | str] = [Text(src, style="bold")]
         for dst in targets:
-            cell = [r for r in results if r.src == src and r.dst == dst]
+            cell = cells.get((src, dst))
             row.append(_cell(cell) if cell else "-")
         table.add_row(*row)
     return table
+
+
+def _listing(results: list[reach.Result]) -> Text:
+    """A matrix too wide for a screen, one probe a line (in linear time, for labs of thousands of nodes)."""
+    panel = Panel("", "FROM", "TO", "RESULT")
+    for r in results:
+        rtt = f" {r.rtt_ms:.2f}ms" if r.rtt_ms is not None else ""
+        detail = "" if r.ok or r.detail.startswith("no echo") else f" ({r.detail})"
+        panel.add_row(r.src, r.dst, f"{'ok' if r.ok else 'FAIL'} {r.address}{rtt}{detail}")
+    return side_by_side([panel], 0)
 
 
 def _expectations(results: list[reach.Result]) -> Table:

@@ -32,6 +32,8 @@ IFF_UP = rtnl.IFF_UP
 IFA_F_NODAD = 0x02
 LOOPBACK_IFINDEX = 1
 SKIP_STATS = rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS)
+NS_FDS_MAX = 1000
+"""Namespace descriptors held for queued veth creations before the queue is sent."""
 
 
 @dataclass
@@ -396,6 +398,8 @@ class Netlink:
         """Create a veth pair, ``b`` made directly in its namespace; then mark both ends, without IPv6 link-local."""
         peer = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, b.ifname)
         if b.ns != a.ns:
+            if len(self._fds) >= NS_FDS_MAX:
+                self._send_queued()  # closes them: a socket per namespace already takes one descriptor each
             fd = netns.open_fd(b.ns)
             self._fds.append(fd)
             peer += rtnl.u32(rtnl.IFLA_NET_NS_FD, fd)

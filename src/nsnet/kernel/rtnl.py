@@ -73,6 +73,7 @@ NLA_TYPE_MASK = 0x3FFF
 _HDR = struct.Struct("=IHHII")
 _ERR = struct.Struct("=i")
 _IFINFO = struct.Struct("=BxHiII")
+IFINFO_SIZE = _IFINFO.size
 _IFADDR = struct.Struct("=BBBBI")
 _RTMSG = struct.Struct("=BBBBBBBBI")
 _FIBRULE = struct.Struct("=BBBBBBBBI")

@@ -10,13 +10,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
-from rich.columns import Columns
 from rich.console import Console
 from rich.text import Text
 
 from .. import engine, graph, inspect
 from .. import reach as reach_
 from ..cli.inspect import RENDER, TITLES
+from ..cli.panels import side_by_side
 from ..errors import LabNotFoundError, NsnetError, TopologyError
 from ..explain import Explanation, Walker, snapshot
 from ..explain.probe import probe
@@ -78,7 +78,7 @@ def inspect_node(lab: str, node: str) -> dict[str, Any]:
         if not shown:
             continue
         console.print(Text(f"== {TITLES[section]}"))
-        console.print(Columns([RENDER[section](v) for v in shown], padding=(0, 4)))
+        console.print(side_by_side([RENDER[section](v) for v in shown], INSPECT_WIDTH), soft_wrap=True)
         console.print()
     return {"lab": lab, "node": node, "text": buffer.getvalue(), "view": asdict(view.namespaces[0])}
 

@@ -1,0 +1,8 @@
+"""The syntax of the names nsnet gives to labs, nodes and namespaces (no pydantic needed)."""
+
+from __future__ import annotations
+
+import re
+
+# \Z, not $: $ also matches before a trailing newline, which would let "eth0\n" through.
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
