@@ -24,8 +24,8 @@ from functools import cache
 from pathlib import Path
 
 from .errors import Problem, TopologyError
-from .statedir import STATE_DIR
 from .model import Topology
+from .statedir import STATE_DIR
 
 CACHE_DIR = STATE_DIR / "cache"
 KEEP = 32
