@@ -156,6 +156,19 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
+def _has_aliases(root: yaml.Node) -> bool:
+    """Whether a value of the file is met twice (an alias, ``*name``, stands for it)."""
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen:
+            return True
+        seen.add(id(node))
+        todo.extend(_children(node))
+    return False
+
+
 def _check_size(root: yaml.Node) -> None:
     """Refuse aliases that expand too far ("billion laughs"), nest too deep, or contain themselves.
 
@@ -165,6 +178,7 @@ def _check_size(root: yaml.Node) -> None:
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     started: set[int] = set()
+    shared = _has_aliases(root)
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
@@ -181,6 +195,12 @@ def _check_size(root: yaml.Node) -> None:
                     "write the values out, or use fewer, smaller aliases",
                 )
             if depth[key] > MAX_DEPTH:
+                if not shared:
+                    raise _TooBig(
+                        line,
+                        f"the file nests deeper than {MAX_DEPTH} levels",
+                        "a topology needs about 10; look for runaway brackets or indentation",
+                    )
                 raise _TooBig(
                     line,
                     f"with its aliases (*name) expanded, the file nests deeper than {MAX_DEPTH} levels",
