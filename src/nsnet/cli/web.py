@@ -49,4 +49,8 @@ def web(lab: str | None, port: int, listen: str | None, allow_changes: bool) -> 
         err.print("Ctrl-C stops it" + ("; changes allowed (--allow-changes)" if allow_changes else "; read-only"))
         sys.stdout.flush()
 
-    serve(sock, lab, allow_changes, announce=announce)
+    try:
+        serve(sock, lab, allow_changes, announce=announce)
+    except KeyboardInterrupt:  # Ctrl-C: the server stopped, as asked (exit 130, as watch and capture)
+        err.print("nsnet web: stopped")
+        sys.exit(130)
