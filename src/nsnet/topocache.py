@@ -23,7 +23,8 @@ from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
-from .errors import Problem, TopologyError
+from . import statedir
+from .errors import NsnetError, Problem, TopologyError
 from .model import Topology
 from .statedir import STATE_DIR
 
@@ -58,12 +59,12 @@ def load(path: str | Path) -> Topology:
 def _usable() -> bool:
     """Whether the cache directory exists (or can be made) and only we can write to it."""
     try:
-        CACHE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        statedir.directory("cache", 0o700)  # the state directory made as every state file is (whatever the umask)
         for d in (CACHE_DIR, CACHE_DIR.parent):
             st = d.stat()
             if st.st_uid != os.geteuid() or st.st_mode & 0o022:
                 return False
-    except OSError:
+    except (OSError, NsnetError):
         return False
     return True
 
