@@ -7,15 +7,8 @@ import ipaddress
 from dataclasses import replace
 
 from ..views import AddressView
-from .base import WalkerBase, _addresses, _has_address, _ip
+from .base import WalkerBase, _addresses, _has_address, _ip, _net
 from .model import Fix, Space
-
-
-def _covers(dst: str, address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if dst == "default":
-        return True
-    return ip in ipaddress.ip_network(dst if "/" in dst else f"{dst}/{ip.max_prefixlen}", strict=False)
 
 
 class AddressingMixin(WalkerBase):
@@ -91,7 +84,7 @@ class AddressingMixin(WalkerBase):
             r.family == family
             and r.table == "main"
             and r.type == "unicast"
-            and _covers(r.dst, back_to)
+            and ipaddress.ip_address(back_to) in _net(r)
             and (r.gateway is None or ipaddress.ip_address(r.gateway) not in net)
             for r in space.view.routes or []
         ):
@@ -102,8 +95,7 @@ class AddressingMixin(WalkerBase):
                 space.view, addresses=[*(space.view.addresses or []), AddressView(dev, family, hop, length, "global")]
             ),
         )
-        fix = self._route_fix(restored, back_to)
-        return fix.command if fix.command and "GATEWAY" not in fix.command else None
+        return self._concrete_route(restored, back_to)
 
     def _lost_address(self, space: Space) -> str | None:
         """An address ``space`` should have and has not (IPv4 first), if that is known."""

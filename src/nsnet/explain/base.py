@@ -161,5 +161,9 @@ class WalkerBase:
                 return None
         if lookup(space, back_to) is not None:
             return None
-        fix = self._route_fix(space, back_to, ip.version)
+        return self._concrete_route(space, back_to, ip.version)
+
+    def _concrete_route(self, space: Space, dst: str, family: int | None = None) -> str | None:
+        """The command of :meth:`_route_fix` to ``dst``, where it names a real router or subnet (not GATEWAY)."""
+        fix = self._route_fix(space, dst, family)
         return fix.command if fix.command and "GATEWAY" not in fix.command else None

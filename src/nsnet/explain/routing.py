@@ -371,10 +371,11 @@ class RoutingMixin(WalkerBase):
                         ],
                     ),
                 )
-                if ipaddress.ip_address(dst) not in planned.network:
-                    route = self._route_fix(restored, dst)
-                    if route.command and "GATEWAY" not in route.command:
-                        command += f" && {route.command}"
+                route = (
+                    self._concrete_route(restored, dst) if ipaddress.ip_address(dst) not in planned.network else None
+                )
+                if route:
+                    command += f" && {route}"
                 where = self.where(space)
                 return Stop(
                     "dropped",
@@ -400,10 +401,9 @@ class RoutingMixin(WalkerBase):
         restored = replace(space, view=replace(space.view, addresses=[*(space.view.addresses or []), restored_address]))
         net = ipaddress.ip_interface(f"{lost}/{length}").network
         command = put_back.command or ""
-        if ipaddress.ip_address(dst) not in net:
-            route = self._route_fix(restored, dst)
-            if route.command and "GATEWAY" not in route.command:
-                command += f" && {route.command}"
+        route = self._concrete_route(restored, dst) if ipaddress.ip_address(dst) not in net else None
+        if route:
+            command += f" && {route}"
         return Stop(
             "dropped",
             f"{space.node} has no route to {dst}: {space.node}:{dev} lost its address {lost}/{length}",
