@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 import click
+from rich.console import Console
 from rich.text import Text
 
 from ..inspect import SECTIONS, SYSCTLS, inspect
 from ..kernel.nftables import native
-from ..views import BridgePortView, NamespaceView, PolicyRuleView
+from ..views import BridgePortView, LabView, NamespaceView, PolicyRuleView
 from ._common import emit_json, guard, main, out
 from .panels import Panel, side_by_side
 
@@ -270,10 +271,16 @@ def inspect_(lab: str, nodes: tuple[str, ...], what: str, as_json: bool) -> None
     if as_json:
         emit_json(asdict(view))
         return
+    print_sections(out, view, sections, out.width)
+
+
+def print_sections(console: Console, view: LabView, sections: Sequence[str], width: int) -> None:
+    """The sections of ``view`` as ``nsnet inspect`` prints them: namespaces side by side in ``width`` columns,
+    a section no namespace has (VXLAN devices) left out."""
     for section in sections:
         shown = [v for v in view.namespaces if v.vxlans] if section == "overlay" else view.namespaces
         if not shown:
             continue
-        out.print(Text(f"== {TITLES[section]}", style="bold"))
-        out.print(side_by_side([RENDER[section](v) for v in shown], out.width), soft_wrap=True)
-        out.print()
+        console.print(Text(f"== {TITLES[section]}", style="bold"))
+        console.print(side_by_side([RENDER[section](v) for v in shown], width), soft_wrap=True)
+        console.print()

@@ -11,12 +11,10 @@ from dataclasses import asdict
 from typing import Any
 
 from rich.console import Console
-from rich.text import Text
 
 from .. import engine, graph, inspect
 from .. import reach as reach_
-from ..cli.inspect import RENDER, TITLES
-from ..cli.panels import side_by_side
+from ..cli.inspect import print_sections
 from ..errors import LabNotFoundError, NsnetError, TopologyError
 from ..explain import Explanation, Walker, snapshot
 from ..explain.probe import probe
@@ -73,13 +71,7 @@ def inspect_node(lab: str, node: str) -> dict[str, Any]:
     view = inspect.inspect(lab, [node], SECTIONS)
     buffer = io.StringIO()
     console = Console(file=buffer, width=INSPECT_WIDTH, highlight=False, color_system=None, force_terminal=False)
-    for section in SECTIONS:
-        shown = [v for v in view.namespaces if v.vxlans] if section == "overlay" else view.namespaces
-        if not shown:
-            continue
-        console.print(Text(f"== {TITLES[section]}"))
-        console.print(side_by_side([RENDER[section](v) for v in shown], INSPECT_WIDTH), soft_wrap=True)
-        console.print()
+    print_sections(console, view, SECTIONS, INSPECT_WIDTH)
     return {"lab": lab, "node": node, "text": buffer.getvalue(), "view": asdict(view.namespaces[0])}
 
 
