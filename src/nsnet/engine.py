@@ -11,11 +11,11 @@ from . import preflight, procs
 from .apply import StepFailed, execute
 from .errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
 from .journal import Journal, check_lab_name, locked, scan
-from .kernel import netns
+from .kernel import netns, settle
 from .kernel.netlink import Netlink
 from .model import HOST, ROOT_NS, Namespace, State, Topology, bind
 from .observe import observe
-from .plan import Action, Plan, plan
+from .plan import Action, Plan, SetLink, plan
 from .probe_record import clean_stale
 from .recover import orphans
 
@@ -76,10 +76,16 @@ def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = No
             except StepFailed as exc:
                 rolled_back = _roll_back(nl, lab, live, journal, fresh=previous is None)
                 raise ApplyError(exc.action.describe(), exc.__cause__ or exc, rolled_back) from exc
+            settle.wait(nl, _brought_up(steps))
         _adopt(journal, desired)
         journal.status = "up"
         journal.save()
         return steps
+
+
+def _brought_up(steps: Plan) -> set[str]:
+    """The namespaces where ``steps`` bring a link up (its traffic may wait on the kernel's link watcher)."""
+    return {a.ns for a in steps.actions if isinstance(a, SetLink) and a.up}
 
 
 def _other_topology(lab: str, previous: Journal, topology: Topology) -> str:

@@ -114,6 +114,7 @@ class Controller:
         ttl: int = DEFAULT_TTL,
         poll: float = POLL,
         announce: bool = True,
+        halt: threading.Event | None = None,
     ) -> None:
         self.lab = lab
         self.announce = announce
@@ -124,7 +125,10 @@ class Controller:
         """Why :meth:`run` returned: ``stopped``, the host or its namespace gone, or an error."""
         self._view_fn = view
         self._sink = sink
-        self._stop = threading.Event()
+        # Controllers of one lab share ``halt``: when one withdraws on stop, the
+        # others must already be stopping, or they would remove what they
+        # wrote for it on seeing the delete.
+        self._stop = halt if halt is not None else threading.Event()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._wake_lock = threading.Lock()
         self._queue: queue.SimpleQueue[RegistryEvent | str] = queue.SimpleQueue()
@@ -381,7 +385,7 @@ class Controller:
     # -- registry events ---------------------------------------------------------------
 
     def _drain_registry(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:

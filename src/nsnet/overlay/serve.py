@@ -50,6 +50,7 @@ def serve(
         latest.update(current)
 
     controllers: dict[str, Controller] = {}
+    halt = threading.Event()
     started: dict[str, float] = {}
     refresh()
     try:
@@ -65,12 +66,13 @@ def serve(
                     continue
                 started[host] = time.monotonic()
                 controllers[host] = Controller(
-                    lab, _getter(latest, host), registry_url, sink, ttl=ttl, poll=poll, announce=announce
+                    lab, _getter(latest, host), registry_url, sink, ttl=ttl, poll=poll, announce=announce, halt=halt
                 )
                 controllers[host].start()
             stop.wait(poll)
             refresh()
     finally:
+        halt.set()
         for ctl in controllers.values():
             ctl.stop()
         for ctl in controllers.values():
