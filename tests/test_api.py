@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import nsnet
-from nsnet import netexec
+from nsnet.kernel import netexec
 from nsnet.lab import Lab
 
 from conftest import EXAMPLES, ROOT, netns_list, unique_name

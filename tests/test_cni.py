@@ -118,6 +118,9 @@ VERSION_SCHEMA: dict[str, Any] = {
 }
 
 
+OUTSIDE_SERVER = "nsnet.engine.outside_server"
+
+
 def valid_result(result: dict[str, Any], version: str = "1.1.0") -> None:
     jsonschema.validate(result, RESULT_SCHEMA)
     assert result["cniVersion"] == version
@@ -235,7 +238,7 @@ class Node:
     def serve(self, netns: str, port: int) -> None:
         """The small web server that answers with the client's address, in a container."""
         server = subprocess.Popen(
-            ["ip", "netns", "exec", os.path.basename(netns), sys.executable, "-m", "nsnet.outside_server", str(port)],
+            ["ip", "netns", "exec", os.path.basename(netns), sys.executable, "-m", OUTSIDE_SERVER, str(port)],
             stdout=subprocess.PIPE,
             text=True,
         )

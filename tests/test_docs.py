@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import nsnet
-from nsnet.schema import json_schema
+from nsnet.topology.schema import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

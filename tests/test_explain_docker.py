@@ -17,9 +17,9 @@ import pytest
 
 from nsnet.explain import Walker
 from nsnet.explain.fixes import firewall_fix
-from nsnet.explain.model import Snapshot
 from nsnet.explain.netfilter import Context, Decision, Packet, address_type, evaluate, rule_matches
 from nsnet.explain.snapshot import from_json
+from nsnet.explain.verdict import Snapshot
 from nsnet.views import ChainView, RuleView, TableView
 
 SAVED = json.loads((Path(__file__).parent / "data" / "lab2-docker-root-snapshot.json").read_text())

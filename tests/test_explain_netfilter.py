@@ -55,7 +55,7 @@ def web_in_red(lab_name: str) -> Iterator[str]:
     """lab 4 up, and a web server on RED's port 80."""
     up(LAB4, lab_name)
     server = subprocess.Popen(
-        ["ip", "netns", "exec", f"{lab_name}-RED", sys.executable, "-m", "nsnet.outside_server", "80"],
+        ["ip", "netns", "exec", f"{lab_name}-RED", sys.executable, "-m", "nsnet.engine.outside_server", "80"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from nsnet.explain import Walker, snapshot
-from nsnet.explain.model import Snapshot
-from nsnet.explain.snapshot import from_json, to_json
+from nsnet.explain import Walker
+from nsnet.explain.snapshot import from_json, snapshot, to_json
+from nsnet.explain.verdict import Snapshot
 
 from conftest import EXAMPLES, explain_json, nsnet, sh
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from nsnet.explain import Walker
-from nsnet.explain.model import Explanation, Snapshot
 from nsnet.explain.snapshot import from_json, to_json
+from nsnet.explain.verdict import Explanation, Snapshot
 from nsnet.views import BridgePortView, FdbView, NeighbourView, PolicyRuleView, RouteView
 
 DATA = Path(__file__).parent / "data"

@@ -7,8 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from nsnet.explain import Walker
-from nsnet.explain.model import Snapshot
 from nsnet.explain.snapshot import from_json, to_json
+from nsnet.explain.verdict import Snapshot
 from nsnet.views import ChainView, RuleView
 
 SAVED = json.loads((Path(__file__).parent / "data" / "lab2-snapshot.json").read_text())

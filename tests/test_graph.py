@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from nsnet.graph import GREY, from_topology, render, to_graphviz, to_mermaid
-from nsnet.loader import load
+from nsnet.topology.loader import load
 
 from conftest import EXAMPLES, ROOT, nsnet, sh
 

@@ -13,7 +13,7 @@ from nsnet import Lab
 from nsnet.importers import import_lab, render
 from nsnet.importers.commands import translate
 from nsnet.importers.draft import Node
-from nsnet.loader import loads
+from nsnet.topology.loader import loads
 
 from conftest import nsnet, sh
 

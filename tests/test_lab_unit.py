@@ -180,7 +180,7 @@ def servers_in(ns: str) -> list[int]:
     found = []
     for pid in processes_in({ns_id(ns)}):
         try:
-            if b"nsnet.outside_server" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+            if b"nsnet.engine.outside_server" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
                 found.append(pid)
         except OSError:  # ended meanwhile
             pass
@@ -251,7 +251,7 @@ def test_a_recorded_server_pid_reused_by_another_process_is_not_taken_for_it(lab
     outside = f"{lab_name}-outside"
     (server,) = servers_in(outside)
     # Same command-line word, another process, outside the lab: what a reused pid could look like.
-    impostor = spawn(sys.executable, "-c", "import time; time.sleep(1000)", "nsnet.outside_server")
+    impostor = spawn(sys.executable, "-c", "import time; time.sleep(1000)", "nsnet.engine.outside_server")
     try:
         wait_for(lambda: started(impostor.pid) is not None)
         journal = journal_of(lab_name)
@@ -376,7 +376,7 @@ def test_the_lock_file_goes_with_the_lab(lab_name: str, tmp_path: Path) -> None:
 HOLD = """
 import sys
 from nsnet.errors import ConflictError
-from nsnet.journal import locked
+from nsnet.engine.journal import locked
 try:
     with locked("racer", wait=sys.argv[1] == "wait"):
         print("held", flush=True)

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from nsnet import engine
+from nsnet.engine import directory
 from nsnet.kernel import netns
 from nsnet.overlay.controller import Controller
 from nsnet.overlay.endpoints import HostView, OverlayEndpoint, VxlanDevice, lab_views
@@ -541,7 +541,7 @@ def test_overlay_serve_cli_on_a_dynamic_lab(lab_name: str) -> None:
     local = sorted((e for v in views.values() for e in v.local), key=lambda e: e.host)
     assert len(local) >= 2, views
     first, second = local[0], local[1]
-    with etcd(engine.namespace_of(lab_name, "underlay"), url):
+    with etcd(directory.namespace_of(lab_name, "underlay"), url):
         serve = [sys.executable, "-m", "nsnet", "overlay", "serve", lab_name, "--json"]
         with json_lines(serve) as (proc, lines):
 
@@ -594,7 +594,7 @@ def test_a_node_added_on_host_c_is_reachable_from_a_and_b_within_a_second(
     assert nsnet("up", str(path), "--name", lab_name, "-q").code == 0
     _, url = lab_views(lab_name)
     assert url == "http://192.168.100.254:2379"
-    ns = {n: engine.namespace_of(lab_name, n) for n in ("RED", "BLUE", "A", "B", "C", "underlay")}
+    ns = {n: directory.namespace_of(lab_name, n) for n in ("RED", "BLUE", "A", "B", "C", "underlay")}
     with etcd(ns["underlay"], url):
         serve = [sys.executable, "-m", "nsnet", "overlay", "serve", lab_name, "--json"]
         with json_lines(serve) as (proc, lines):

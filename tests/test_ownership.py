@@ -222,9 +222,9 @@ def test_every_journal_nsnet_writes_passes_the_check() -> None:
     """The check refuses only what nsnet never writes: originals as the kernel gave them pass."""
     from dataclasses import asdict
 
-    from nsnet import journal_check
-    from nsnet.journal import Journal
-    from nsnet.shaping import qdisc
+    from nsnet.engine import journal_check
+    from nsnet.engine.journal import Journal
+    from nsnet.topology.shaping import qdisc
 
     journal = Journal(
         lab="x",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from nsnet.loader import load
 from nsnet.model import Firewall, Rule, State, bind, link_mark, namespace_mark
-from nsnet.plan import plan
-from nsnet.rules import restore_text
+from nsnet.plan.diff import plan
+from nsnet.plan.firewall import restore_text
+from nsnet.topology.loader import load
 
 from conftest import EXAMPLES
 
@@ -65,8 +65,8 @@ def test_dropping_every_rule_removes_chain_and_jump() -> None:
 
 
 def test_root_host_plans_commands_in_the_root_namespace() -> None:
-    from nsnet.loader import loads
     from nsnet.statedir import identity
+    from nsnet.topology.loader import loads
 
     topology = loads(
         "name: r\nhost: root\nnodes:\n  A:\n    interfaces:\n      a0: {addresses: [10.9.0.2/24]}\n"
@@ -85,7 +85,7 @@ def test_root_host_plans_commands_in_the_root_namespace() -> None:
 
 
 def test_root_host_never_deletes_the_machines_own_routes() -> None:
-    from nsnet.journal import Journal
+    from nsnet.engine.journal import Journal
     from nsnet.model import ROOT_NS, Namespace, Route
 
     machine = Route(to="0.0.0.0/0", via="192.168.1.1", dev="eth0")

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import EXAMPLES, unique_name
 from nsnet import Lab
 from nsnet.kernel import settle
 from nsnet.kernel.netlink import Netlink
+
+from conftest import EXAMPLES, unique_name
 
 
 @pytest.fixture

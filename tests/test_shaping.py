@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from nsnet.shaping import netem_available
+from nsnet.kernel.tc import netem_available
 
 from conftest import netns_list, nsnet, sh
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from nsnet import Problem, TopologyError, loads
-from nsnet.loader import MAX_NODES
+from nsnet.topology.loader import MAX_NODES
 
 from conftest import EXAMPLES, netns_list, nsnet, root_links, sh
 

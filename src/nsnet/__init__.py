@@ -14,27 +14,95 @@ _TYPE_CHECKING = False  # typing is not imported at run time (nsnet-cni starts o
 if _TYPE_CHECKING:
     import typing as _typing
 
-    from .engine import LabInfo, down, labs, plan_down, plan_up, up
-    from .errors import (
-        ApplyError,
-        ChildError,
-        CommandError,
-        ConflictError,
-        KernelError,
-        LabNotFoundError,
-        NsnetError,
-        PreflightError,
-        Problem,
-        TopologyError,
+    from nsnet.engine.directory import (
+        LabInfo as LabInfo,
     )
-    from .lab import Capture, Completed, Lab, Node, Packet
-    from .loader import from_dict, load, loads
-    from .model import Topology, netns_names
-    from .netexec import Child
-    from .plan import Plan
+    from nsnet.engine.directory import (
+        labs as labs,
+    )
+    from nsnet.engine.lifecycle import (
+        down as down,
+    )
+    from nsnet.engine.lifecycle import (
+        plan_down as plan_down,
+    )
+    from nsnet.engine.lifecycle import (
+        plan_up as plan_up,
+    )
+    from nsnet.engine.lifecycle import (
+        up as up,
+    )
+    from nsnet.errors import (
+        ApplyError as ApplyError,
+    )
+    from nsnet.errors import (
+        ChildError as ChildError,
+    )
+    from nsnet.errors import (
+        CommandError as CommandError,
+    )
+    from nsnet.errors import (
+        ConflictError as ConflictError,
+    )
+    from nsnet.errors import (
+        KernelError as KernelError,
+    )
+    from nsnet.errors import (
+        LabNotFoundError as LabNotFoundError,
+    )
+    from nsnet.errors import (
+        NsnetError as NsnetError,
+    )
+    from nsnet.errors import (
+        PreflightError as PreflightError,
+    )
+    from nsnet.errors import (
+        Problem as Problem,
+    )
+    from nsnet.errors import (
+        TopologyError as TopologyError,
+    )
+    from nsnet.kernel.netexec import (
+        Child as Child,
+    )
+    from nsnet.lab import (
+        Capture as Capture,
+    )
+    from nsnet.lab import (
+        Completed as Completed,
+    )
+    from nsnet.lab import (
+        Lab as Lab,
+    )
+    from nsnet.lab import (
+        Node as Node,
+    )
+    from nsnet.lab import (
+        Packet as Packet,
+    )
+    from nsnet.model import (
+        Topology as Topology,
+    )
+    from nsnet.model import (
+        netns_names as netns_names,
+    )
+    from nsnet.plan.actions import (
+        Plan as Plan,
+    )
+    from nsnet.topology.loader import (
+        from_dict as from_dict,
+    )
+    from nsnet.topology.loader import (
+        load as load,
+    )
+    from nsnet.topology.loader import (
+        loads as loads,
+    )
 
+# Each public name and the module that defines it: the one list (``__all__`` is made from it).
 _WHERE = {
-    **dict.fromkeys(["LabInfo", "down", "labs", "plan_down", "plan_up", "up"], "engine"),
+    **dict.fromkeys(["LabInfo", "labs"], "engine.directory"),
+    **dict.fromkeys(["down", "plan_down", "plan_up", "up"], "engine.lifecycle"),
     **dict.fromkeys(
         [
             "ApplyError",
@@ -51,10 +119,10 @@ _WHERE = {
         "errors",
     ),
     **dict.fromkeys(["Capture", "Completed", "Lab", "Node", "Packet"], "lab"),
-    **dict.fromkeys(["from_dict", "load", "loads"], "loader"),
+    **dict.fromkeys(["from_dict", "load", "loads"], "topology.loader"),
     **dict.fromkeys(["Topology", "netns_names"], "model"),
-    "Child": "netexec",
-    "Plan": "plan",
+    "Child": "kernel.netexec",
+    "Plan": "plan.actions",
 }
 
 
@@ -71,34 +139,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-__all__ = [
-    "ApplyError",
-    "Capture",
-    "Child",
-    "ChildError",
-    "CommandError",
-    "Completed",
-    "ConflictError",
-    "KernelError",
-    "Lab",
-    "LabInfo",
-    "LabNotFoundError",
-    "Node",
-    "NsnetError",
-    "Packet",
-    "Plan",
-    "PreflightError",
-    "Problem",
-    "Topology",
-    "TopologyError",
-    "__version__",
-    "down",
-    "from_dict",
-    "labs",
-    "load",
-    "loads",
-    "netns_names",
-    "plan_down",
-    "plan_up",
-    "up",
-]
+__all__ = sorted([*_WHERE, "__version__"])

@@ -1,3 +1,3 @@
-from .cli import run
+from nsnet.cli import run
 
 run()

@@ -26,13 +26,13 @@ from typing import Literal
 
 import graphviz
 
-from . import preflight
-from .errors import LabNotFoundError, NsnetError, TopologyError
-from .journal import Journal
-from .kernel.netlink import Netlink
-from .loader import load
-from .model import HOST, ROOT_NS, Link, Namespace, State, Topology, link_mark, netns_names
-from .observe import observe
+from nsnet.engine import preflight
+from nsnet.engine.journal import Journal
+from nsnet.engine.observe import observe
+from nsnet.errors import LabNotFoundError, NsnetError, TopologyError
+from nsnet.kernel.netlink import Netlink
+from nsnet.model import HOST, ROOT_NS, Link, Namespace, State, Topology, link_mark, netns_names
+from nsnet.topology.loader import load
 
 Format = Literal["svg", "png", "dot", "mermaid"]
 FORMATS: tuple[Format, ...] = ("svg", "png", "dot", "mermaid")

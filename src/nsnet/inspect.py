@@ -8,12 +8,12 @@ from typing import Any
 
 import netaddr
 
-from .engine import lab_namespaces
-from .errors import LabNotFoundError, NsnetError
-from .kernel import firewall, nftables, readers, sysctl
-from .kernel.netlink import Netlink
-from .model import HOST, link_mark
-from .views import BridgeView, LabView, LinkView, NamespaceView, PeerView, VtepEntryView, VxlanView
+from nsnet.engine.directory import lab_namespaces
+from nsnet.errors import LabNotFoundError, NsnetError
+from nsnet.kernel import firewall, nftables, readers, sysctl
+from nsnet.kernel.netlink import Netlink
+from nsnet.model import HOST, link_mark
+from nsnet.views import BridgeView, LabView, LinkView, NamespaceView, PeerView, VtepEntryView, VxlanView
 
 SECTIONS = ("links", "addr", "route", "neigh", "fdb", "overlay", "fw", "sysctl", "conntrack")
 SYSCTLS = (

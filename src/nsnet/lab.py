@@ -7,7 +7,7 @@
         assert lab.ping("RED", "BLUE")
 
 Every method is a thin layer over the functions the command line uses
-(:mod:`nsnet.engine`, :mod:`nsnet.reach`, :mod:`nsnet.inspect`,
+(:mod:`nsnet.engine.lifecycle`, :mod:`nsnet.reach`, :mod:`nsnet.inspect`,
 :mod:`nsnet.explain`, :mod:`nsnet.capture`); every error is an
 :class:`~nsnet.errors.NsnetError`.
 """
@@ -28,17 +28,18 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-from . import engine, netexec
-from . import explain as _explain
-from . import inspect as _inspect
-from . import reach as _reach
-from .errors import CommandError, ConflictError, LabNotFoundError, NsnetError
-from .explain import Explanation
-from .explain.walk import parse_proto
-from .loader import load
-from .model import ROOT_NS, Topology, netns_names
-from .plan import Plan
-from .views import LabView
+from nsnet import explain as _explain
+from nsnet import inspect as _inspect
+from nsnet import reach as _reach
+from nsnet.engine import directory, lifecycle
+from nsnet.errors import CommandError, ConflictError, LabNotFoundError, NsnetError
+from nsnet.explain import Explanation
+from nsnet.explain.walk import parse_proto
+from nsnet.kernel import netexec
+from nsnet.model import ROOT_NS, Topology, netns_names
+from nsnet.plan.actions import Plan
+from nsnet.topology.loader import load
+from nsnet.views import LabView
 
 T = TypeVar("T")
 TopologySource = Topology | str | os.PathLike[str]
@@ -170,7 +171,7 @@ class Node:
         """Call ``func()`` in a child process bound to the node's namespace; return its (pickled) result.
 
         The function is not pickled: lambdas and closures work. If it raises,
-        :class:`~nsnet.netexec.ChildError` carries the child's traceback.
+        :class:`~nsnet.kernel.netexec.ChildError` carries the child's traceback.
         """
         return netexec.call(self.netns, func, timeout, where=f"node {self.name}")
 
@@ -287,12 +288,12 @@ class Lab:
         """
         desired = self.topology if topology is None else _topology(topology)
         if not self._started:
-            if any(info.name == self.name for info in engine.labs()):
+            if any(info.name == self.name for info in directory.labs()):
                 raise ConflictError(
                     f"a lab named {self.name!r} is already up: choose another name, or `nsnet down {self.name}`"
                 )
             self._started = True
-        steps = engine.up(desired, self.name, replace=topology is not None)  # our own lab: asked for
+        steps = lifecycle.up(desired, self.name, replace=topology is not None)  # our own lab: asked for
         self.is_up = True
         self.topology = desired
         return steps
@@ -300,7 +301,7 @@ class Lab:
     def plan(self, topology: TopologySource | None = None) -> Plan:
         """What :meth:`up` would change now (with ``topology``, or the lab's own)."""
         desired = self.topology if topology is None else _topology(topology)
-        return engine.plan_up(desired, self.name, fresh=not self.is_up)
+        return lifecycle.plan_up(desired, self.name, fresh=not self.is_up)
 
     def down(self) -> Plan:
         """Stop what the lab's nodes still run (from :meth:`Node.popen`/:meth:`Node.spawn`), then remove the lab."""
@@ -308,7 +309,7 @@ class Lab:
         if not self._started:
             return Plan(self.name)
         try:
-            steps = engine.down(self.name)
+            steps = lifecycle.down(self.name)
         except LabNotFoundError:  # never got as far, or brought down behind our back (`nsnet down`)
             steps = Plan(self.name)
         self.is_up = self._started = False
@@ -392,7 +393,7 @@ class Lab:
         :attr:`~Capture.packets` fill in as packets arrive; when the block
         ends, every packet captured is in it.
         """
-        from .capture import Decoder, Frame, LiveCapture, resolve
+        from nsnet.capture import Decoder, Frame, LiveCapture, resolve
 
         resolved = resolve(self.name, points)
         names = [p.name for p in resolved]

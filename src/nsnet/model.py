@@ -3,8 +3,8 @@
 A :class:`Topology` speaks in logical names (``RED``, ``host``). Binding it to
 a lab name (:func:`bind`) gives a :class:`State`: the same objects keyed by
 the kernel's namespace names. What the kernel holds is read into a
-:class:`State` too (:mod:`nsnet.observe`), so desired and live compare
-directly (:mod:`nsnet.plan`).
+:class:`State` too (:mod:`nsnet.engine.observe`), so desired and live compare
+directly (:mod:`nsnet.plan.diff`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from . import statedir
+from nsnet import statedir
 
 HOST = "host"
 """The logical name of a lab's host namespace."""
@@ -83,7 +83,7 @@ class Link:
     alias: str | None = None
     """The interface alias; nsnet marks what it creates with ``nsnet:<lab>``."""
     masquerade: bool = False
-    """Bridges: outbound NAT for their subnets (see :mod:`nsnet.network`)."""
+    """Bridges: outbound NAT for their subnets (see :mod:`nsnet.topology.outside`)."""
     forward: bool = False
     """Bridges: same-bridge traffic accepted in FORWARD."""
     shaping: str | None = None
@@ -118,6 +118,22 @@ class Route:
         if self.metric is not None:
             text += f" metric {self.metric}"
         return text
+
+
+BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "raw": ("PREROUTING", "OUTPUT"),
+}
+POLICY_CHAINS = BUILTIN_CHAINS["filter"]
+PORT_PROTOCOLS = ("tcp", "udp", "sctp")
+OWN_PREFIX = "NSNET-"
+
+
+def own_chain(chain: str) -> str:
+    """The nsnet chain that a built-in chain jumps to (``FORWARD`` -> ``NSNET-FORWARD``)."""
+    return OWN_PREFIX + chain
 
 
 @dataclass(frozen=True, order=True)
@@ -164,7 +180,7 @@ class Namespace:
     mark: str | None = None
     """Live only: the ownership mark (alias of ``lo``), ``nsnet:<lab>:<label>:<state>``."""
     docker: bool = False
-    """Host only: set up like a Docker host when created (see :data:`nsnet.network.DOCKER_RULES`)."""
+    """Host only: set up like a Docker host when created (see :data:`nsnet.plan.actions.DOCKER_RULES`)."""
     server: int | None = None
     """A port on which nsnet runs a small HTTP server in this namespace (the ``outside``)."""
     stale: bool = False
@@ -235,7 +251,7 @@ UNDERLAY = "underlay"
 
 @dataclass(frozen=True)
 class Topology:
-    """A validated topology in logical names (see :func:`nsnet.loader.load`)."""
+    """A validated topology in logical names (see :func:`nsnet.topology.loader.load`)."""
 
     name: str
     host_mode: HostMode

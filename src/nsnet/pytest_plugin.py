@@ -24,12 +24,12 @@ from typing import Any
 
 import pytest
 
-from . import engine
-from .errors import NsnetError
-from .kernel import netns
-from .lab import Lab, TopologySource
-from .loader import load
-from .model import Topology
+from nsnet.engine import directory
+from nsnet.errors import NsnetError
+from nsnet.kernel import netns
+from nsnet.lab import Lab, TopologySource
+from nsnet.model import Topology
+from nsnet.topology.loader import load
 
 MARKER = "nsnet_topology"
 PREFIX = "nsn"
@@ -50,7 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def unique_lab_name() -> str:
     """A lab name no lab and no namespace on this machine uses: ``nsn<pid>x<n>``."""
-    taken = {info.name for info in engine.labs()}
+    taken = {info.name for info in directory.labs()}
     spaces = netns.names()
     while True:
         name = f"{PREFIX}{os.getpid()}x{next(_counter)}"
@@ -137,9 +137,9 @@ def inspect_text(lab: Lab, width: int = 200) -> str:
     from rich.console import Console
     from rich.text import Text
 
-    from .cli.inspect import RENDER, TITLES
-    from .cli.panels import side_by_side
-    from .inspect import SECTIONS
+    from nsnet.cli.inspect import RENDER, TITLES
+    from nsnet.cli.panels import side_by_side
+    from nsnet.inspect import SECTIONS
 
     try:
         view = lab.inspect()

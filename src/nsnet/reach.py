@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import dpkt
 
-from .engine import host_labels, lab_namespaces
-from .errors import NsnetError
-from .inspect import inspect
-from .kernel import netns, rtnl
-from .kernel.netlink import Netlink
-from .model import Expectation
+from nsnet.engine.directory import host_labels, lab_namespaces
+from nsnet.errors import NsnetError
+from nsnet.inspect import inspect
+from nsnet.kernel import netns, rtnl
+from nsnet.kernel.netlink import Netlink
+from nsnet.model import Expectation
 
 TIMEOUT = 1.0
 ATTEMPTS = 3

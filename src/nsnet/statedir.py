@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import NsnetError
+from nsnet.errors import NsnetError
 
 STATE_DIR = Path(os.environ.get("NSNET_STATE_DIR", "/run/nsnet"))
 

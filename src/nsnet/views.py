@@ -274,6 +274,22 @@ class LabView:
     namespaces: list[NamespaceView]
 
 
+def made_by_iptables(ipt: TableView, table: NftTableView) -> bool:
+    """Whether an nftables table is the iptables-nft one ``iptables-save`` printed: the same chains and rules."""
+    if table.family != ("ip" if ipt.family == 4 else "ip6") or table.name != ipt.table:
+        return False
+    chains = {c.name: len(c.rules) for c in table.chains}
+    listed = {c.name: len(c.rules) for c in ipt.chains}  # iptables-save lists built-in chains nft has not made
+    return all(listed.get(name) == count for name, count in chains.items()) and all(
+        chains.get(name, 0) == count for name, count in listed.items()
+    )
+
+
+def native_tables(iptables: list[TableView], tables: list[NftTableView]) -> list[NftTableView]:
+    """The tables of ``tables`` that iptables did not make: what ``iptables-save`` does not show."""
+    return [t for t in tables if not any(made_by_iptables(ipt, t) for ipt in iptables)]
+
+
 def from_dict(cls: type[T], data: Any) -> T:
     """Rebuild a view dataclass from ``asdict`` output (e.g. ``nsnet inspect --json``)."""
     hints = typing.get_type_hints(cls)

@@ -46,12 +46,12 @@ from pyroute2.netlink.rtnl import (
 )
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from . import engine
-from .errors import KernelError
-from .journal import Journal
-from .kernel import netns
-from .kernel.netlink import Netlink
-from .model import ROOT_NS
+from nsnet.engine import directory
+from nsnet.engine.journal import Journal
+from nsnet.errors import KernelError
+from nsnet.kernel import netns
+from nsnet.kernel.netlink import Netlink
+from nsnet.model import ROOT_NS
 
 Kind = Literal["link", "addr", "route", "neigh", "fdb", "netns"]
 Action = Literal["new", "del", "change"]
@@ -178,12 +178,13 @@ def nud_state(state: int) -> str:
 
 def lab_namespaces(lab: str, nodes: Sequence[str] | None = None) -> dict[str, str]:
     """Node label -> kernel namespace of ``lab``: its nodes and its host(s), or only ``nodes``."""
-    hosts = engine.host_labels(lab)  # raises LabNotFoundError for an unknown lab
+    hosts = directory.host_labels(lab)  # raises LabNotFoundError for an unknown lab
     if nodes:
-        return {node: engine.namespace_of(lab, node) for node in dict.fromkeys(nodes)}
+        return {node: directory.namespace_of(lab, node) for node in dict.fromkeys(nodes)}
     journal = Journal.load(lab)
     spaces = {label: ns for ns, label in (journal.namespaces if journal else {}).items() if label not in hosts}
-    spaces.update({host: engine.namespace_of(lab, host) for host in sorted(hosts, key=lambda h: (h == "underlay", h))})
+    ordered = sorted(hosts, key=lambda h: (h == "underlay", h))
+    spaces.update({host: directory.namespace_of(lab, host) for host in ordered})
     return spaces
 
 

@@ -14,8 +14,9 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nsnet.engine import lab_namespaces
-from nsnet.explain import Walker, snapshot
+from nsnet.engine.directory import lab_namespaces
+from nsnet.explain import Walker
+from nsnet.explain.snapshot import snapshot
 
 from . import state, traffic
 from .labs import BASE_LABS, ROOT_HANDLE, TCP_PORT, UDP_PORT, BaseLab, Flow

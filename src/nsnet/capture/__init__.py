@@ -11,14 +11,14 @@
 
 from __future__ import annotations
 
-from .bpf import compile_filter
-from .decode import Decoded, Decoder, fields
-from .frames import Frame
-from .pcapng import Interface, Writer, read
-from .points import Point, assign_tags, resolve, split_args
-from .render import JsonSink, PcapngSink, TextSink, legend
-from .ring import Counters, Ring
-from .timeline import Group, Grouper, LiveCapture, Sink, run
+from nsnet.capture.bpf import compile_filter
+from nsnet.capture.decode import Decoded, Decoder, fields
+from nsnet.capture.frames import Frame
+from nsnet.capture.pcapng import Interface, Writer, read
+from nsnet.capture.points import Point, assign_tags, resolve, split_args
+from nsnet.capture.render import JsonSink, PcapngSink, TextSink, legend
+from nsnet.capture.ring import Counters, Ring
+from nsnet.capture.timeline import Group, Grouper, LiveCapture, Sink, run
 
 __all__ = [
     "Counters",

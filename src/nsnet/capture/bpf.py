@@ -14,7 +14,7 @@ import socket
 import struct
 import subprocess
 
-from ..errors import NsnetError, PreflightError
+from nsnet.errors import NsnetError, PreflightError
 
 SO_ATTACH_FILTER = 26
 _INSN = struct.Struct("HBBI")  # struct sock_filter: code, jt, jf, k

@@ -37,7 +37,7 @@ from dpkt import llc as _llc
 from dpkt import tcp as _tcp
 from dpkt import udp as _udp
 
-from ..inspect import vendor
+from nsnet.inspect import vendor
 
 Fields = dict[str, Any]
 

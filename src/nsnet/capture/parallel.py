@@ -17,11 +17,11 @@ import os
 import struct
 from collections.abc import Callable, Sequence
 
-from ..errors import NsnetError
-from .frames import Frame
-from .pcapng import Capture
-from .points import Point
-from .render import TextSink
+from nsnet.capture.frames import Frame
+from nsnet.capture.pcapng import Capture
+from nsnet.capture.points import Point
+from nsnet.capture.render import TextSink
+from nsnet.errors import NsnetError
 
 BATCH = 8192
 _HEAD = struct.Struct("<cI")  # message kind, payload length

@@ -27,9 +27,9 @@ from typing import BinaryIO
 import dpkt
 from dpkt import pcapng as _ng
 
-from .. import __version__
-from ..errors import NsnetError
-from .frames import PKTTYPE_OUTGOING, Frame
+from nsnet import __version__
+from nsnet.capture.frames import PKTTYPE_OUTGOING, Frame
+from nsnet.errors import NsnetError
 
 _EPB = _ng.EnhancedPacketBlockLE
 _EPB_HEAD = struct.Struct(_EPB.__hdr_fmt__[:-1])  # the EPB header without the trailing length

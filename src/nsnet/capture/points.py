@@ -12,11 +12,11 @@ import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from ..engine import lab_namespaces
-from ..errors import LabNotFoundError, NsnetError
-from ..kernel import readers
-from ..kernel.netlink import Netlink
-from ..model import HOST, ROOT_NS, link_mark
+from nsnet.engine.directory import lab_namespaces
+from nsnet.errors import LabNotFoundError, NsnetError
+from nsnet.kernel import readers
+from nsnet.kernel.netlink import Netlink
+from nsnet.model import HOST, ROOT_NS, link_mark
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from .decode import Decoder, fields
-from .frames import PKTTYPES, Frame, direction
-from .pcapng import Interface, Writer
-from .points import Point
-from .timeline import Group, Grouper, Sink
+from nsnet.capture.decode import Decoder, fields
+from nsnet.capture.frames import PKTTYPES, Frame, direction
+from nsnet.capture.pcapng import Interface, Writer
+from nsnet.capture.points import Point
+from nsnet.capture.timeline import Group, Grouper, Sink
 
 COLORS = ("31", "34", "32", "35", "36", "33", "91", "94", "92", "95", "96", "93")
 

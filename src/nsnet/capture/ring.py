@@ -24,11 +24,11 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from ..errors import KernelError
-from ..kernel import netns
-from ..model import ROOT_NS
-from . import bpf
-from .frames import PKTTYPE_OUTGOING, Frame
+from nsnet.capture import bpf
+from nsnet.capture.frames import PKTTYPE_OUTGOING, Frame
+from nsnet.errors import KernelError
+from nsnet.kernel import netns
+from nsnet.model import ROOT_NS
 
 SOL_PACKET = 263
 PACKET_ADD_MEMBERSHIP = 1

@@ -26,12 +26,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from ..errors import NsnetError
-from . import bpf
-from .decode import group_key
-from .frames import Frame
-from .points import Point
-from .ring import Counters, Ring
+from nsnet.capture import bpf
+from nsnet.capture.decode import group_key
+from nsnet.capture.frames import Frame
+from nsnet.capture.points import Point
+from nsnet.capture.ring import Counters, Ring
+from nsnet.errors import NsnetError
 
 SNAPLEN = 262144
 SLICE = 2048

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import main
+from nsnet.cli._common import main
 
 
 def run() -> None:

@@ -13,12 +13,12 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from .. import __version__
-from ..errors import NsnetError, TopologyError
+from nsnet import __version__
+from nsnet.errors import NsnetError, TopologyError
 
 if TYPE_CHECKING:
-    from ..model import Topology
-    from ..plan import Action
+    from nsnet.model import Topology
+    from nsnet.plan.actions import Action
 
 # When piped, print whole lines rather than cutting tables at 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
@@ -58,7 +58,7 @@ def emit_json(data: Any) -> None:
 
 def load_topology(path: str) -> Topology:
     # Loaded with the command that needs it: `nsnet --help` stays fast; an unchanged file is not validated again.
-    from ..topocache import load
+    from nsnet.topology.cache import load
 
     return load(path)
 

@@ -15,16 +15,16 @@ from typing import Any
 
 import click
 
-from .. import preflight
-from ..capture import parallel, pcapng
-from ..capture.frames import Frame
-from ..capture.points import Point, assign_tags, resolve, split_args
-from ..capture.render import JsonSink, PcapngSink, TextSink, legend
-from ..capture.timeline import LiveCapture, Sink, run
-from ..engine import lab_namespaces
-from ..errors import NsnetError
-from ..model import HOST
-from ._common import emit_json, err, fail, guard, main, plural
+from nsnet.capture import parallel, pcapng
+from nsnet.capture.frames import Frame
+from nsnet.capture.points import Point, assign_tags, resolve, split_args
+from nsnet.capture.render import JsonSink, PcapngSink, TextSink, legend
+from nsnet.capture.timeline import LiveCapture, Sink, run
+from nsnet.cli._common import emit_json, err, fail, guard, main, plural
+from nsnet.engine import preflight
+from nsnet.engine.directory import lab_namespaces
+from nsnet.errors import NsnetError
+from nsnet.model import HOST
 
 BATCH = 4096
 PARALLEL_ABOVE = 4 << 20  # bytes: below, starting workers costs more than it saves

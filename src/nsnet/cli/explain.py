@@ -8,11 +8,12 @@ from dataclasses import asdict
 import click
 from rich.text import Text
 
-from ..errors import NsnetError
-from ..explain import Explanation, Walker, snapshot
-from ..explain.probe import Observation, ProbeInterrupted, probe
-from ..probe_record import clean_stale
-from ._common import emit_json, err, guard, main, out
+from nsnet.cli._common import emit_json, err, guard, main, out
+from nsnet.engine.probe_record import clean_stale
+from nsnet.errors import NsnetError
+from nsnet.explain import Explanation, Walker
+from nsnet.explain.probe import Observation, ProbeInterrupted, probe
+from nsnet.explain.snapshot import snapshot
 
 
 def render(e: Explanation) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .. import graph as drawing
-from ._common import fail, guard, lab_and_topology, main, out
+from nsnet import graph as drawing
+from nsnet.cli._common import fail, guard, lab_and_topology, main, out
 
 
 @main.command()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ._common import emit_json, err, guard, main, out, plural
+from nsnet.cli._common import emit_json, err, guard, main, out, plural
 
 
 @main.command("import")
@@ -36,8 +36,8 @@ def import_(kind: str, path: str, output: str | None, name: str | None, check: b
       nsnet import kathara labs/static-routing -o static.yaml
       nsnet import containerlab two-nodes.clab.yml --check
     """
-    from ..importers import import_lab, render
-    from ..loader import loads
+    from nsnet.importers import import_lab, render
+    from nsnet.topology.loader import loads
 
     draft = import_lab(kind, path)
     text = render(draft)
@@ -64,8 +64,8 @@ def import_(kind: str, path: str, output: str | None, name: str | None, check: b
 
 
 def _check(draft: object, text: str, output: str | None, name: str | None, keep: bool) -> None:
-    from ..importers import Draft
-    from ..lab import Lab
+    from nsnet.importers import Draft
+    from nsnet.lab import Lab
 
     assert isinstance(draft, Draft)
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,11 +9,10 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from ..inspect import SECTIONS, SYSCTLS, inspect
-from ..kernel.nftables import native
-from ..views import BridgePortView, LabView, NamespaceView, PolicyRuleView
-from ._common import emit_json, guard, main, out
-from .panels import Panel, side_by_side
+from nsnet.cli._common import emit_json, guard, main, out
+from nsnet.cli.panels import Panel, side_by_side
+from nsnet.inspect import SECTIONS, SYSCTLS, inspect
+from nsnet.views import BridgePortView, LabView, NamespaceView, PolicyRuleView, native_tables
 
 TITLES = {
     "links": "links (ip link)",
@@ -167,7 +166,7 @@ def _fw(v: NamespaceView) -> Panel:
             )
             for rule in chain.rules:
                 t.add_row("", rule.rule, str(rule.packets), str(rule.bytes), "nsnet" if rule.owned else "")
-    for nft in native(v.firewall or [], v.nftables or []):
+    for nft in native_tables(v.firewall or [], v.nftables or []):
         for c in nft.chains:
             hook = f" ({c.type} hook {c.hook} priority {c.prio})" if c.hook else ""
             t.add_row(

@@ -11,11 +11,23 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from .. import engine, preflight, procs, recover
-from ..errors import LabNotFoundError
-from ..model import ROOT_NS, netns_names
-from ..plan import Plan
-from ._common import emit_json, err, fail, guard, lab_and_topology, load_topology, main, out, plural, step_printer
+from nsnet.cli._common import (
+    emit_json,
+    err,
+    fail,
+    guard,
+    lab_and_topology,
+    load_topology,
+    main,
+    out,
+    plural,
+    step_printer,
+)
+from nsnet.engine import directory, lifecycle, preflight, recover
+from nsnet.errors import LabNotFoundError
+from nsnet.kernel import procs
+from nsnet.model import ROOT_NS, netns_names
+from nsnet.plan.actions import Plan
 
 SHELL_RC = """[ -f ~/.bashrc ] && . ~/.bashrc
 PS1="[nsnet $NSNET_LAB:$NSNET_NODE] \\w\\$ "
@@ -34,11 +46,11 @@ def plan(target: str, name: str | None, script: bool, fresh: bool, for_down: boo
     """Show what `up` would do to the live kernel (TARGET: a topology file, or a lab with --down)."""
     lab, topology = lab_and_topology(target, name)
     if for_down:
-        steps = engine.plan_down(lab)
+        steps = lifecycle.plan_down(lab)
     elif topology is None:
         fail(f"{target!r} is not a topology file; `nsnet plan FILE` or `nsnet plan --down LAB`")
     else:
-        steps = engine.plan_up(topology, lab, fresh=fresh)
+        steps = lifecycle.plan_up(topology, lab, fresh=fresh)
     for kept in steps.kept:
         err.print(f"nsnet: would keep {kept}", markup=False, soft_wrap=True)
     _print_plan(steps, script, as_json)
@@ -93,10 +105,10 @@ def up(file: str, name: str | None, replace: bool, quiet: bool, as_json: bool) -
     if verbose:
         out.print(f"lab {lab}: bringing up {file}", markup=False)
     try:
-        steps = engine.up(topology, name, on_step=step_printer(verbose), replace=replace)
+        steps = lifecycle.up(topology, name, on_step=step_printer(verbose), replace=replace)
     except KeyboardInterrupt:
         again = f"nsnet up {file}" + (f" --name {name}" if name else "")
-        fail(f"interrupted: {engine.state_of(lab)}; `{again}` finishes it, `nsnet down {lab}` removes it", 130)
+        fail(f"interrupted: {directory.state_of(lab)}; `{again}` finishes it, `nsnet down {lab}` removes it", 130)
     if as_json:
         emit_json({"lab": lab, "changed": bool(steps), "steps": steps.lines()})
     elif verbose:
@@ -134,9 +146,9 @@ def down(target: str, name: str | None, quiet: bool, as_json: bool) -> None:
                 out.print(f"  [green]-[/] {escape(line)}", markup=True, soft_wrap=True)
 
     try:
-        steps = engine.down(lab, on_step=step_printer(verbose), on_kill=on_kill)
+        steps = lifecycle.down(lab, on_step=step_printer(verbose), on_kill=on_kill)
     except KeyboardInterrupt:
-        fail(f"interrupted: {engine.state_of(lab)}; `nsnet down {lab}` again finishes removing it", 130)
+        fail(f"interrupted: {directory.state_of(lab)}; `nsnet down {lab}` again finishes removing it", 130)
     except LabNotFoundError:
         if as_json:
             emit_json({"lab": lab, "was_up": False, "steps": [], "killed": []})
@@ -164,7 +176,7 @@ def down(target: str, name: str | None, quiet: bool, as_json: bool) -> None:
 @guard
 def ls(as_json: bool) -> None:
     """List the labs that are up, with their nodes and namespaces."""
-    labs = engine.labs()
+    labs = directory.labs()
     if as_json:
         emit_json([asdict(lab) for lab in labs])
         return
@@ -182,7 +194,7 @@ def ls(as_json: bool) -> None:
 
 
 def _enter_argv(lab: str, node: str, argv: list[str]) -> list[str]:
-    ns = engine.namespace_of(lab, node)
+    ns = directory.namespace_of(lab, node)
     preflight.require_root("enter a namespace")
     if ns == ROOT_NS:
         return argv
@@ -230,7 +242,7 @@ def shell(lab: str, node: str) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the topology file format (for editors)."""
-    from ..schema import json_schema
+    from nsnet.topology.schema import json_schema
 
     emit_json(json_schema())
 

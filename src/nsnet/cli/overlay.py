@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from .. import preflight
-from ..errors import LabNotFoundError
-from ._common import emit_json, fail, guard, main, out
+from nsnet.cli._common import emit_json, fail, guard, main, out
+from nsnet.engine import preflight
+from nsnet.errors import LabNotFoundError
 
 if TYPE_CHECKING:
-    from ..overlay.endpoints import HostView, OverlayEndpoint
+    from nsnet.overlay.endpoints import HostView, OverlayEndpoint
 
 
 @main.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,20 +45,20 @@ def registry(lab: str, data_dir: str | None) -> None:
     stops (unless --data-dir).
     """
     preflight.require_root("run etcd in the lab's underlay namespace")
-    from .. import engine
-    from ..kernel import netns
-    from ..model import UNDERLAY
-    from ..overlay import etcd
+    from nsnet.engine import directory, lifecycle
+    from nsnet.kernel import netns
+    from nsnet.model import UNDERLAY
+    from nsnet.overlay import etcd
 
     url = _registry(lab, None)
-    underlay = engine.namespace_of(lab, UNDERLAY)
+    underlay = directory.namespace_of(lab, UNDERLAY)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     scratch: list[str] = []
 
     def record(path: str) -> None:  # before etcd starts: `down` removes it, even if this process is killed
-        engine.record_scratch(lab, path)
+        lifecycle.record_scratch(lab, path)
         scratch.append(path)
 
     try:
@@ -69,18 +69,18 @@ def registry(lab: str, data_dir: str | None) -> None:
                 pass
     finally:
         for path in scratch:
-            engine.forget_scratch(lab, path)
+            lifecycle.forget_scratch(lab, path)
     out.print(f"etcd for lab {lab}: stopped", markup=False)
 
 
 def _views(lab: str) -> dict[str, HostView]:
-    from ..overlay.endpoints import lab_views
+    from nsnet.overlay.endpoints import lab_views
 
     return lab_views(lab)[0]
 
 
 def _registry(lab: str, url: str | None) -> str:
-    from ..overlay.endpoints import lab_views
+    from nsnet.overlay.endpoints import lab_views
 
     if url:
         return url
@@ -119,8 +119,8 @@ def serve(lab: str, hosts: tuple[str, ...], registry: str | None, as_json: bool,
     the hosts' endpoints (and removes nothing else).
     """
     preflight.require_root("serve the overlay in the hosts' namespaces")
-    from ..overlay.log import printer
-    from ..overlay.serve import serve as run
+    from nsnet.overlay.log import printer
+    from nsnet.overlay.serve import serve as run
 
     url = _registry(lab, registry)
     current = _views(lab)
@@ -153,9 +153,9 @@ def serve(lab: str, hosts: tuple[str, ...], registry: str | None, as_json: bool,
 @guard
 def ls(lab: str, registry: str | None, host: str | None, namespace: str | None, as_json: bool) -> None:
     """List the endpoints LAB's overlay registry holds: VNI, IP, MAC, VTEP, host and node."""
-    from ..kernel import netns
-    from ..model import ROOT_NS
-    from ..overlay.registry import Registry
+    from nsnet.kernel import netns
+    from nsnet.model import ROOT_NS
+    from nsnet.overlay.registry import Registry
 
     url = _registry(lab, registry)
     if namespace is None and (host is not None or registry is None):

@@ -9,9 +9,10 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from .. import engine, reach
-from ._common import emit_json, guard, main, out
-from .panels import Panel, side_by_side
+from nsnet import reach
+from nsnet.cli._common import emit_json, guard, main, out
+from nsnet.cli.panels import Panel, side_by_side
+from nsnet.engine import directory
 
 WIDE = 40
 """Targets beyond which the matrix is printed as a list, one probe a line."""
@@ -92,7 +93,7 @@ def reach_(
     --proto is given), those are checked instead: expected vs observed.
     Exit code: 1 if a probe fails (matrix) or an expectation is not met.
     """
-    topology = engine.lab_topology(lab)
+    topology = directory.lab_topology(lab)
     use_expectations = (
         topology is not None and topology.expectations and not (sources or targets or force_matrix) and proto == "icmp"
     )

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from ..errors import TopologyError
-from ._common import emit_json, err, load_topology, main, out
+from nsnet.cli._common import emit_json, err, load_topology, main, out
+from nsnet.errors import TopologyError
 
 
 @main.command()

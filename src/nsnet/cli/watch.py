@@ -14,9 +14,9 @@ from typing import NoReturn
 import click
 from rich.text import Text
 
-from .. import preflight
-from ..watch import Event, Watcher
-from ._common import err, guard, main, out, plural
+from nsnet.cli._common import err, guard, main, out, plural
+from nsnet.engine import preflight
+from nsnet.watch import Event, Watcher
 
 ACTION_STYLES = {"new": "green", "del": "red", "change": "yellow"}
 LEGEND = (

@@ -7,10 +7,10 @@ import sys
 
 import click
 
-from .. import preflight
-from ..engine import labs
-from ..errors import NsnetError
-from ._common import err, guard, main
+from nsnet.cli._common import err, guard, main
+from nsnet.engine import preflight
+from nsnet.engine.directory import labs
+from nsnet.errors import NsnetError
 
 
 @main.command()
@@ -33,7 +33,7 @@ def web(lab: str | None, port: int, listen: str | None, allow_changes: bool) -> 
     matrix; inspect per node. Read-only unless --allow-changes. The URL holds
     a token made for this launch: requests without it are refused.
     """
-    from ..web import DEFAULT_LISTEN, bind, serve
+    from nsnet.web import DEFAULT_LISTEN, bind, serve
 
     preflight.require_root("read the labs' namespaces")
     address = listen or DEFAULT_LISTEN

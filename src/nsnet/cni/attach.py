@@ -21,10 +21,10 @@ import errno
 import ipaddress
 import os
 
-from . import netlink as rtnl
-from . import spec
-from .record import record
-from .spec import CniError
+from nsnet.cni import netlink as rtnl
+from nsnet.cni import spec
+from nsnet.cni.record import record
+from nsnet.cni.spec import CniError
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:

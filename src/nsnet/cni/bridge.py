@@ -16,13 +16,13 @@ import ipaddress
 import os
 from collections.abc import Callable, Iterator
 
-from . import attach, rules, spawn, spec, state
-from . import jsonc as json
-from . import netlink as rtnl
-from .config import NetConf
-from .ipam import Ipam
-from .record import record
-from .spec import CniError
+from nsnet.cni import attach, rules, spawn, spec, state
+from nsnet.cni import jsonc as json
+from nsnet.cni import netlink as rtnl
+from nsnet.cni.config import NetConf
+from nsnet.cni.ipam import Ipam
+from nsnet.cni.record import record
+from nsnet.cni.spec import CniError
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:
@@ -417,7 +417,7 @@ def _collect(conf: NetConf, env: Env, node: rtnl.Socket, record: dict[str, Any])
     _remove_rules({rules.comment_for(conf.name, cid, ifname)})
     saved = record.get("config")
     if isinstance(saved, dict):
-        from .config import parse
+        from nsnet.cni.config import parse
 
         old = parse(json.dumps(saved).encode())
         if old.ipam:

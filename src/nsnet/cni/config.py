@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from . import jsonc as json
-from . import spec
-from .record import record
-from .spec import CniError
+from nsnet.cni import jsonc as json
+from nsnet.cni import spec
+from nsnet.cni.record import record
+from nsnet.cni.spec import CniError
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from . import jsonc as json
-from . import spawn, spec
-from .config import NetConf, parse_json
-from .spec import CniError
+from nsnet.cni import jsonc as json
+from nsnet.cni import spawn, spec
+from nsnet.cni.config import NetConf, parse_json
+from nsnet.cni.spec import CniError
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:

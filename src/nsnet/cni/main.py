@@ -13,15 +13,15 @@ from __future__ import annotations
 import os
 import sys
 
-from . import spec
-from .spec import CniError
+from nsnet.cni import spec
+from nsnet.cni.spec import CniError
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import IO
 
-    from .bridge import Env
+    from nsnet.cni.bridge import Env
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
 REQUIRED = {
@@ -56,12 +56,12 @@ def main(environ: Mapping[str, str], stdin: IO[bytes], stdout: IO[str]) -> int:
         if command == "VERSION":
             stdout.write(spec.dumps(spec.version_info(_requested_version(data))))
             return 0
-        from . import config
+        from nsnet.cni import config
 
         conf = config.parse(data)
         version = conf.version
         env = _environment(command, environ, needs_path=conf.ipam is not None)
-        from . import bridge
+        from nsnet.cni import bridge
 
         if command == "ADD":
             stdout.write(spec.dumps(bridge.add(conf, env)))
@@ -88,7 +88,7 @@ def _requested_version(data: bytes) -> str | None:
     """VERSION may come with ``{"cniVersion": ...}`` on stdin, or nothing."""
     if not data.strip():
         return None
-    from .config import parse_json
+    from nsnet.cni.config import parse_json
 
     parsed = parse_json(data)
     value = parsed.get("cniVersion") if isinstance(parsed, dict) else None
@@ -96,8 +96,8 @@ def _requested_version(data: bytes) -> str | None:
 
 
 def _environment(command: str, environ: Mapping[str, str], needs_path: bool) -> Env:
-    from .bridge import Env
-    from .config import NAME_RE, check_ifname
+    from nsnet.cni.bridge import Env
+    from nsnet.cni.config import NAME_RE, check_ifname
 
     required = REQUIRED[command] + (("CNI_PATH",) if needs_path else ())
     unset = [name for name in required if not environ.get(name)]

@@ -27,10 +27,10 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from . import spawn, spec
-from .config import NetConf
-from .record import record
-from .spec import CniError
+from nsnet.cni import spawn, spec
+from nsnet.cni.config import NetConf
+from nsnet.cni.record import record
+from nsnet.cni.spec import CniError
 
 PREFIX = "NSNETCNI-"
 JUMP_COMMENT = "nsnet-cni"
@@ -49,7 +49,7 @@ def comment_for(network: str, container_id: str, ifname: str) -> str:
     text = f"{JUMP_COMMENT}:{network}:{container_id}:{ifname}"
     if len(text) <= 200 and ifname and set(ifname) <= _SAFE_CHARS:
         return text
-    from .attach import sha256_hex
+    from nsnet.cni.attach import sha256_hex
 
     digest = sha256_hex(f"{network}\0{container_id}\0{ifname}".encode())[:32]
     return f"{JUMP_COMMENT}:{network[:100]}:#{digest}"

@@ -8,7 +8,7 @@ the configuration asks for.
 
 from __future__ import annotations
 
-from . import jsonc as json
+from nsnet.cni import jsonc as json
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 
-from . import jsonc as json
+from nsnet.cni import jsonc as json
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:

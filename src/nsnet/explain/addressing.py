@@ -6,9 +6,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 
-from ..views import AddressView
-from .base import WalkerBase, _addresses, _has_address, _ip, _net
-from .model import Fix, Space
+from nsnet.explain.base import WalkerBase, _addresses, _has_address, _ip, _net
+from nsnet.explain.verdict import Fix, Space
+from nsnet.views import AddressView
 
 
 class AddressingMixin(WalkerBase):

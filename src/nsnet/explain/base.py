@@ -6,9 +6,9 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
-from ..model import HOST, UNDERLAY
-from ..views import AddressView, LinkView, NeighbourView, RouteView
-from .model import Fix, Snapshot, Space
+from nsnet.explain.verdict import Fix, Snapshot, Space
+from nsnet.model import HOST, UNDERLAY
+from nsnet.views import AddressView, LinkView, NeighbourView, RouteView
 
 
 class Stop(Exception):

@@ -3,11 +3,11 @@ flooding of the ARP broadcast or NDP multicast that finds the owner (pure)."""
 
 from __future__ import annotations
 
-from ..views import BridgePortView, LinkView
-from .base import Stop, WalkerBase, _ip
-from .model import Fix, Leg, Space
-from .netfilter import Packet
-from .overlay import _bridge_cmd
+from nsnet.explain.base import Stop, WalkerBase, _ip
+from nsnet.explain.netfilter import Packet
+from nsnet.explain.overlay import _bridge_cmd
+from nsnet.explain.verdict import Fix, Leg, Space
+from nsnet.views import BridgePortView, LinkView
 
 PORT_DEFAULTS = BridgePortView("forwarding", True, True, True, True, False, False, False, False)
 """A port whose settings were not read (an older snapshot) behaves as a new port."""

@@ -15,9 +15,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, replace
 
-from .base import WalkerBase, _addresses
-from .model import Leg, Space
-from .netfilter import Decision, Packet
+from nsnet.explain.base import WalkerBase, _addresses
+from nsnet.explain.netfilter import Decision, Packet
+from nsnet.explain.verdict import Leg, Space
 
 DST_HOOKS = ("PREROUTING", "OUTPUT")
 """Where the kernel changes a destination (DNAT, REDIRECT, and a reply's reverse SNAT)."""

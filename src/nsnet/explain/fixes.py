@@ -12,8 +12,8 @@ Docker's chains when dockerd restarts and puts its rules back.
 
 from __future__ import annotations
 
-from .model import Fix, Space
-from .netfilter import Decision, Packet
+from nsnet.explain.netfilter import Decision, Packet
+from nsnet.explain.verdict import Fix, Space
 
 DOCKER_USER = "DOCKER-USER"
 

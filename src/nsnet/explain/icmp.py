@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from .base import Stop, WalkerBase, _addresses, _run_in, _yaml_under
-from .model import Fix, Leg, Space
-from .netfilter import Packet
+from nsnet.explain.base import Stop, WalkerBase, _addresses, _run_in, _yaml_under
+from nsnet.explain.netfilter import Packet
+from nsnet.explain.verdict import Fix, Leg, Space
 
 
 class IcmpMixin(WalkerBase):

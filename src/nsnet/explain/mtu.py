@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..views import LinkView
-from .base import Stop, WalkerBase, _ip
-from .model import Fix, Leg, Space
-from .netfilter import Packet
-from .overlay import _vxlan_ports
+from nsnet.explain.base import Stop, WalkerBase, _ip
+from nsnet.explain.netfilter import Packet
+from nsnet.explain.overlay import _vxlan_ports
+from nsnet.explain.verdict import Fix, Leg, Space
+from nsnet.views import LinkView
 
 VLAN_SLACK = 4
 """A veth or bridge port passes frames up to its MTU plus an Ethernet header and this (``is_skb_forwardable``)."""

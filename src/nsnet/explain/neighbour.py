@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..views import LinkView, NeighbourView
-from .base import Stop, _addresses, _has_address, _ip, _run_in, _yaml_under
-from .model import Fix, Leg, Space
-from .netfilter import Packet
-from .routing import RoutingMixin, conf, route_lookup
+from nsnet.explain.base import Stop, _addresses, _has_address, _ip, _run_in, _yaml_under
+from nsnet.explain.netfilter import Packet
+from nsnet.explain.routing import RoutingMixin, conf, route_lookup
+from nsnet.explain.verdict import Fix, Leg, Space
+from nsnet.views import LinkView, NeighbourView
 
 USED_AS_IS = {"PERMANENT", "NOARP", "REACHABLE", "STALE", "DELAY", "PROBE"}
 """Entry states the kernel sends with, to the entry's MAC, without asking ARP or NDP first."""

@@ -23,9 +23,8 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from ..kernel.nftables import made_by_iptables
-from ..views import ChainView, NftChainView, NftTableView, TableView
-from .nft import Fields, NotEvaluated, base_chains, run_chain
+from nsnet.explain.nft import Fields, NotEvaluated, base_chains, run_chain
+from nsnet.views import ChainView, NftChainView, NftTableView, TableView, made_by_iptables
 
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "ipv6-icmp": 58, "icmpv6": 58, "sctp": 132}
 TERMINAL = {"ACCEPT", "DROP", "REJECT", "MASQUERADE", "SNAT", "DNAT", "REDIRECT"}

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..views import NftChainView, NftRuleView, NftTableView
+from nsnet.views import NftChainView, NftRuleView, NftTableView
 
 PROTOCOLS = {"icmp": 1, "igmp": 2, "tcp": 6, "udp": 17, "ipv6-icmp": 58, "icmpv6": 58, "sctp": 132, "gre": 47}
 ICMP_CODES = {"port-unreachable": 3, "admin-prohibited": 13, "host-unreachable": 1, "net-unreachable": 0}

@@ -6,8 +6,8 @@ fix is a command against that table, and the topology file cannot say it.
 
 from __future__ import annotations
 
-from .model import Fix, Space
-from .netfilter import Decision
+from nsnet.explain.netfilter import Decision
+from nsnet.explain.verdict import Fix, Space
 
 
 def native_fix(space: Space, hook: str, decision: Decision, source: str, family: int) -> Fix:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
-from ..views import LinkView, VxlanView
-from .base import Stop, WalkerBase, _evidence, _fdb_text, _has_address, _ip, lookup
-from .model import Fix, Leg, Space
-from .netfilter import Packet
+from nsnet.explain.base import Stop, WalkerBase, _evidence, _fdb_text, _has_address, _ip, lookup
+from nsnet.explain.netfilter import Packet
+from nsnet.explain.verdict import Fix, Leg, Space
+from nsnet.views import LinkView, VxlanView
 
 VXLAN_OVERHEAD = 50
 """Bytes VXLAN adds to the inner IP packet: inner Ethernet 14, VXLAN 8, UDP 8, outer IPv4 20."""

@@ -11,7 +11,7 @@ to create it for the TRACE rules. In a lab with VXLAN devices the trace
 follows the encapsulated packets between the VTEPs too (UDP to the VXLAN
 port), so that a drop on the underlay is seen where it happens.
 
-Everything the probe installs is written down first (:mod:`nsnet.probe_record`);
+Everything the probe installs is written down first (:mod:`nsnet.engine.probe_record`);
 SIGINT and SIGTERM unwind the probe in order, its children die with it, and
 what a SIGKILL leaves is removed by the next ``up``, ``down`` or ``explain``
 of the lab.
@@ -40,13 +40,13 @@ from types import FrameType
 
 import dpkt
 
-from ..capture import Decoded, Decoder, LiveCapture, resolve
-from ..capture.frames import direction
-from ..kernel import netns
-from ..kernel.firewall import in_ns
-from ..probe_record import TRACE_COMMENT, ProbeRecord, delete_rules
-from .model import Explanation, Snapshot
-from .walk import parse_proto
+from nsnet.capture import Decoded, Decoder, LiveCapture, resolve
+from nsnet.capture.frames import direction
+from nsnet.engine.probe_record import TRACE_COMMENT, ProbeRecord, delete_rules
+from nsnet.explain.verdict import Explanation, Snapshot
+from nsnet.explain.walk import parse_proto
+from nsnet.kernel import netns
+from nsnet.kernel.firewall import in_ns
 
 _TRACE_RE = re.compile(
     r"^\s*TRACE: \d+ (\w+) (\w+):([^:\s]+):(rule|policy|return):?(?:0x[0-9a-f]+:)?(\w+)(?:\s*:(\S+))?\s*(.*)$"

@@ -12,10 +12,10 @@ import ipaddress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from ..views import AddressView, PolicyRuleView, RouteView
-from .base import Stop, WalkerBase, _addresses, _has_address, _ip, _net, _run_in, _yaml_under
-from .model import Fix, Leg, Space
-from .netfilter import Packet
+from nsnet.explain.base import Stop, WalkerBase, _addresses, _has_address, _ip, _net, _run_in, _yaml_under
+from nsnet.explain.netfilter import Packet
+from nsnet.explain.verdict import Fix, Leg, Space
+from nsnet.views import AddressView, PolicyRuleView, RouteView
 
 DEFAULT_RULES = tuple(
     PolicyRuleView(family, priority, "lookup", table)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from ..errors import NsnetError
-from ..inspect import inspect
-from ..journal import Journal
-from ..kernel import netns
-from ..loader import load
-from ..model import Topology
-from ..views import NamespaceView, from_dict
-from .model import Snapshot, Space
+from nsnet.engine.journal import Journal
+from nsnet.errors import NsnetError
+from nsnet.explain.verdict import Snapshot, Space
+from nsnet.inspect import inspect
+from nsnet.kernel import netns
+from nsnet.model import Topology
+from nsnet.topology.loader import load
+from nsnet.views import NamespaceView, from_dict
 
 _PROC = {"tcp": ("/proc/net/tcp", "/proc/net/tcp6"), "udp": ("/proc/net/udp", "/proc/net/udp6")}
 _LISTEN = "0A"

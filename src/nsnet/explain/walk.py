@@ -25,20 +25,20 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 
-from ..views import LinkView
-from . import fixes
-from .addressing import AddressingMixin
-from .base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip
-from .bridging import BridgingMixin
-from .conntrack import ConntrackMixin
-from .icmp import IcmpMixin
-from .model import Explanation, Fix, Leg, Space
-from .mtu import MtuMixin
-from .neighbour import NeighbourMixin
-from .netfilter import Context, Decision, Packet, evaluate
-from .nftfix import native_fix
-from .overlay import OverlayMixin, _vxlan_ports
-from .routing import route_text as _route_text
+from nsnet.explain import fixes
+from nsnet.explain.addressing import AddressingMixin
+from nsnet.explain.base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip
+from nsnet.explain.bridging import BridgingMixin
+from nsnet.explain.conntrack import ConntrackMixin
+from nsnet.explain.icmp import IcmpMixin
+from nsnet.explain.mtu import MtuMixin
+from nsnet.explain.neighbour import NeighbourMixin
+from nsnet.explain.netfilter import Context, Decision, Packet, evaluate
+from nsnet.explain.nftfix import native_fix
+from nsnet.explain.overlay import OverlayMixin, _vxlan_ports
+from nsnet.explain.routing import route_text as _route_text
+from nsnet.explain.verdict import Explanation, Fix, Leg, Space
+from nsnet.views import LinkView
 
 UNMODELLED = (KeyError, IndexError, AssertionError, ValueError, TypeError, AttributeError)
 """What a walk into a state explain does not model raises: reported as ``unknown``, never a traceback."""

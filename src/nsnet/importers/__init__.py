@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import NsnetError
-from .draft import Draft, Note
+from nsnet.errors import NsnetError
+from nsnet.importers.draft import Draft, Note
 
 FORMATS = ("kathara", "containerlab")
 
@@ -20,11 +20,11 @@ FORMATS = ("kathara", "containerlab")
 def import_lab(kind: str, path: str | Path) -> Draft:
     """Read the lab at ``path`` (a Kathará lab directory, or a containerlab file)."""
     if kind == "kathara":
-        from .kathara import read
+        from nsnet.importers.kathara import read
 
         return read(path)
     if kind == "containerlab":
-        from .containerlab import read as read_clab
+        from nsnet.importers.containerlab import read as read_clab
 
         return read_clab(path)
     raise NsnetError(f"{kind!r} is not a format nsnet imports: use one of {', '.join(FORMATS)}")

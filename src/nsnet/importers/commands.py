@@ -14,7 +14,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
-from .draft import Node
+from nsnet.importers.draft import Node
 
 Outcome = tuple[str, str] | None
 

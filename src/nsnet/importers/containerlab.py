@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from ..errors import NsnetError
-from .commands import translate
-from .draft import Draft, ifname, lab_name, node_name
+from nsnet.errors import NsnetError
+from nsnet.importers.commands import translate
+from nsnet.importers.draft import Draft, ifname, lab_name, node_name
 
 BRIDGE_KINDS = ("bridge", "ovs-bridge")
 NODE_KEYS_NOT_APPLICABLE = (

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import NsnetError
-from .commands import translate
-from .draft import Draft, ifname, lab_name, node_name
+from nsnet.errors import NsnetError
+from nsnet.importers.commands import translate
+from nsnet.importers.draft import Draft, ifname, lab_name, node_name
 
 _ASSIGN = re.compile(r"^(?P<node>[^\s\[=#]+)\[(?P<key>[^\]]+)\]\s*=\s*(?P<value>.*)$")
 _META = re.compile(r"^(?P<key>LAB_[A-Z_]+)\s*=\s*(?P<value>.*)$")

@@ -12,11 +12,10 @@ import struct
 import subprocess
 from collections.abc import Sequence
 
-from ..errors import KernelError
-from ..model import ROOT_NS, Firewall, Rule
-from ..rules import OWN_PREFIX, POLICY_CHAINS
-from ..views import ChainView, RuleView, TableView
-from . import netns, rtnl
+from nsnet.errors import KernelError
+from nsnet.kernel import netns, rtnl
+from nsnet.model import OWN_PREFIX, POLICY_CHAINS, ROOT_NS, Firewall, Rule
+from nsnet.views import ChainView, RuleView, TableView
 
 TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
 _JUMP_RE = re.compile(r'^-A (\S+) -m comment --comment "?nsnet:([^" ]+)"? -j (NSNET-\S+)$')

@@ -20,9 +20,9 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import KernelError
-from ..model import ROOT_NS, Endpoint, Link, Route, Vxlan
-from . import netns, rtnl
+from nsnet.errors import KernelError
+from nsnet.kernel import netns, rtnl
+from nsnet.model import ROOT_NS, Endpoint, Link, Route, Vxlan
 
 RTPROT_STATIC = 4
 RT_TABLE_MAIN = 254

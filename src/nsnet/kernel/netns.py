@@ -18,8 +18,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
-from ..errors import KernelError
-from ..model import ROOT_NS
+from nsnet.errors import KernelError
+from nsnet.model import ROOT_NS
 
 NETNS_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000

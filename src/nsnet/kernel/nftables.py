@@ -15,10 +15,10 @@ import socket
 import struct
 from typing import Any
 
-from ..errors import KernelError
-from ..views import NftChainView, NftRuleView, NftSetView, NftTableView, TableView
-from . import netns, rtnl
-from .firewall import NETLINK_NETFILTER, NFT_GETTABLE, _finish, _start
+from nsnet.errors import KernelError
+from nsnet.kernel import netns, rtnl
+from nsnet.kernel.firewall import NETLINK_NETFILTER, NFT_GETTABLE, _finish, _start
+from nsnet.views import NftChainView, NftRuleView, NftSetView, NftTableView
 
 FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
 _TABLE_RE = re.compile(r"^table (\S+) (\S+) \{")
@@ -131,19 +131,3 @@ def _prio(value: Any) -> int | None:
         if text.startswith(name):
             return base + int(text[len(name) :] or 0)
     return int(text)
-
-
-def made_by_iptables(ipt: TableView, table: NftTableView) -> bool:
-    """Whether an nftables table is the iptables-nft one ``iptables-save`` printed: the same chains and rules."""
-    if table.family != ("ip" if ipt.family == 4 else "ip6") or table.name != ipt.table:
-        return False
-    chains = {c.name: len(c.rules) for c in table.chains}
-    listed = {c.name: len(c.rules) for c in ipt.chains}  # iptables-save lists built-in chains nft has not made
-    return all(listed.get(name) == count for name, count in chains.items()) and all(
-        chains.get(name, 0) == count for name, count in listed.items()
-    )
-
-
-def native(iptables: list[TableView], tables: list[NftTableView]) -> list[NftTableView]:
-    """The tables of ``tables`` that iptables did not make: what ``iptables-save`` does not show."""
-    return [t for t in tables if not any(made_by_iptables(ipt, t) for ipt in iptables)]

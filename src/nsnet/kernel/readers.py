@@ -8,10 +8,18 @@ import socket
 from dataclasses import asdict
 from typing import Any
 
-from ..errors import KernelError
-from ..views import AddressView, BridgePortView, ConntrackView, FdbView, NeighbourView, PolicyRuleView, RouteView
-from . import netns, rtnl
-from .netlink import Netlink
+from nsnet.errors import KernelError
+from nsnet.kernel import netns, rtnl
+from nsnet.kernel.netlink import Netlink
+from nsnet.views import (
+    AddressView,
+    BridgePortView,
+    ConntrackView,
+    FdbView,
+    NeighbourView,
+    PolicyRuleView,
+    RouteView,
+)
 
 NUD_STATES = {
     0x01: "INCOMPLETE",

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ..errors import KernelError
+from nsnet.errors import KernelError
 
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270

@@ -15,8 +15,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
-from . import rtnl
-from .netlink import Netlink
+from nsnet.kernel import rtnl
+from nsnet.kernel.netlink import Netlink
 
 IFF_LOWER_UP = 0x10000
 IF_OPER_UP = 6

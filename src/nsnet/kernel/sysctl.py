@@ -6,8 +6,8 @@ import socket
 import struct
 from collections.abc import Sequence
 
-from ..errors import KernelError
-from . import netns, rtnl
+from nsnet.errors import KernelError
+from nsnet.kernel import netns, rtnl
 
 
 def _file(key: str) -> str:

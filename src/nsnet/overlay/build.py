@@ -15,8 +15,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 
-from ..model import Link, Namespace, Overlay
-from .endpoints import derived_mac, endpoints, vxlan_bridges
+from nsnet.model import Link, Namespace, Overlay
+from nsnet.overlay.endpoints import derived_mac, endpoints, vxlan_bridges
 
 VXLAN_OVERHEAD = 50
 UNDERLAY_IFACE = "eth0"

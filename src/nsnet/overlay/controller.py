@@ -50,10 +50,10 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK, RTMGRP_NEIGH
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
-from ..kernel import netns
-from .endpoints import HostView, OverlayEndpoint, VxlanDevice
-from .log import Record, Sink
-from .registry import DEFAULT_TTL, Registry, RegistryError, RegistryEvent
+from nsnet.kernel import netns
+from nsnet.overlay.endpoints import HostView, OverlayEndpoint, VxlanDevice
+from nsnet.overlay.log import Record, Sink
+from nsnet.overlay.registry import DEFAULT_TTL, Registry, RegistryError, RegistryEvent
 
 NUD_NOARP = 0x40
 NUD_PERMANENT = 0x80

@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from ..model import Link, Namespace, Topology, netns_names
+from nsnet.model import Link, Namespace, Topology, netns_names
 
 
 @dataclass(frozen=True, order=True)
@@ -110,7 +110,10 @@ def host_views(topology: Topology, lab: str | None = None) -> dict[str, HostView
 
 def lab_views(lab: str) -> tuple[dict[str, HostView], str | None]:
     """The host views of a lab that is up, from the topology it was last brought up from, and its registry URL."""
-    from ..engine import lab_namespaces, lab_topology  # the engine loads topologies, which use this module
+    from nsnet.engine.directory import (  # the engine loads topologies, which use this module
+        lab_namespaces,
+        lab_topology,
+    )
 
     topology = lab_topology(lab)
     if topology is None or topology.overlay is None:

@@ -14,8 +14,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from typing import IO
 
-from ..errors import NsnetError
-from ..kernel import netns
+from nsnet.errors import NsnetError
+from nsnet.kernel import netns
 
 SCRATCH_PREFIX = "nsnet-etcd-"
 PEER = "http://127.0.0.1:2380"

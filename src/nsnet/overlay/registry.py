@@ -27,8 +27,8 @@ import requests
 from etcd3gw.client import Etcd3Client
 from etcd3gw.exceptions import Etcd3Exception
 
-from ..errors import NsnetError
-from .endpoints import OverlayEndpoint
+from nsnet.errors import NsnetError
+from nsnet.overlay.endpoints import OverlayEndpoint
 
 DEFAULT_TTL = 5
 """Seconds an endpoint outlives its host's last lease keep-alive."""

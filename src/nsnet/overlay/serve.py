@@ -6,12 +6,12 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 
-from ..errors import NsnetError
-from ..kernel import netns
-from .controller import POLL, RETRY_EVERY, Controller
-from .endpoints import HostView
-from .log import Record, Sink
-from .registry import DEFAULT_TTL
+from nsnet.errors import NsnetError
+from nsnet.kernel import netns
+from nsnet.overlay.controller import POLL, RETRY_EVERY, Controller
+from nsnet.overlay.endpoints import HostView
+from nsnet.overlay.log import Record, Sink
+from nsnet.overlay.registry import DEFAULT_TTL
 
 
 def serve(

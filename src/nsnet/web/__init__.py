@@ -12,7 +12,7 @@ import secrets
 import socket
 from collections.abc import Callable
 
-from ..errors import NsnetError
+from nsnet.errors import NsnetError
 
 DEFAULT_LISTEN = "127.0.0.1"
 
@@ -57,7 +57,7 @@ def serve(
     """Serve the app on ``sock`` until Ctrl-C or SIGTERM; ``announce`` gets the URL once it is ready."""
     import uvicorn  # loaded with the command: `nsnet --help` stays fast
 
-    from .app import Settings, create_app
+    from nsnet.web.app import Settings, create_app
 
     token = token or secrets.token_urlsafe(18)
     settings = Settings(token, lab, allow_changes)

@@ -28,10 +28,11 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .. import __version__, engine
-from ..errors import NsnetError
-from . import captures, reports
-from .events import Hubs
+from nsnet import __version__
+from nsnet.engine import directory, lifecycle
+from nsnet.errors import NsnetError
+from nsnet.web import captures, reports
+from nsnet.web.events import Hubs
 
 COOKIE = "nsnet_token"
 HEARTBEAT = 15.0
@@ -140,7 +141,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @guarded
     async def labs(request: Request) -> Response:
-        found = await run_in_threadpool(engine.labs)
+        found = await run_in_threadpool(directory.labs)
         return JSONResponse(
             [
                 {"name": i.name, "status": i.status, "source": i.source, "nodes": sorted(i.nodes), "host": i.host}
@@ -257,7 +258,7 @@ def create_app(settings: Settings) -> Starlette:
     async def down(request: Request) -> Response:
         _changes()
         lab = request.path_params["lab"]
-        plan = await run_in_threadpool(engine.down, lab)
+        plan = await run_in_threadpool(lifecycle.down, lab)
         return JSONResponse({"lab": lab, "done": plan.lines()})
 
     @guarded

@@ -23,12 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..capture.decode import Decoder
-from ..capture.frames import Frame
-from ..capture.points import Point, resolve
-from ..capture.render import Clock, GroupingSink, PcapngSink, delta
-from ..capture.timeline import Group, Grouper, LiveCapture, run
-from ..errors import NsnetError
+from nsnet.capture.decode import Decoder
+from nsnet.capture.frames import Frame
+from nsnet.capture.points import Point, resolve
+from nsnet.capture.render import Clock, GroupingSink, PcapngSink, delta
+from nsnet.capture.timeline import Group, Grouper, LiveCapture, run
+from nsnet.errors import NsnetError
 
 IDLE = 60.0
 """Seconds without a page asking for news after which a capture stops (its page was closed)."""

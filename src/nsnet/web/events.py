@@ -16,8 +16,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import NsnetError
-from ..watch import Watcher
+from nsnet.errors import NsnetError
+from nsnet.watch import Watcher
 
 Message = dict[str, Any]
 QUEUE_SIZE = 10_000

@@ -13,8 +13,8 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from ..graph import Box, Interface, Picture
-from ..views import FdbView, LabView, NeighbourView
+from nsnet.graph import Box, Interface, Picture
+from nsnet.views import FdbView, LabView, NeighbourView
 
 CARD_W = 236
 CARD_H = 64

@@ -12,17 +12,19 @@ from typing import Any
 
 from rich.console import Console
 
-from .. import engine, graph, inspect
-from .. import reach as reach_
-from ..cli.inspect import print_sections
-from ..errors import LabNotFoundError, NsnetError, TopologyError
-from ..explain import Explanation, Walker, snapshot
-from ..explain.probe import probe
-from ..inspect import SECTIONS
-from ..journal import Journal
-from ..loader import load
-from ..model import Topology
-from .layout import layout
+from nsnet import graph, inspect
+from nsnet import reach as reach_
+from nsnet.cli.inspect import print_sections
+from nsnet.engine import lifecycle
+from nsnet.engine.journal import Journal
+from nsnet.errors import LabNotFoundError, NsnetError, TopologyError
+from nsnet.explain import Explanation, Walker
+from nsnet.explain.probe import probe
+from nsnet.explain.snapshot import snapshot
+from nsnet.inspect import SECTIONS
+from nsnet.model import Topology
+from nsnet.topology.loader import load
+from nsnet.web.layout import layout
 
 INSPECT_WIDTH = 200
 
@@ -102,7 +104,7 @@ def reach(lab: str, proto: str) -> dict[str, Any]:
 def up(path: str, name: str | None) -> dict[str, Any]:
     """``nsnet up FILE [--name NAME]``."""
     topology = load(path)
-    plan = engine.up(topology, name)
+    plan = lifecycle.up(topology, name)
     return {"lab": name or topology.name, "done": plan.lines()}
 
 

@@ -23,8 +23,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from .errors import ChildError, NsnetError
-from .kernel import netns
+from nsnet.errors import ChildError, NsnetError
+from nsnet.kernel import netns
 
 T = TypeVar("T")
 

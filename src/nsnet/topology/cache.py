@@ -23,10 +23,10 @@ from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
-from . import statedir
-from .errors import NsnetError, Problem, TopologyError
-from .model import Topology
-from .statedir import STATE_DIR
+from nsnet import statedir
+from nsnet.errors import NsnetError, Problem, TopologyError
+from nsnet.model import Topology
+from nsnet.statedir import STATE_DIR
 
 CACHE_DIR = STATE_DIR / "cache"
 KEEP = 32
@@ -35,7 +35,7 @@ PACKAGE = Path(__file__).resolve().parent
 
 
 def load(path: str | Path) -> Topology:
-    """:func:`nsnet.loader.load`, answered from the cache when the file and nsnet are unchanged."""
+    """:func:`nsnet.topology.loader.load`, answered from the cache when the file and nsnet are unchanged."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -48,7 +48,7 @@ def load(path: str | Path) -> Topology:
             topology = pickle.loads(entry.read_bytes())
             if isinstance(topology, Topology):
                 return replace(topology, source=str(path.resolve()))
-    from . import loader  # pydantic and the YAML parser, only on a miss
+    from nsnet.topology import loader
 
     topology = loader.load(path)
     if entry is not None:

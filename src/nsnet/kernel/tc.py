@@ -1,7 +1,7 @@
-"""Link shaping: a rate limit (tbf), delay and loss (netem) on a link's egress.
+"""What the kernel's traffic control can do here.
 
-The kernel here may lack netem (``CONFIG_NET_SCH_NETEM``): a topology that
-asks for delay or loss is refused before anything changes, with that reason.
+The kernel may lack netem (``CONFIG_NET_SCH_NETEM``): a topology that asks
+for delay or loss is refused before anything changes, with that reason.
 """
 
 from __future__ import annotations
@@ -9,27 +9,7 @@ from __future__ import annotations
 import functools
 import subprocess
 
-from .errors import PreflightError
-
-BURST = "32kbit"
-LATENCY = "50ms"
-
-
-def qdisc(rate: str | None, delay: str | None, loss: float | None) -> str | None:
-    """The ``tc qdisc`` words for a link's shaping, or None for none.
-
-    Rate alone is tbf; delay or loss is netem (with ``rate`` when both are asked).
-    """
-    if delay is None and loss is None:
-        return f"tbf rate {rate} burst {BURST} latency {LATENCY}" if rate else None
-    words = ["netem"]
-    if delay is not None:
-        words += ["delay", delay]
-    if loss is not None:
-        words += ["loss", f"{loss:g}%"]
-    if rate is not None:
-        words += ["rate", rate]
-    return " ".join(words)
+from nsnet.errors import PreflightError
 
 
 @functools.cache

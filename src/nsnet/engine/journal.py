@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from . import journal_check
-from .errors import ConflictError, NsnetError
-from .names import NAME_RE
-from .statedir import STATE_DIR, directory, existing, open_file
+from nsnet.engine import journal_check
+from nsnet.errors import ConflictError, NsnetError
+from nsnet.names import NAME_RE
+from nsnet.statedir import STATE_DIR, directory, existing, open_file
 
 LAB_NAME_MAX = 32
 

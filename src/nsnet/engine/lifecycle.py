@@ -1,23 +1,24 @@
-"""up, down, plan and ls: the lifecycle of a lab."""
+"""up, down and plan: the lifecycle of a lab, journaled and rolled back on failure."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from . import preflight, procs
-from .apply import StepFailed, execute
-from .errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
-from .journal import Journal, check_lab_name, locked, scan
-from .kernel import netns, settle
-from .kernel.netlink import Netlink
-from .model import HOST, ROOT_NS, Namespace, State, Topology, bind
-from .observe import observe
-from .plan import Action, Plan, SetLink, plan
-from .probe_record import clean_stale
-from .recover import orphans
+from nsnet.engine import preflight
+from nsnet.engine.apply import StepFailed, execute
+from nsnet.engine.directory import journal_of
+from nsnet.engine.journal import Journal, check_lab_name, locked
+from nsnet.engine.observe import observe
+from nsnet.engine.probe_record import clean_stale
+from nsnet.engine.recover import orphans
+from nsnet.errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
+from nsnet.kernel import procs, settle
+from nsnet.kernel.netlink import Netlink
+from nsnet.model import HOST, ROOT_NS, Namespace, State, Topology, bind
+from nsnet.plan.actions import Action, Plan, SetLink
+from nsnet.plan.diff import plan
 
 StepHook = Callable[[Action], None]
 KillHook = Callable[[list[procs.Proc]], None]
@@ -122,7 +123,7 @@ def _roll_back(nl: Netlink, lab: str, before: State, journal: Journal, fresh: bo
 def plan_down(lab: str) -> Plan:
     """What ``down`` would do now."""
     preflight.require_root("read the lab's namespaces")
-    journal = _journal(lab)
+    journal = journal_of(lab)
     with Netlink() as nl:
         return _down_plan(nl, journal)
 
@@ -133,13 +134,6 @@ def _recovered(lab: str) -> Journal:
     if not found:
         raise LabNotFoundError(f"no lab named {lab!r} is up (see `nsnet ls`)")
     return Journal(lab=lab, namespaces={m.netns: m.node for m in found}, status="recovered")
-
-
-def _journal(lab: str) -> Journal:
-    journal = Journal.load(lab)
-    if journal is None:
-        raise LabNotFoundError(f"no lab named {lab!r} is up (see `nsnet ls`)")
-    return journal
 
 
 def _down_plan(nl: Netlink, journal: Journal) -> Plan:
@@ -181,7 +175,7 @@ def down(lab: str, on_step: StepHook | None = None, on_kill: KillHook | None = N
 def record_scratch(lab: str, path: str) -> None:
     """Record a directory made for ``lab`` (etcd's), before using it: ``down`` removes it."""
     with locked(lab):
-        journal = _journal(lab)
+        journal = journal_of(lab)
         if path not in journal.scratch:
             journal.scratch.append(path)
             journal.save()
@@ -205,85 +199,3 @@ def _remove_scratch(journal: Journal) -> None:
             shutil.rmtree(path, ignore_errors=True)
     journal.scratch = []
     journal.save()
-
-
-def state_of(lab: str) -> str:
-    """In words, what state ``lab`` is in now (after an interrupted ``up`` or ``down``)."""
-    try:
-        journal = Journal.load(lab)
-    except NsnetError as exc:
-        return str(exc)
-    if journal is None:
-        return f"lab {lab} is not up (nothing of it was created, or all of it is removed)"
-    there = [ns for ns in journal.namespaces if netns.exists(ns)]
-    built = {"applying": "partly built", "removing": "partly removed", "up": "up"}.get(journal.status, journal.status)
-    return f"lab {lab} is {built} (namespaces in place: {len(there)} of {len(journal.namespaces)})"
-
-
-@dataclass(frozen=True)
-class LabInfo:
-    """A lab nsnet knows about (``nsnet ls``)."""
-
-    name: str
-    status: str
-    source: str | None
-    host: str
-    nodes: dict[str, str]
-    """Logical node name -> kernel namespace name."""
-    missing: list[str]
-    """Namespaces the journal lists that no longer exist."""
-    problem: str | None = None
-    """Why the lab's journal cannot be read (status ``unreadable``), if it cannot."""
-
-
-def labs() -> list[LabInfo]:
-    """Every lab that is up (or half-built), from the journals; a lab whose journal cannot be
-    read is listed as ``unreadable``, with why, and does not hide the others."""
-    good, bad = scan()
-    out = [LabInfo(lab, "unreadable", None, "", {}, [], problem) for lab, problem in bad.items()]
-    for j in good:
-        host = "root" if j.host_mode == "root" else next((ns for ns, lbl in j.namespaces.items() if lbl == HOST), "")
-        if j.hosts:
-            host = ", ".join(ns for ns, lbl in j.namespaces.items() if lbl in j.hosts)
-        nodes = {lbl: ns for ns, lbl in j.namespaces.items() if lbl != HOST and lbl not in j.hosts}
-        missing = [ns for ns in j.namespaces if not netns.exists(ns)]
-        out.append(LabInfo(j.lab, j.status, j.source, host, nodes, missing))
-    return sorted(out, key=lambda info: info.name)
-
-
-def lab_namespaces(lab: str) -> dict[str, str]:
-    """Kernel namespace -> node label for every namespace of ``lab`` that exists (host last)."""
-    journal = _journal(lab)
-    hosts = {HOST, *journal.hosts}
-    spaces = {ns: label for ns, label in journal.namespaces.items() if netns.exists(ns) and label not in hosts}
-    spaces.update({ns: label for ns, label in journal.namespaces.items() if netns.exists(ns) and label in hosts})
-    if journal.host_mode == "root":
-        spaces[ROOT_NS] = HOST
-    return spaces
-
-
-def lab_topology(lab: str) -> Topology | None:
-    """The topology file ``lab`` was last brought up from, loaded again (None if it is gone)."""
-    from .topocache import load  # the loader (and pydantic) only where a file is read
-
-    journal = _journal(lab)
-    if not journal.source or not os.path.isfile(journal.source):
-        return None
-    return load(journal.source)
-
-
-def host_labels(lab: str) -> set[str]:
-    """The labels of ``lab``'s host namespaces: ``host``, or the hosts and underlay of a multi-host lab."""
-    return set(_journal(lab).hosts) or {HOST}
-
-
-def namespace_of(lab: str, node: str) -> str:
-    """Kernel namespace of ``node`` (or ``host``) in ``lab``."""
-    journal = _journal(lab)
-    if node == HOST and journal.host_mode == "root":
-        return ROOT_NS
-    for ns, label in journal.namespaces.items():
-        if label == node:
-            return ns
-    known = sorted(set(journal.namespaces.values()) | ({HOST} if not journal.hosts else set()))
-    raise LabNotFoundError(f"lab {lab!r} has no node {node!r}; nodes: {', '.join(known)}")

@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .kernel import netns
-from .model import ROOT_NS
+from nsnet.kernel import netns
+from nsnet.model import ROOT_NS
 
 GRACE = 3.0
 """Seconds a process has to end after SIGTERM before it is sent SIGKILL."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from .model import Link, Namespace, Rule
+from nsnet.model import Link, Namespace, Rule
 
 ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED"
 
@@ -117,15 +117,3 @@ def needs_forwarding(host: Namespace, published: list[Published], gateways: bool
         or outside
         or any(link.masquerade for link in host.links.values() if link.kind == "bridge")
     )
-
-
-DOCKER_RULES = """*filter
-:FORWARD DROP [0:0]
-:DOCKER-USER - [0:0]
-:DOCKER-FORWARD - [0:0]
--A FORWARD -j DOCKER-USER
--A FORWARD -j DOCKER-FORWARD
--A DOCKER-USER -j RETURN
-COMMIT
-"""
-"""The host's filter table as Docker leaves it (FORWARD policy DROP, DOCKER-USER jumped to first)."""

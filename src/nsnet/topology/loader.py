@@ -21,13 +21,28 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from . import ipcache, network, shaping
-from .errors import Problem, TopologyError
-from .model import HOST, UNDERLAY, Endpoint, Expectation, Firewall, Link, Namespace, Overlay, Route, Topology, Vxlan
-from .overlay.build import UNDERLAY_IFACE
-from .overlay.build import build as build_overlay
-from .rules import BUILTIN_CHAINS, POLICY_CHAINS, PORT_PROTOCOLS, render_rule
-from .schema import (
+from nsnet.errors import Problem, TopologyError
+from nsnet.model import (
+    BUILTIN_CHAINS,
+    HOST,
+    POLICY_CHAINS,
+    PORT_PROTOCOLS,
+    UNDERLAY,
+    Endpoint,
+    Expectation,
+    Firewall,
+    Link,
+    Namespace,
+    Overlay,
+    Route,
+    Topology,
+    Vxlan,
+)
+from nsnet.overlay.build import UNDERLAY_IFACE
+from nsnet.overlay.build import build as build_overlay
+from nsnet.topology import ipcache, outside, shaping
+from nsnet.topology.rules import render_rule
+from nsnet.topology.schema import (
     IFNAME_MAX,
     NAME_RE,
     SYSCTL_RE,
@@ -594,7 +609,7 @@ class _Validator:
         return spec.model_copy(update={"nodes": nodes, "host": host, "links": links})
 
     def _outside_world(self, spec: TopologySpec, spaces: dict[str, Namespace]) -> dict[str, Namespace]:
-        """Gateways, NAT, published ports, isolation and forwarding (see :mod:`nsnet.network`)."""
+        """Gateways, NAT, published ports, isolation and forwarding (see :mod:`nsnet.topology.outside`)."""
         gateways = False
         for name, space in list(spaces.items()):
             node_spec = spec.host if name == HOST else spec.hosts.get(name) or spec.nodes.get(name) or NamespaceSpec()
@@ -603,7 +618,7 @@ class _Validator:
                 if if_spec is None or not if_spec.gateway:
                     continue
                 loc = self._base(name)
-                bridge = network.bridge_of(spaces, name, ifname)
+                bridge = outside.bridge_of(spaces, name, ifname)
                 gw = [i for i in sorted(bridge.addresses) if ipcache.ip_interface(i).version == 4] if bridge else []
                 if not gw:
                     self.add(
@@ -634,13 +649,13 @@ class _Validator:
         if HOST not in spaces:  # a multi-host lab: its hosts take no NAT or published ports (yet)
             return spaces
         host = spaces[HOST]
-        published: list[network.Published] = []
+        published: list[outside.Published] = []
         for i, p in enumerate(spec.host.publish):
             loc = ("host", "publish", i)
             if p.node not in spaces or p.node == HOST:
                 self.add((*loc, "node"), f"node {p.node!r} does not exist", _suggest(p.node, spaces) or "")
                 continue
-            behind = network.node_behind_bridge(spaces, p.node)
+            behind = outside.node_behind_bridge(spaces, p.node)
             if behind is None:
                 self.add(
                     (*loc, "node"),
@@ -655,7 +670,7 @@ class _Validator:
                     "use another host port",
                 )
                 continue
-            published.append(network.Published(p.host_port, p.node, behind[0], p.port, p.proto, behind[1].name))
+            published.append(outside.Published(p.host_port, p.node, behind[0], p.port, p.proto, behind[1].name))
         bridges = {n for n, link in host.links.items() if link.kind == "bridge"}
         allowed = set()
         for i, pair in enumerate(spec.host.allow):
@@ -673,9 +688,9 @@ class _Validator:
                 "with docker: true the host's policies are Docker's",
                 "remove firewall.policies from the host",
             )
-        rules = network.firewall_rules(host, published, allowed)
+        rules = outside.firewall_rules(host, published, allowed)
         sysctls = dict(host.sysctls)
-        if network.needs_forwarding(host, published, gateways, spec.outside is not None):
+        if outside.needs_forwarding(host, published, gateways, spec.outside is not None):
             sysctls.setdefault("net.ipv4.ip_forward", "1")
         spaces[HOST] = replace(
             host,

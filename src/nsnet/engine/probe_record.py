@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .journal import check_lab_name
-from .kernel import netns
-from .kernel.firewall import in_ns
-from .statedir import STATE_DIR
+from nsnet.engine.journal import check_lab_name
+from nsnet.kernel import netns
+from nsnet.kernel.firewall import in_ns
+from nsnet.statedir import STATE_DIR
 
 TRACE_COMMENT = "nsnet-trace"
 """The comment every TRACE rule of a probe carries; only rules with it are ever deleted."""

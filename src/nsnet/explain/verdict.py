@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..views import NamespaceView
+from nsnet.views import NamespaceView
 
 
 @dataclass(frozen=True)

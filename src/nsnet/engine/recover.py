@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from . import preflight, procs
-from .errors import KernelError, NsnetError
-from .journal import Journal, check_lab_name, locked, scan
-from .kernel import netns
-from .kernel.netlink import Netlink
-from .model import parse_namespace_mark
+from nsnet.engine import preflight
+from nsnet.engine.journal import Journal, check_lab_name, locked, scan
+from nsnet.errors import KernelError, NsnetError
+from nsnet.kernel import netns, procs
+from nsnet.kernel.netlink import Netlink
+from nsnet.model import parse_namespace_mark
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The topology file format, as pydantic models.
 
 These models check the *shape* of a topology file (keys, types, value
-syntax); cross-references and kernel limits are checked in :mod:`nsnet.loader`.
+syntax); cross-references and kernel limits are checked in :mod:`nsnet.topology.loader`.
 The JSON Schema that editors use is generated from them
 (``nsnet schema``, ``docs/topology.schema.json``).
 """
@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from . import ipcache
-from .names import NAME_RE as NAME_RE  # re-exported: the loader and older callers import it from here
+from nsnet.names import NAME_RE as NAME_RE  # re-exported: the loader and older callers import it from here
+from nsnet.topology import ipcache
 
 # \Z, not $ (as in NAME_RE): $ also matches before a trailing newline, which would let "eth0\n" through.
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+\Z")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 
-from . import shaping
-from .errors import PreflightError
-from .model import State
+from nsnet.errors import PreflightError
+from nsnet.kernel import tc
+from nsnet.model import State
 
 PACKAGES = {
     "ip": "iproute2",
@@ -70,4 +70,4 @@ def check(state: State, firewall_in_use: bool = False) -> None:
     shapings = [link.shaping for s in state.namespaces.values() for link in s.links.values() if link.shaping]
     require_tools(*tools_for(state, firewall_in_use), *(["tc"] if shapings else []))
     require_features(state)
-    shaping.require(shapings)
+    tc.require(shapings)

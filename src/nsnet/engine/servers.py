@@ -13,12 +13,11 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from . import procs
-from .errors import KernelError
-from .kernel import netns
-from .model import ROOT_NS
+from nsnet.errors import KernelError
+from nsnet.kernel import netns, procs
+from nsnet.model import ROOT_NS
 
-MODULE = "nsnet.outside_server"
+MODULE = "nsnet.engine.outside_server"
 
 
 def _is_server(pid: int) -> bool:

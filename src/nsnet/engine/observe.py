@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from . import servers
-from .journal import Journal
-from .kernel import firewall, netns, sysctl
-from .kernel.netlink import Netlink, RawLink
-from .model import ROOT_NS, Endpoint, Firewall, Link, Namespace, State
+from nsnet.engine import servers
+from nsnet.engine.journal import Journal
+from nsnet.kernel import firewall, netns, sysctl
+from nsnet.kernel.netlink import Netlink, RawLink
+from nsnet.model import ROOT_NS, Endpoint, Firewall, Link, Namespace, State
 
 
 def observe(

@@ -2,7 +2,7 @@
 
 Every GET is answered with who asked, so a test sees through which address
 a node reached the outside (``client 203.0.113.1:40612`` after masquerade).
-Run by nsnet as ``python -m nsnet.outside_server PORT``; prints ``ready``.
+Run by nsnet as ``python -m nsnet.engine.outside_server PORT``; prints ``ready``.
 """
 
 from __future__ import annotations

@@ -17,14 +17,14 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Sequence
 
-from . import servers
-from .errors import KernelError, NsnetError
-from .journal import Journal
-from .kernel import firewall, netns, sysctl
-from .kernel.netlink import Netlink, Ticket
-from .model import ROOT_NS, Endpoint
-from .network import DOCKER_RULES
-from .plan import (
+from nsnet.engine import servers
+from nsnet.engine.journal import Journal
+from nsnet.errors import KernelError, NsnetError
+from nsnet.kernel import firewall, netns, sysctl
+from nsnet.kernel.netlink import Netlink, Ticket
+from nsnet.model import ROOT_NS, Endpoint
+from nsnet.plan.actions import (
+    DOCKER_RULES,
     Action,
     Address,
     ApplyFirewall,

@@ -1,0 +1,1 @@
+"""Running labs: the journal, the running-lab directory, observing the kernel, applying plans, up and down."""

@@ -1,0 +1,1 @@
+"""Desired state against live state: the ordered actions that make one the other (pure)."""

@@ -1,0 +1,391 @@
+"""The actions of a plan: each one a change to the kernel, in words and as ``ip``/``sysctl``/``iptables`` commands."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from nsnet.model import (
+    ROOT_NS,
+    Endpoint,
+    Route,
+    Vxlan,
+)
+
+IPTABLES_RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
+
+
+DOCKER_RULES = """*filter
+:FORWARD DROP [0:0]
+:DOCKER-USER - [0:0]
+:DOCKER-FORWARD - [0:0]
+-A FORWARD -j DOCKER-USER
+-A FORWARD -j DOCKER-FORWARD
+-A DOCKER-USER -j RETURN
+COMMIT
+"""
+"""The host's filter table as Docker leaves it (FORWARD policy DROP, DOCKER-USER jumped to first)."""
+
+
+def _ip(ns: str) -> str:
+    return "ip" if ns == ROOT_NS else f"ip -n {shlex.quote(ns)}"
+
+
+def _exec(ns: str, cmd: str) -> str:
+    return cmd if ns == ROOT_NS else f"ip netns exec {shlex.quote(ns)} {cmd}"
+
+
+def _where(ns: str) -> str:
+    return ns or "root"
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of a plan."""
+
+    ns: str
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def commands(self) -> list[str]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CreateNamespace(Action):
+    label: str
+    mark: str
+
+    def describe(self) -> str:
+        return f"create namespace {self.ns}" + (f" ({self.label})" if self.label != self.ns else "")
+
+    def commands(self) -> list[str]:
+        return [f"ip netns add {shlex.quote(self.ns)}", f"{_ip(self.ns)} link set lo up alias {shlex.quote(self.mark)}"]
+
+
+@dataclass(frozen=True)
+class DockerHost(Action):
+    """Set a new host up as Docker leaves one: FORWARD policy DROP, DOCKER-USER jumped to first."""
+
+    def describe(self) -> str:
+        return f"set {self.ns} up as a Docker host (FORWARD policy DROP, DOCKER-USER, DOCKER-FORWARD)"
+
+    def commands(self) -> list[str]:
+        return [_exec(self.ns, f"iptables-restore --noflush <<'EOF'\n{DOCKER_RULES}EOF")]
+
+
+@dataclass(frozen=True)
+class StartServer(Action):
+    """Run nsnet's small HTTP server (the outside's) in a namespace."""
+
+    port: int
+
+    def describe(self) -> str:
+        return f"start an HTTP server on port {self.port} in {_where(self.ns)}"
+
+    def commands(self) -> list[str]:
+        return [_exec(self.ns, f"python3 -m nsnet.engine.outside_server {self.port} &")]
+
+
+@dataclass(frozen=True)
+class SetShaping(Action):
+    """Put a rate limit, delay or loss on a link's egress (``qdisc`` None: take it off)."""
+
+    name: str
+    qdisc: str | None
+
+    def describe(self) -> str:
+        if self.qdisc is None:
+            return f"remove the shaping of {_where(self.ns)}:{self.name}"
+        return f"shape {_where(self.ns)}:{self.name}: {self.qdisc}"
+
+    def commands(self) -> list[str]:
+        tc = "tc" if self.ns == ROOT_NS else f"tc -n {shlex.quote(self.ns)}"
+        if self.qdisc is None:
+            return [f"{tc} qdisc del dev {self.name} root"]
+        return [f"{tc} qdisc replace dev {self.name} root {self.qdisc}"]
+
+
+@dataclass(frozen=True)
+class StopServer(Action):
+    def describe(self) -> str:
+        return f"stop the HTTP server in {_where(self.ns)}"
+
+    def commands(self) -> list[str]:
+        return [f"pkill -f 'nsnet.engine.outside_server'  # the one in {self.ns}"]
+
+
+@dataclass(frozen=True)
+class DeleteNamespace(Action):
+    def describe(self) -> str:
+        return f"delete namespace {self.ns} (and every link in it)"
+
+    def commands(self) -> list[str]:
+        return [f"ip netns del {shlex.quote(self.ns)}"]
+
+
+@dataclass(frozen=True)
+class CreateBridge(Action):
+    name: str
+    mark: str
+    stp: bool
+    ageing: int | None
+
+    def describe(self) -> str:
+        return f"create bridge {_where(self.ns)}:{self.name}"
+
+    def commands(self) -> list[str]:
+        extra = " stp_state 1" if self.stp else ""
+        if self.ageing is not None:
+            extra += f" ageing_time {self.ageing * 100}"
+        return [
+            f"{_ip(self.ns)} link add {self.name} type bridge{extra}",
+            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)} addrgenmode none",
+        ]
+
+
+@dataclass(frozen=True)
+class CreateVeth(Action):
+    name: str
+    peer: Endpoint
+    mark: str
+
+    def describe(self) -> str:
+        return f"create veth pair {_where(self.ns)}:{self.name} <-> {_where(self.peer.ns)}:{self.peer.ifname}"
+
+    def commands(self) -> list[str]:
+        # Made from the end in the root namespace (the script's own) when there is one: `netns 1`
+        # would be PID 1's namespace, not necessarily the one the script runs in.
+        here, there = (Endpoint(self.ns, self.name), self.peer)
+        if there.ns == ROOT_NS and here.ns != ROOT_NS:
+            here, there = there, here
+        target = "" if there.ns == here.ns else f" netns {shlex.quote(there.ns)}"
+        return [
+            f"{_ip(here.ns)} link add {here.ifname} type veth peer name {there.ifname}{target}",
+            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)} addrgenmode none",
+            f"{_ip(self.peer.ns)} link set {self.peer.ifname} alias {shlex.quote(self.mark)} addrgenmode none",
+        ]
+
+
+@dataclass(frozen=True)
+class CreateVxlan(Action):
+    name: str
+    vxlan: Vxlan
+    mark: str
+
+    def describe(self) -> str:
+        return f"create VXLAN device {_where(self.ns)}:{self.name} (VNI {self.vxlan.vni})"
+
+    def commands(self) -> list[str]:
+        return [
+            f"{_ip(self.ns)} link add {self.name} type vxlan {self.vxlan.words()}",
+            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)} addrgenmode none",
+        ]
+
+
+@dataclass(frozen=True)
+class FdbEntry(Action):
+    """Add (or delete) a VXLAN forwarding entry: frames to ``mac`` go to the VTEP ``dst``."""
+
+    dev: str
+    mac: str
+    dst: str
+    add: bool = True
+
+    def describe(self) -> str:
+        where = f"{_where(self.ns)}:{self.dev}"
+        return (
+            f"forward {self.mac} on {where} to VTEP {self.dst}"
+            if self.add
+            else f"forget {self.mac} -> VTEP {self.dst} on {where}"
+        )
+
+    def commands(self) -> list[str]:
+        b = "bridge" if self.ns == ROOT_NS else f"bridge -n {shlex.quote(self.ns)}"
+        verb, tail = ("append", " self permanent") if self.add else ("del", " self")
+        return [f"{b} fdb {verb} {self.mac} dev {self.dev} dst {self.dst}{tail}"]
+
+
+@dataclass(frozen=True)
+class NeighbourEntry(Action):
+    """Add (or delete) a permanent neighbour entry (what a VXLAN device's ARP proxy answers from)."""
+
+    dev: str
+    ip: str
+    mac: str
+    add: bool = True
+
+    def describe(self) -> str:
+        where = f"{_where(self.ns)}:{self.dev}"
+        return (
+            f"answer for {self.ip} with {self.mac} on {where}" if self.add else f"forget neighbour {self.ip} on {where}"
+        )
+
+    def commands(self) -> list[str]:
+        if self.add:
+            return [f"{_ip(self.ns)} neigh replace {self.ip} lladdr {self.mac} dev {self.dev} nud permanent"]
+        return [f"{_ip(self.ns)} neigh del {self.ip} dev {self.dev}"]
+
+
+@dataclass(frozen=True)
+class DeleteLink(Action):
+    name: str
+
+    def describe(self) -> str:
+        return f"delete link {_where(self.ns)}:{self.name}"
+
+    def commands(self) -> list[str]:
+        return [f"{_ip(self.ns)} link del {self.name}"]
+
+
+@dataclass(frozen=True)
+class SetLink(Action):
+    """Change link attributes; ``master`` "" means no master."""
+
+    name: str
+    master: str | None = None
+    mtu: int | None = None
+    mac: str | None = None
+    up: bool | None = None
+    alias: str | None = None
+    """nsnet's mark, for a link it created but had not yet marked (an interrupted ``up``)."""
+
+    def describe(self) -> str:
+        parts = []
+        if self.alias is not None:
+            parts.append(f"mark as {self.alias}")
+        if self.master is not None:
+            parts.append(f"attach to bridge {self.master}" if self.master else "detach from its bridge")
+        if self.mtu is not None:
+            parts.append(f"mtu {self.mtu}")
+        if self.mac is not None:
+            parts.append(f"mac {self.mac}")
+        if self.up is not None:
+            parts.append("up" if self.up else "down")
+        return f"set {_where(self.ns)}:{self.name} " + ", ".join(parts)
+
+    def commands(self) -> list[str]:
+        out = []
+        base = f"{_ip(self.ns)} link set {self.name}"
+        if self.alias is not None:
+            out.append(f"{base} alias {shlex.quote(self.alias)}")
+        if self.master is not None:
+            out.append(f"{base} master {self.master}" if self.master else f"{base} nomaster")
+        if self.mtu is not None:
+            out.append(f"{base} mtu {self.mtu}")
+        if self.mac is not None:
+            out.append(f"{base} address {self.mac}")
+        if self.up is not None:
+            out.append(f"{base} {'up' if self.up else 'down'}")
+        return out
+
+
+@dataclass(frozen=True)
+class SetBridge(Action):
+    name: str
+    stp: bool | None = None
+    ageing: int | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.stp is not None:
+            parts.append(f"stp {'on' if self.stp else 'off'}")
+        if self.ageing is not None:
+            parts.append(f"ageing {self.ageing}s")
+        return f"set bridge {_where(self.ns)}:{self.name} " + ", ".join(parts)
+
+    def commands(self) -> list[str]:
+        extra = ""
+        if self.stp is not None:
+            extra += f" stp_state {int(self.stp)}"
+        if self.ageing is not None:
+            extra += f" ageing_time {self.ageing * 100}"
+        return [f"{_ip(self.ns)} link set {self.name} type bridge{extra}"]
+
+
+@dataclass(frozen=True)
+class Address(Action):
+    """Add (``add=True``) or delete an address."""
+
+    ifname: str
+    cidr: str
+    add: bool = True
+
+    def describe(self) -> str:
+        verb = "add address" if self.add else "delete address"
+        return f"{verb} {self.cidr} {'to' if self.add else 'from'} {_where(self.ns)}:{self.ifname}"
+
+    def commands(self) -> list[str]:
+        nodad = " nodad" if self.add and ":" in self.cidr else ""
+        return [f"{_ip(self.ns)} addr {'add' if self.add else 'del'} {self.cidr} dev {self.ifname}{nodad}"]
+
+
+@dataclass(frozen=True)
+class RouteChange(Action):
+    route: Route
+    add: bool = True
+
+    def describe(self) -> str:
+        return f"{'add' if self.add else 'delete'} route {self.route} in {_where(self.ns)}"
+
+    def commands(self) -> list[str]:
+        v6 = " -6" if self.route.family == 6 else ""
+        return [f"{_ip(self.ns)}{v6} route {'add' if self.add else 'del'} {self.route} proto static"]
+
+
+@dataclass(frozen=True)
+class SetSysctl(Action):
+    key: str
+    value: str
+    original: str | None
+    restore: bool = False
+
+    def describe(self) -> str:
+        verb = "restore" if self.restore else "set"
+        was = f" (was {self.original})" if self.original is not None else ""
+        return f"{verb} sysctl {self.key}={self.value} in {_where(self.ns)}{was}"
+
+    def commands(self) -> list[str]:
+        return [_exec(self.ns, f"sysctl -qw {self.key}={self.value}")]
+
+
+@dataclass(frozen=True)
+class ApplyFirewall(Action):
+    family: int
+    text: str
+    changes: tuple[str, ...]
+    originals: dict[str, str] = field(default_factory=dict, compare=False)
+    """Filter policies before this change, for chains whose policy it sets."""
+    restored: tuple[str, ...] = ()
+    """Chains whose original policy this change puts back."""
+
+    def describe(self) -> str:
+        tool = "iptables" if self.family == 4 else "ip6tables"
+        return f"{tool} in {_where(self.ns)}: " + "; ".join(self.changes)
+
+    def commands(self) -> list[str]:
+        return [_exec(self.ns, f"{IPTABLES_RESTORE[self.family]} --noflush <<'EOF'\n{self.text}EOF")]
+
+
+@dataclass
+class Plan:
+    """What ``up`` (or ``down``) would do, in order."""
+
+    lab: str
+    actions: list[Action] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    """What the journal lists but nsnet cannot prove is the lab's, so leaves alone (and why)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.actions)
+
+    def lines(self) -> list[str]:
+        return [a.describe() for a in self.actions]
+
+    def script(self) -> str:
+        body = [cmd for a in self.actions for cmd in a.commands()]
+        return "#!/bin/sh\n# nsnet plan for lab " + self.lab + "\nset -e\n" + "\n".join(body) + "\n"
+
+
+# -- planning ----------------------------------------------------------------
