@@ -135,7 +135,18 @@ AddressOrNetwork = Annotated[str, AfterValidator(_check_address_or_network)]
 
 
 class InterfaceSpec(_Strict):
-    """Settings of one interface (a veth end) in a namespace."""
+    """Settings of one interface in a namespace: a veth end, or a link of its own ``kind``."""
+
+    kind: str | None = Field(
+        default=None,
+        description="veth (default: an end of a link under links:), or a link of its own: macvlan, ipvlan, dummy.",
+    )
+    parent: str | None = Field(
+        default=None, description="macvlan, ipvlan: the host's bridge or interface the link sits on."
+    )
+    mode: str | None = Field(
+        default=None, description="macvlan: bridge (default), private, vepa, passthru; ipvlan: l2 (default), l3, l3s."
+    )
 
     addresses: list[Cidr] = Field(default_factory=list, description="Addresses in CIDR form.")
     mtu: int | None = Field(default=None, ge=68, le=65535, description="MTU in bytes.")
