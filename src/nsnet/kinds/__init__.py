@@ -81,7 +81,9 @@ def lab_problems(spaces: dict[str, Namespace]) -> list[tuple[str, str, Problem]]
             if parent is None:
                 match = difflib.get_close_matches(link.parent.ifname, list(host.links), n=1, cutoff=0.6)
                 hint = f"did you mean {match[0]!r}?" if match else "declare it under the host's bridges: or interfaces:"
-                out.append((ns, link.name, (("parent",), f"{link.parent.ifname!r} is no interface of the host", hint)))
+                out.append(
+                    (ns, link.name, (("parent",), f"interface {link.parent.ifname!r} does not exist in host", hint))
+                )
             elif parent.master:
                 out.append(
                     (
