@@ -224,7 +224,7 @@ class SetLink(Action):
             parts.append(f"mac {self.mac}")
         if self.up is not None:
             parts.append("up" if self.up else "down")
-        parts += [f"{s.param.key} {s.words.split()[-1]}" for s in self.data]
+        parts += [s.words for s in self.data if s.words]
         what = f"{self.kind} " if self.kind else ""
         return f"set {what}{_where(self.ns)}:{self.name} " + ", ".join(parts)
 

@@ -21,8 +21,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from nsnet import kinds
 from nsnet.errors import Problem, TopologyError
+from nsnet.kinds import checks as kind_checks
 from nsnet.model import (
     BUILTIN_CHAINS,
     HOST,
@@ -473,7 +473,7 @@ class _Validator:
             result, problems = build_overlay(result, overlay, {n: self._base(n) for n in result})
             for loc, message, hint in problems:
                 self.add(loc, message, hint)
-        for ns, ifname, (sub, message, hint) in kinds.lab_problems(result):
+        for ns, ifname, (sub, message, hint) in kind_checks.lab_problems(result):
             self.add((*self._base(ns), "interfaces", ifname, *sub), message, hint)
         self._addresses(result)
         self._bridge_subnets(result)
@@ -835,7 +835,7 @@ class _Validator:
             links[ifname] = Link(name=ifname, kind="veth", peer=peer)
         for ifname, if_spec in space.interfaces.items():
             loc = (*base, "interfaces", ifname)
-            own, problems = kinds.declared(if_spec, ifname in ends)  # a link of its own kind (macvlan, dummy...)
+            own, problems = kind_checks.declared(if_spec, ifname in ends)  # a link of its own kind (macvlan, dummy...)
             for sub, message, hint in problems:
                 self.add((*loc, *sub), message, hint)
             if problems or (own is not None and not self._own_link_ok(loc, ifname, space)):
