@@ -94,6 +94,7 @@ PURE = [
     "nsnet.topology.loader",
     "nsnet.topology.schema",
     "nsnet.model",
+    "nsnet.kinds",
     "nsnet.plan.diff",
     "nsnet.explain.walk",
     "nsnet.explain.verdict",

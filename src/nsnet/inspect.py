@@ -178,6 +178,7 @@ def _link(
         # The root namespace's key is "": a namespace like any other, not a missing one.
         node = spaces.get(where) if where is not None else None
         peer = PeerView(node=node, netns=where, name=name, index=raw["peer_index"])
+    parent, peer = (peer, None) if raw.get("linked") == "parent" else (None, peer)
     return LinkView(
         name=raw["name"],
         index=raw["index"],
@@ -192,4 +193,6 @@ def _link(
         alias=raw["alias"],
         owned=raw["alias"] == link_mark(lab),
         port=raw.get("port"),
+        parent=parent,
+        mode=raw.get("mode"),
     )

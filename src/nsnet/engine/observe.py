@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
+from nsnet import kinds
 from nsnet.engine import servers
 from nsnet.engine.journal import Journal
 from nsnet.kernel import firewall, netns, sysctl
@@ -94,8 +95,21 @@ def _server(journal: Journal | None, ns: str) -> int | None:
 
 
 def _resolve(nl: Netlink, ns: str, r: RawLink, by_pair: dict[tuple[int, int | None], list[tuple[str, str]]]) -> Link:
-    """Fill in a veth's peer: the link in an observed namespace that points back at it."""
+    """Fill in a veth's peer (the link in an observed namespace that points back at it), or the
+    parent of a link that sits on one (the link of that index in the namespace its id names)."""
     peer = None
+    if r.peer_index is not None and kinds.get(r.link.kind).linked == "parent":
+        found = [
+            Endpoint(other, name)
+            for (index, _), ends in by_pair.items()
+            if index == r.peer_index
+            for other, name in ends
+            if (other == ns) == (r.peer_nsid is None)
+        ]
+        if len(found) > 1:
+            found = [e for e in found if nl.nsid(ns, e.ns) == r.peer_nsid]
+        parent = found[0] if len(found) == 1 else Endpoint("?", "?")
+        return replace(r.link, alias=r.alias, addresses=frozenset(r.ips), parent=parent)
     if r.peer_index is not None:
         found = [
             Endpoint(other, name)

@@ -1,6 +1,6 @@
 """Links, addresses and routes through netlink, one socket per namespace.
 
-Changes are queued (:meth:`Netlink.add_veth`, :meth:`Netlink.address`, ...)
+Changes are queued (:meth:`Netlink.create_link`, :meth:`Netlink.address`, ...)
 and sent by :meth:`Netlink.flush`: every namespace's requests in as few
 ``send`` calls as possible, the acknowledgements collected afterwards. The
 sockets are made in their namespace by this thread (``setns`` there and back),
@@ -17,12 +17,14 @@ import ipaddress
 import os
 import resource
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from nsnet import kinds
 from nsnet.errors import KernelError
 from nsnet.kernel import netns, rtnl
-from nsnet.model import ROOT_NS, Endpoint, Link, Route, Vxlan
+from nsnet.kinds.base import LinkSet, LinkSpec, Param, Setting
+from nsnet.model import ROOT_NS, Link, Route
 
 RTPROT_STATIC = 4
 RT_TABLE_MAIN = 254
@@ -244,32 +246,19 @@ class Netlink:
         for m in msgs:
             if m.name == "lo":
                 continue
-            vx = m.vxlan
+            kind = kinds.get(m.kind)
             link = Link(
                 name=m.name,
-                kind=m.kind if m.kind in ("veth", "bridge", "vxlan") else m.kind or "other",  # type: ignore[arg-type]
+                kind=m.kind or "other",  # type: ignore[arg-type]
                 master=by_index.get(m.master) if m.master else None,
                 mtu=m.mtu,
                 mac=m.mac,
                 up=bool(m.flags & IFF_UP),
-                stp=None if m.kind != "bridge" else bool(m.stp),
-                ageing=None if m.kind != "bridge" else (m.ageing or 0) // 100,
-                vxlan=None
-                if vx is None
-                else Vxlan(
-                    vni=vx.vni,
-                    port=vx.port,
-                    local=vx.local,
-                    remote=vx.remote,
-                    dev=by_index.get(vx.dev) if vx.dev else None,
-                    learning=vx.learning,
-                    proxy=vx.proxy,
-                    l2miss=vx.l2miss,
-                    l3miss=vx.l3miss,
-                ),
             )
+            if kind.params:
+                link = replace(link, **kind_fields(m.kind, m.data, by_index))
             raw = RawLink(index=m.index, link=link, alias=m.alias)
-            if m.kind == "veth":
+            if kind.linked:  # a veth's peer, a macvlan's parent
                 raw.peer_index, raw.peer_nsid = m.peer_index, m.peer_nsid
             out[m.name] = raw
         names = {r.index: n for n, r in out.items()}
@@ -394,70 +383,46 @@ class Netlink:
         payload = rtnl.ifinfo(LOOPBACK_IFINDEX, IFF_UP, IFF_UP) + rtnl.attr(rtnl.IFLA_IFALIAS, mark.encode())
         return self._queue(ns, "set lo up", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
 
-    def add_veth(self, a: Endpoint, b: Endpoint, mark: str) -> list[Ticket]:
-        """Create a veth pair, ``b`` made directly in its namespace; then mark both ends, without IPv6 link-local."""
-        peer = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, b.ifname)
-        if b.ns != a.ns:
-            if len(self._fds) >= NS_FDS_MAX:
-                self._send_queued()  # closes them: a socket per namespace already takes one descriptor each
-            fd = netns.open_fd(b.ns)
-            self._fds.append(fd)
-            peer += rtnl.u32(rtnl.IFLA_NET_NS_FD, fd)
-        info = rtnl.nest(
-            rtnl.IFLA_LINKINFO,
-            rtnl.string(rtnl.IFLA_INFO_KIND, "veth"),
-            rtnl.nest(rtnl.IFLA_INFO_DATA, rtnl.nest(rtnl.VETH_INFO_PEER, peer)),
-        )
-        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, a.ifname) + info
-        self._invalidate(a.ns, b.ns)
-        return [
-            self._queue(a.ns, f"create veth {a} <-> {b}", rtnl.RTM_NEWLINK, rtnl.NEW, payload),
-            self._mark(a.ns, a.ifname, mark),
-            self._mark(b.ns, b.ifname, mark),
-        ]
-
-    def _mark(self, ns: str, name: str, mark: str) -> Ticket:
+    def create_link(self, spec: LinkSpec) -> list[Ticket]:
+        """Make a link as ``spec`` describes it (in ``spec.into`` if given; a veth's peer in its own
+        namespace), then mark every end it makes, without IPv6 link-local."""
+        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, spec.name)
+        if spec.lower is not None:
+            payload += rtnl.u32(rtnl.IFLA_LINK, self.index(spec.ns, spec.lower))
+        if spec.into is not None and spec.into != spec.ns:
+            payload += rtnl.u32(rtnl.IFLA_NET_NS_FD, self._ns_fd(spec.into))
+        data = b"".join(self._setting(spec.ns, s) for s in spec.data)
+        if spec.peer is not None:
+            peer = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, spec.peer.ifname)
+            if spec.peer.ns != spec.ns:
+                peer += rtnl.u32(rtnl.IFLA_NET_NS_FD, self._ns_fd(spec.peer.ns))
+            data += rtnl.nest(rtnl.VETH_INFO_PEER, peer)
+        info = [rtnl.string(rtnl.IFLA_INFO_KIND, spec.kind)] + ([rtnl.nest(rtnl.IFLA_INFO_DATA, data)] if data else [])
+        payload += rtnl.nest(rtnl.IFLA_LINKINFO, *info)
+        self._invalidate(spec.ns, *(e.ns for e in spec.ends))
+        where = " <-> ".join(str(e) for e in spec.ends)
+        made = self._queue(spec.ns, f"create {spec.kind} {where}", rtnl.RTM_NEWLINK, rtnl.NEW, payload)
         # The kernel ignores an alias given at creation, and takes no IPv6 settings
         # for a link that does not exist yet: both are set right after.
-        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + rtnl.attr(rtnl.IFLA_IFALIAS, mark.encode())
-        payload += rtnl.NO_LINK_LOCAL
-        return self._queue(ns, f"mark {name}", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload, phase=1)
+        return [made, *(self.change_link(m, phase=1) for m in spec.marks())]
 
-    def add_bridge(self, ns: str, name: str, mark: str, stp: bool, ageing: int | None) -> list[Ticket]:
-        data = rtnl.u32(rtnl.IFLA_BR_STP_STATE, int(stp))
-        if ageing is not None:
-            data += rtnl.u32(rtnl.IFLA_BR_AGEING_TIME, ageing * 100)
-        return self._add_link(ns, name, "bridge", data, mark)
+    def _ns_fd(self, ns: str) -> int:
+        """A descriptor of ``ns``, held until the queue is sent."""
+        if len(self._fds) >= NS_FDS_MAX:
+            self._send_queued()  # closes them: a socket per namespace already takes one descriptor each
+        fd = netns.open_fd(ns)
+        self._fds.append(fd)
+        return fd
 
-    def _add_link(self, ns: str, name: str, kind: str, data: bytes, mark: str) -> list[Ticket]:
-        """Create a link of ``kind`` with its ``IFLA_INFO_DATA``, then mark it."""
-        info = rtnl.nest(
-            rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, kind), rtnl.nest(rtnl.IFLA_INFO_DATA, data)
-        )
-        self._invalidate(ns)
-        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + info
-        return [
-            self._queue(ns, f"create {kind} {name}", rtnl.RTM_NEWLINK, rtnl.NEW, payload),
-            self._mark(ns, name, mark),
-        ]
-
-    def add_vxlan(self, ns: str, name: str, vxlan: Vxlan, mark: str) -> list[Ticket]:
-        """Create a VXLAN device (its underlay device, if named, must exist)."""
-        data = rtnl.u32(rtnl.IFLA_VXLAN_ID, vxlan.vni) + rtnl.attr(rtnl.IFLA_VXLAN_PORT, vxlan.port.to_bytes(2, "big"))
-        if vxlan.local:
-            data += rtnl.attr(rtnl.IFLA_VXLAN_LOCAL, ipaddress.IPv4Address(vxlan.local).packed)
-        if vxlan.remote:
-            data += rtnl.attr(rtnl.IFLA_VXLAN_GROUP, ipaddress.IPv4Address(vxlan.remote).packed)
-        if vxlan.dev:
-            data += rtnl.u32(rtnl.IFLA_VXLAN_LINK, self.index(ns, vxlan.dev))
-        for kind, on in (
-            (rtnl.IFLA_VXLAN_LEARNING, vxlan.learning),
-            (rtnl.IFLA_VXLAN_PROXY, vxlan.proxy),
-            (rtnl.IFLA_VXLAN_L2MISS, vxlan.l2miss),
-            (rtnl.IFLA_VXLAN_L3MISS, vxlan.l3miss),
-        ):
-            data += rtnl.attr(kind, bytes([int(on)]))
-        return self._add_link(ns, name, "vxlan", data, mark)
+    def _setting(self, ns: str, s: Setting) -> bytes:
+        """One IFLA_INFO_DATA attribute, packed as its parameter says."""
+        codec, value = s.param.codec, s.value
+        if codec == "ifindex":
+            return rtnl.u32(s.param.nla, self.index(ns, str(value)))
+        if codec == "ipv4":
+            return rtnl.attr(s.param.nla, ipaddress.IPv4Address(value).packed)
+        size, order = {"u8": (1, "little"), "u16": (2, "little"), "be16": (2, "big"), "u32": (4, "little")}[codec]
+        return rtnl.attr(s.param.nla, int(value).to_bytes(size, order))  # type: ignore[arg-type]
 
     def fdb_entry(self, ns: str, op: str, dev: str, mac: str, dst: str) -> Ticket:
         """Add (``append``, as ``bridge fdb append``) or delete a VXLAN device's own entry: ``mac`` via VTEP ``dst``."""
@@ -503,50 +468,31 @@ class Netlink:
                     neigh[name].add((m.dst, m.lladdr))
         return fdb, neigh
 
-    def set_link(
-        self,
-        ns: str,
-        name: str,
-        *,
-        master: str | None = None,
-        mtu: int | None = None,
-        mac: str | None = None,
-        up: bool | None = None,
-        alias: str | None = None,
-    ) -> Ticket:
-        """Change a link; ``master`` "" detaches it from its bridge."""
-        flags = change = 0
-        if up is not None:
-            flags, change = (IFF_UP if up else 0), IFF_UP
-        payload = rtnl.ifinfo(0, flags, change) + rtnl.string(rtnl.IFLA_IFNAME, name)
-        parts = []
-        if alias is not None:
-            payload += rtnl.attr(rtnl.IFLA_IFALIAS, alias.encode())
-            parts.append(f"alias {alias}")
-        if master is not None:
-            payload += rtnl.u32(rtnl.IFLA_MASTER, self.index(ns, master) if master else 0)
-            parts.append(f"master {master}" if master else "nomaster")
-        if mtu is not None:
-            payload += rtnl.u32(rtnl.IFLA_MTU, mtu)
-            parts.append(f"mtu {mtu}")
-        if mac is not None:
-            payload += rtnl.attr(rtnl.IFLA_ADDRESS, rtnl.mac_bytes(mac))
-            parts.append(f"address {mac}")
-        if up is not None:
-            parts.append("up" if up else "down")
-        return self._queue(ns, f"set {name} {' '.join(parts)}", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
-
-    def set_bridge(self, ns: str, name: str, stp: bool | None = None, ageing: int | None = None) -> Ticket:
-        data = b""
-        if stp is not None:
-            data += rtnl.u32(rtnl.IFLA_BR_STP_STATE, int(stp))
-        if ageing is not None:
-            data += rtnl.u32(rtnl.IFLA_BR_AGEING_TIME, ageing * 100)
-        info = rtnl.nest(
-            rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "bridge"), rtnl.nest(rtnl.IFLA_INFO_DATA, data)
-        )
-        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + info
-        return self._queue(ns, f"set bridge {name}", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
+    def change_link(self, change: LinkSet, phase: int = 0) -> Ticket:
+        """Change a link as ``change`` describes it (``master`` "" detaches it from its bridge)."""
+        flags = mask = 0
+        if change.up is not None:
+            flags, mask = (IFF_UP if change.up else 0), IFF_UP
+        payload = rtnl.ifinfo(0, flags, mask) + rtnl.string(rtnl.IFLA_IFNAME, change.name)
+        if change.alias is not None:
+            payload += rtnl.attr(rtnl.IFLA_IFALIAS, change.alias.encode())
+        if change.master is not None:
+            payload += rtnl.u32(rtnl.IFLA_MASTER, self.index(change.ns, change.master) if change.master else 0)
+        if change.mtu is not None:
+            payload += rtnl.u32(rtnl.IFLA_MTU, change.mtu)
+        if change.mac is not None:
+            payload += rtnl.attr(rtnl.IFLA_ADDRESS, rtnl.mac_bytes(change.mac))
+        if change.no_link_local:
+            payload += rtnl.NO_LINK_LOCAL
+        if change.kind is not None:
+            data = b"".join(self._setting(change.ns, s) for s in change.data)
+            payload += rtnl.nest(
+                rtnl.IFLA_LINKINFO,
+                rtnl.string(rtnl.IFLA_INFO_KIND, change.kind),
+                rtnl.nest(rtnl.IFLA_INFO_DATA, data),
+            )
+        what = f"set {change.name} {' '.join(change.words())}"
+        return self._queue(change.ns, what, rtnl.RTM_NEWLINK, rtnl.CHANGE, payload, phase=phase)
 
     def delete_link(self, ns: str, name: str) -> Ticket:
         """Delete a link (gone already is fine)."""
@@ -586,6 +532,30 @@ class Netlink:
         if route.metric is not None:
             payload += rtnl.u32(rtnl.RTA_PRIORITY, route.metric)
         return self._queue(ns, f"{op} route {route}", kind, flags, payload)
+
+
+def kind_fields(kind: str | None, data: bytes | None, names: dict[int, str]) -> dict[str, Any]:
+    """The :class:`~nsnet.model.Link` fields a link's kind reads from its IFLA_INFO_DATA."""
+    found = kinds.get(kind)
+    return found.read(_decode(found.params, data, names)) if found.params else {}
+
+
+def _decode(params: tuple[Param, ...], data: bytes | None, names: dict[int, str]) -> dict[str, Any]:
+    """A kind's IFLA_INFO_DATA, by parameter key (``ifindex`` values as interface names)."""
+    found = rtnl.attrs(data, 0) if data else {}
+    out: dict[str, Any] = {}
+    for p in params:
+        raw = found.get(p.nla)
+        if raw is None:
+            continue
+        if p.codec == "ipv4":
+            out[p.key] = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, bytes(raw))
+        elif p.codec == "ifindex":
+            index = int.from_bytes(raw, "little")
+            out[p.key] = names.get(index) if index else None
+        else:
+            out[p.key] = int.from_bytes(raw, "big" if p.codec == "be16" else "little")
+    return out
 
 
 _FD_LIMIT_RAISED = False

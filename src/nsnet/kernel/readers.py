@@ -8,9 +8,10 @@ import socket
 from dataclasses import asdict
 from typing import Any
 
+from nsnet import kinds
 from nsnet.errors import KernelError
 from nsnet.kernel import netns, rtnl
-from nsnet.kernel.netlink import Netlink
+from nsnet.kernel.netlink import Netlink, kind_fields
 from nsnet.views import (
     AddressView,
     BridgePortView,
@@ -287,7 +288,9 @@ def links(nl: Netlink, ns: str) -> list[dict[str, Any]]:
                 "mac": m.mac,
                 "master": names.get(m.master) if m.master else None,
                 "alias": m.alias,
-                "peer_index": m.peer_index if m.kind == "veth" else None,
+                "peer_index": m.peer_index if kinds.get(m.kind).linked else None,
+                "linked": kinds.get(m.kind).linked,  # what peer_index names: a veth's peer, a macvlan's parent
+                "mode": kind_fields(m.kind, m.data, names).get("mode"),
                 "peer_nsid": m.peer_nsid,
                 "stp": bool(m.stp) if bridge else None,
                 "ageing": (m.ageing or 0) // 100 if bridge else None,

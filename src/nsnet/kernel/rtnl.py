@@ -205,6 +205,8 @@ class LinkMsg:
     vxlan: VxlanInfo | None = None
     port: BridgePortInfo | None = None
     """The bridge port settings, when the link is a port of a bridge."""
+    data: bytes | None = None
+    """IFLA_INFO_DATA as sent: the kind's own settings (decoded by :mod:`nsnet.kinds`)."""
 
 
 @dataclass(frozen=True)
@@ -288,7 +290,7 @@ def parse_vxlan(data: memoryview) -> VxlanInfo:
 def parse_link(body: memoryview) -> LinkMsg:
     _, _, index, flags, _ = _IFINFO.unpack_from(body)
     a = attrs(body, _IFINFO.size)
-    kind = stp = ageing = vxlan = port = None
+    kind = stp = ageing = vxlan = port = raw = None
     info = a.get(IFLA_LINKINFO)
     if info is not None:
         nested = attrs(info, 0)
@@ -297,6 +299,7 @@ def parse_link(body: memoryview) -> LinkMsg:
         if _str(nested.get(IFLA_INFO_SLAVE_KIND)) == "bridge" and slave is not None:
             port = parse_bridge_port(slave)
         data = nested.get(IFLA_INFO_DATA)
+        raw = bytes(data) if data is not None else None
         if kind == "bridge" and data is not None:
             br = attrs(data, 0)
             stp, ageing = _u32(br.get(IFLA_BR_STP_STATE)), _u32(br.get(IFLA_BR_AGEING_TIME))
@@ -320,6 +323,7 @@ def parse_link(body: memoryview) -> LinkMsg:
         ageing=ageing,
         vxlan=vxlan,
         port=port,
+        data=raw,
     )
 
 
