@@ -175,9 +175,6 @@ def _waves(probes: Sequence[Probe]) -> list[list[int]]:
     return list(blocks.values())
 
 
-NUD_NOARP = 0x40
-
-
 def _flush_neighbours(namespaces: Iterable[str]) -> None:
     """Free the previous wave's neighbour entries so the next wave fits.
 
@@ -190,7 +187,7 @@ def _flush_neighbours(namespaces: Iterable[str]) -> None:
             for family in (socket.AF_INET, socket.AF_INET6):
                 for body in nl.dump(ns, "list neighbours", rtnl.RTM_GETNEIGH, rtnl.ndmsg(family)):
                     m = rtnl.parse_neigh(body)
-                    if m.family != family or m.dst is None or m.state & (rtnl.NUD_PERMANENT | NUD_NOARP):
+                    if m.family != family or m.dst is None or m.state & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP):
                         continue
                     dst = rtnl.attr(rtnl.NDA_DST, socket.inet_pton(family, m.dst))
                     gone.append((rtnl.RTM_DELNEIGH, rtnl.CHANGE, rtnl.ndmsg(family, m.ifindex) + dst))

@@ -52,7 +52,6 @@ def _run(ns: str, argv: list[str], stdin: str | None = None) -> str:
     return _finish(ns, argv, _start(ns, argv, stdin), stdin)
 
 
-NETLINK_NETFILTER = 12
 NFT_GETTABLE = (10 << 8) | 1  # NFNL_SUBSYS_NFTABLES, NFT_MSG_GETTABLE
 LEGACY_NAMES = {4: "ip_tables_names", 6: "ip6_tables_names"}
 NFPROTO = {4: 2, 6: 10}
@@ -73,7 +72,7 @@ def has_tables(ns: str, family: int) -> bool:
                         return True
             except FileNotFoundError:
                 pass
-            sock = rtnl.Socket.open(NETLINK_NETFILTER)
+            sock = rtnl.Socket.open(rtnl.NETLINK_NETFILTER)
         try:
             tables = sock.dump(NFT_GETTABLE, struct.pack("=BBH", socket.AF_UNSPEC, 0, 0))
         finally:
