@@ -35,7 +35,6 @@ BURST = 16
 PACE = 0.004
 SOL_RAW = 255
 ICMP_FILTER = 1
-SO_RCVBUFFORCE = 33
 RECEIVE_BUFFER = 4 << 20
 
 
@@ -251,7 +250,7 @@ def _raw_socket(ns: str, family: int) -> socket.socket:
             sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~(1 << 0) & 0xFFFFFFFF))
         else:
             sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    sock.setsockopt(socket.SOL_SOCKET, rtnl.SO_RCVBUFFORCE, RECEIVE_BUFFER)
     sock.setblocking(False)
     return sock
 

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 CLONE_NEWNET = 0x40000000
-IFA_BROADCAST = 4
 ALIAS_PREFIX = "nsnet-cni"
 ALIAS_MAX = 127
 
@@ -296,7 +295,7 @@ def add_address(sock: rtnl.Socket, link: Link, cidr: str) -> None:
     payload = rtnl.ifaddr(_family(ip.ip), ip.network.prefixlen, link.index)
     payload += rtnl.attr(rtnl.IFA_LOCAL, packed) + rtnl.attr(rtnl.IFA_ADDRESS, packed)
     if ip.version == 4 and ip.network.prefixlen < 31:
-        payload += rtnl.attr(IFA_BROADCAST, ip.network.broadcast_address.packed)
+        payload += rtnl.attr(rtnl.IFA_BROADCAST, ip.network.broadcast_address.packed)
     if ip.version == 6:
         payload += rtnl.u32(rtnl.IFA_FLAGS, rtnl.IFA_F_NODAD)
     try:

@@ -67,7 +67,7 @@ PORT_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4:
 
 # -- addresses, routes, rules --------------------------------------------------
 
-IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
+IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST, IFA_FLAGS = 1, 2, 4, 8
 IFA_F_NODAD = 0x02
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC, RTA_TABLE = 1, 4, 5, 6, 7, 15
 RTPROT_BOOT, RTPROT_STATIC = 3, 4
