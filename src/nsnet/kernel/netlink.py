@@ -4,9 +4,9 @@ Changes are queued (:meth:`Netlink.create_link`, :meth:`Netlink.address`, ...)
 and sent by :meth:`Netlink.flush`: every namespace's requests in as few
 ``send`` calls as possible, the acknowledgements collected afterwards. The
 sockets are made in their namespace by this thread (``setns`` there and back),
-never by a child process. Reading (``observe``, ``inspect``) decodes only the
-fields nsnet uses (:mod:`nsnet.kernel.rtnl`); :meth:`Netlink.call` gives
-pyroute2's ``IPRoute`` and its full messages to code that wants them (``watch``).
+never by a child process. Reading goes through the same sockets
+(:meth:`Netlink.dump`, :meth:`Netlink.link_msgs`); :mod:`nsnet.kernel.readers`
+turns what they return into views and the model.
 """
 
 from __future__ import annotations
@@ -17,37 +17,18 @@ import ipaddress
 import os
 import resource
 import socket
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 from nsnet import kinds
 from nsnet.errors import KernelError
 from nsnet.kernel import netns, rtnl
 from nsnet.kinds.base import LinkSet, LinkSpec, Param, Setting
-from nsnet.model import ROOT_NS, Link, Route
+from nsnet.model import ROOT_NS, Route
 
-RTPROT_STATIC = 4
-RT_TABLE_MAIN = 254
-RT_TABLE_COMPAT = 252
-RT_SCOPE_NOWHERE = 255
-IFF_UP = rtnl.IFF_UP
-IFA_F_NODAD = 0x02
-LOOPBACK_IFINDEX = 1
 SKIP_STATS = rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS)
 NS_FDS_MAX = 1000
 """Namespace descriptors held for queued veth creations before the queue is sent."""
-
-
-@dataclass
-class RawLink:
-    """A link as read from the kernel, before veth peers are resolved."""
-
-    index: int
-    link: Link
-    alias: str | None
-    peer_index: int | None = None
-    peer_nsid: int | None = None
-    ips: list[str] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -66,11 +47,13 @@ class Ticket:
     error: KernelError | None = None
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return exc.strerror or rtnl.describe(exc.errno or errno.EIO)
-    code = getattr(exc, "code", None)  # pyroute2's NetlinkError
-    return rtnl.describe(code) if isinstance(code, int) else str(exc)
+def _lo_up(mark: str) -> bytes:
+    """``lo`` up, with ``mark`` (nsnet's mark on a namespace it created) as its alias."""
+    return rtnl.ifinfo(rtnl.LOOPBACK_IFINDEX, rtnl.IFF_UP, rtnl.IFF_UP) + rtnl.attr(rtnl.IFLA_IFALIAS, mark.encode())
+
+
+def _describe(exc: OSError) -> str:
+    return exc.strerror or rtnl.describe(exc.errno or errno.EIO)
 
 
 class Netlink:
@@ -78,7 +61,6 @@ class Netlink:
 
     def __init__(self) -> None:
         self._raw: dict[str, rtnl.Socket] = {}
-        self._pyroute: dict[str, Any] = {}
         self._names: dict[str, dict[str, int]] = {}
         self._queued: list[Ticket] = []
         self._failed: list[Ticket] = []
@@ -94,16 +76,13 @@ class Netlink:
         self._queued.clear()
         self._failed.clear()
         self._close_fds()
-        for ns in list(self._raw) + list(self._pyroute):
+        for ns in list(self._raw):
             self._close(ns)
 
     def _close(self, ns: str) -> None:
         raw = self._raw.pop(ns, None)
         if raw is not None:
             raw.close()
-        ipr = self._pyroute.pop(ns, None)
-        if ipr is not None:
-            ipr.close()
         self._names.pop(ns, None)
 
     def _close_fds(self) -> None:
@@ -142,32 +121,6 @@ class Netlink:
             old.close()
         self._raw[ns] = sock
 
-    def sock(self, ns: str) -> Any:
-        """A pyroute2 ``IPRoute`` in ``ns`` (its socket made by this thread, no child process)."""
-        ipr = self._pyroute.get(ns)
-        if ipr is None:
-            from pyroute2 import IPRoute  # imported on first use: it takes a while
-
-            if ns == ROOT_NS:
-                ipr = IPRoute()
-            else:
-                if not netns.exists(ns):
-                    raise KernelError(f"network namespace {ns!r} does not exist")
-                with netns.entered(ns):
-                    made = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
-                ipr = IPRoute(fileno=made.detach())  # pyroute2 owns the descriptor from here
-            self._pyroute[ns] = ipr
-        return ipr
-
-    def call(self, ns: str, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """``IPRoute.<method>(...)`` in ``ns``, with netlink errors turned into :class:`KernelError`."""
-        from pyroute2.netlink.exceptions import NetlinkError
-
-        try:
-            return getattr(self.sock(ns), method)(*args, **kwargs)
-        except NetlinkError as exc:
-            raise KernelError(f"{what}: {_describe(exc)}") from exc
-
     def create_namespaces(self, marks: dict[str, str]) -> dict[str, KernelError]:
         """Create namespaces, each marked (``lo`` up, alias) and given its socket from inside, several at once.
 
@@ -176,7 +129,9 @@ class Netlink:
 
         def inside(ns: str) -> rtnl.Socket:
             sock = rtnl.Socket.open()
-            payload = rtnl.ifinfo(LOOPBACK_IFINDEX, IFF_UP, IFF_UP) + rtnl.attr(rtnl.IFLA_IFALIAS, marks[ns].encode())
+            payload = rtnl.ifinfo(rtnl.LOOPBACK_IFINDEX, rtnl.IFF_UP, rtnl.IFF_UP) + rtnl.attr(
+                rtnl.IFLA_IFALIAS, marks[ns].encode()
+            )
             try:
                 sock.request(rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
             except OSError as exc:
@@ -219,9 +174,6 @@ class Netlink:
 
     def link_msgs(self, ns: str) -> list[rtnl.LinkMsg]:
         """Every link of ``ns``, ``lo`` included, as the kernel lists them."""
-        return self._links(ns)
-
-    def _links(self, ns: str) -> list[rtnl.LinkMsg]:
         msgs = [rtnl.parse_link(b) for b in self.dump(ns, "list links", rtnl.RTM_GETLINK, rtnl.ifinfo() + SKIP_STATS)]
         self._names[ns] = {m.name: m.index for m in msgs}
         return msgs
@@ -230,106 +182,15 @@ class Netlink:
         """The index of ``ifname`` in ``ns`` (from the last listing, or a new one)."""
         found = self._names.get(ns, {}).get(ifname)
         if found is None:
-            self._links(ns)
+            self.link_msgs(ns)
             found = self._names[ns].get(ifname)
         if found is None:
             raise KernelError(f"interface {ifname!r} does not exist in {ns or 'root'}")
         return found
 
-    def links(self, ns: str) -> dict[str, RawLink]:
-        """Every link in ``ns`` except ``lo``, with global addresses."""
-        return self._read_links(ns, self._links(ns))
-
-    def _read_links(self, ns: str, msgs: list[rtnl.LinkMsg]) -> dict[str, RawLink]:
-        by_index = {m.index: m.name for m in msgs}
-        out: dict[str, RawLink] = {}
-        for m in msgs:
-            if m.name == "lo":
-                continue
-            kind = kinds.get(m.kind)
-            link = Link(
-                name=m.name,
-                kind=m.kind or "other",  # type: ignore[arg-type]
-                master=by_index.get(m.master) if m.master else None,
-                mtu=m.mtu,
-                mac=m.mac,
-                up=bool(m.flags & IFF_UP),
-            )
-            if kind.params:
-                link = replace(link, **kind_fields(m.kind, m.data, by_index))
-            raw = RawLink(index=m.index, link=link, alias=m.alias)
-            if kind.linked:  # a veth's peer, a macvlan's parent
-                raw.peer_index, raw.peer_nsid = m.peer_index, m.peer_nsid
-            out[m.name] = raw
-        names = {r.index: n for n, r in out.items()}
-        for a in self.addresses(ns):
-            owner = names.get(a.index)
-            if not owner or a.address is None:
-                continue
-            if a.family == socket.AF_INET:  # as ipaddress would write it
-                out[owner].ips.append(f"{a.address}/{a.prefixlen}")
-                continue
-            ip = ipaddress.ip_interface(f"{a.address}/{a.prefixlen}")
-            if not ip.is_link_local:
-                out[owner].ips.append(str(ip))
-        return out
-
-    def state(self, ns: str) -> tuple[dict[str, RawLink], set[Route], str | None]:
-        """What ``observe`` reads of a namespace: its links (as :meth:`links`), static routes and mark."""
-        msgs = self._links(ns)
-        lo = next((m.alias for m in msgs if m.index == LOOPBACK_IFINDEX), None)
-        return self._read_links(ns, msgs), self._static_routes(ns, {m.index: m.name for m in msgs}), lo
-
-    def addresses(self, ns: str) -> list[rtnl.AddrMsg]:
-        payload = rtnl.ifaddr(socket.AF_UNSPEC, 0, 0)
-        return [rtnl.parse_addr(b) for b in self.dump(ns, "list addresses", rtnl.RTM_GETADDR, payload)]
-
-    def route_msgs(self, ns: str, table: int | None = None, proto: int | None = None) -> list[rtnl.RouteMsg]:
-        """Routes of every table (or of ``table``, made by ``proto``), IPv4 and IPv6."""
-        payload = rtnl.rtmsg(socket.AF_UNSPEC, 0, 0, table=0, kind=0)
-        out = []
-        for body in self.dump(ns, "list routes", rtnl.RTM_GETROUTE, payload):
-            _, in_table, by = rtnl.route_header(body)
-            if (proto is not None and by != proto) or (table is not None and in_table not in (table, RT_TABLE_COMPAT)):
-                continue
-            r = rtnl.parse_route(body)
-            if table is None or r.table == table:
-                out.append(r)
-        return out
-
-    def routes(self, ns: str) -> set[Route]:
-        """Static routes (``proto static``) of the main table."""
-        return self._static_routes(ns, {m.index: m.name for m in self._links(ns)})
-
-    def _static_routes(self, ns: str, names: dict[int, str]) -> set[Route]:
-        routes: set[Route] = set()
-        for r in self.route_msgs(ns, RT_TABLE_MAIN, RTPROT_STATIC):
-            if r.family not in (socket.AF_INET, socket.AF_INET6):
-                continue
-            dst = r.dst or ("0.0.0.0" if r.family == socket.AF_INET else "::")
-            routes.add(
-                Route(
-                    to=str(ipaddress.ip_network(f"{dst}/{r.dst_len}")),
-                    via=r.gateway,
-                    dev=names.get(r.oif) if r.oif else None,
-                    metric=r.priority,
-                )
-            )
-        return routes
-
-    def nsid(self, ns: str, other: str) -> int | None:
-        """The id ``ns`` knows namespace ``other`` by (as a veth's IFLA_LINK_NETNSID gives it), if any."""
-        fd = netns.open_fd(other)
-        try:
-            body = self.get(ns, "get nsid", rtnl.RTM_GETNSID, rtnl.rtgen() + rtnl.u32(rtnl.NETNSA_FD, fd))
-        finally:
-            os.close(fd)
-        found = rtnl.parse_nsid(body)
-        return None if found is None or found < 0 else found
-
     def lo_alias(self, ns: str) -> str | None:
         """The alias of ``lo``: nsnet's mark on a namespace it created."""
-        body = self.get(ns, "look up lo", rtnl.RTM_GETLINK, rtnl.ifinfo(LOOPBACK_IFINDEX) + SKIP_STATS)
+        body = self.get(ns, "look up lo", rtnl.RTM_GETLINK, rtnl.ifinfo(rtnl.LOOPBACK_IFINDEX) + SKIP_STATS)
         return rtnl.parse_link(body).alias
 
     # -- changing: queued until flush() --------------------------------------
@@ -380,7 +241,9 @@ class Netlink:
 
     def mark_namespace(self, ns: str, mark: str) -> Ticket:
         """Bring ``lo`` up and mark the namespace as nsnet's (alias on ``lo``)."""
-        payload = rtnl.ifinfo(LOOPBACK_IFINDEX, IFF_UP, IFF_UP) + rtnl.attr(rtnl.IFLA_IFALIAS, mark.encode())
+        payload = rtnl.ifinfo(rtnl.LOOPBACK_IFINDEX, rtnl.IFF_UP, rtnl.IFF_UP) + rtnl.attr(
+            rtnl.IFLA_IFALIAS, mark.encode()
+        )
         return self._queue(ns, "set lo up", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
 
     def create_link(self, spec: LinkSpec) -> list[Ticket]:
@@ -449,30 +312,11 @@ class Netlink:
             ns, f"neigh del {ip} dev {dev}", rtnl.RTM_DELNEIGH, rtnl.CHANGE, payload, ignore=(errno.ENOENT,)
         )
 
-    def overlay_entries(
-        self, ns: str, devices: dict[int, str]
-    ) -> tuple[dict[str, set[tuple[str, str]]], dict[str, set[tuple[str, str]]]]:
-        """Permanent fdb entries (MAC, VTEP) and neighbours (IP, MAC) of the VXLAN ``devices`` (index -> name)."""
-        fdb: dict[str, set[tuple[str, str]]] = {name: set() for name in devices.values()}
-        neigh: dict[str, set[tuple[str, str]]] = {name: set() for name in devices.values()}
-        for body in self.dump(ns, "list fdb", rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_BRIDGE)):
-            m = rtnl.parse_neigh(body)
-            name = devices.get(m.ifindex)
-            if name and m.dst and m.lladdr and m.lladdr != "00:00:00:00:00:00" and m.state & rtnl.NUD_PERMANENT:
-                fdb[name].add((m.lladdr, m.dst))
-        for family in (socket.AF_INET, socket.AF_INET6):
-            for body in self.dump(ns, "list neighbours", rtnl.RTM_GETNEIGH, rtnl.ndmsg(family)):
-                m = rtnl.parse_neigh(body)
-                name = devices.get(m.ifindex)
-                if name and m.dst and m.lladdr and m.state & rtnl.NUD_PERMANENT:
-                    neigh[name].add((m.dst, m.lladdr))
-        return fdb, neigh
-
     def change_link(self, change: LinkSet, phase: int = 0) -> Ticket:
         """Change a link as ``change`` describes it (``master`` "" detaches it from its bridge)."""
         flags = mask = 0
         if change.up is not None:
-            flags, mask = (IFF_UP if change.up else 0), IFF_UP
+            flags, mask = (rtnl.IFF_UP if change.up else 0), rtnl.IFF_UP
         payload = rtnl.ifinfo(0, flags, mask) + rtnl.string(rtnl.IFLA_IFNAME, change.name)
         if change.alias is not None:
             payload += rtnl.attr(rtnl.IFLA_IFALIAS, change.alias.encode())
@@ -510,7 +354,7 @@ class Netlink:
             payload += rtnl.attr(rtnl.IFA_LOCAL, packed)
         elif op == "add":
             # IPv6 addresses skip duplicate address detection, so a lab is usable at once.
-            payload += rtnl.u32(rtnl.IFA_FLAGS, IFA_F_NODAD)
+            payload += rtnl.u32(rtnl.IFA_FLAGS, rtnl.IFA_F_NODAD)
         kind, flags = (rtnl.RTM_NEWADDR, rtnl.NEW) if op == "add" else (rtnl.RTM_DELADDR, rtnl.CHANGE)
         return self._queue(ns, f"{op} address {cidr} on {ifname}", kind, flags, payload)
 
@@ -518,9 +362,9 @@ class Netlink:
         net = ipaddress.ip_network(route.to)
         family = socket.AF_INET if net.version == 4 else socket.AF_INET6
         if op == "add":
-            kind, flags, header = rtnl.RTM_NEWROUTE, rtnl.NEW, rtnl.rtmsg(family, net.prefixlen, RTPROT_STATIC)
+            kind, flags, header = rtnl.RTM_NEWROUTE, rtnl.NEW, rtnl.rtmsg(family, net.prefixlen, rtnl.RTPROT_STATIC)
         else:  # scope "nowhere" matches a route of any scope, as `ip route del` does
-            header = rtnl.rtmsg(family, net.prefixlen, RTPROT_STATIC, scope=RT_SCOPE_NOWHERE, kind=0)
+            header = rtnl.rtmsg(family, net.prefixlen, rtnl.RTPROT_STATIC, scope=rtnl.RT_SCOPE_NOWHERE, kind=0)
             kind, flags = rtnl.RTM_DELROUTE, rtnl.CHANGE
         payload = header
         if net.prefixlen:
