@@ -5,16 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Literal
 
-from nsnet.engine import servers
 from nsnet.engine.journal import Journal
-from nsnet.kernel import firewall, netns, sysctl
-from nsnet.kernel.netlink import Netlink, RawLink
+from nsnet.engine.seam import Kernel
+from nsnet.kernel.netlink import RawLink
 from nsnet.model import ROOT_NS, Endpoint, Firewall, Link, Namespace, State
 
 
-def observe(
-    nl: Netlink, lab: str, wanted: State, journal: Journal | None, extra: dict[str, str] | None = None
-) -> State:
+def observe(nl: Kernel, lab: str, wanted: State, journal: Journal | None, extra: dict[str, str] | None = None) -> State:
     """The live state of every namespace in ``wanted``, the journal and ``extra`` that exists.
 
     Sysctls are read for the keys ``wanted`` sets and those the journal
@@ -39,17 +36,19 @@ def observe(
     raw: dict[str, dict[str, RawLink]] = {}
     spaces: dict[str, Namespace] = {}
     for ns, label in labels.items():
-        if not netns.exists(ns):
+        if not nl.exists(ns):
             continue
         want_space = wanted.namespaces.get(ns)
         role: Literal["node", "host"] = want_space.role if want_space else "host" if label == "host" else "node"
-        if ns != ROOT_NS and netns.is_stale(ns):
+        if ns != ROOT_NS and nl.is_stale(ns):
             if ns not in wanted.namespaces:
                 spaces[ns] = Namespace(name=ns, label=label, role=role, stale=True)
             continue
         want = wanted.namespaces.get(ns)
         if removing and want is None and ns != ROOT_NS:
-            spaces[ns] = Namespace(name=ns, label=label, role=role, mark=nl.lo_alias(ns), server=_server(journal, ns))
+            spaces[ns] = Namespace(
+                name=ns, label=label, role=role, mark=nl.lo_alias(ns), server=_server(nl, journal, ns)
+            )
             continue
         links, routes, mark = nl.state(ns)
         raw[ns] = links
@@ -59,17 +58,17 @@ def observe(
             families.add(4)
         if journal and ns in journal.firewall:
             families |= {4, 6}
-        fw = firewall.read(ns, lab, families) if families else Firewall()
+        fw = nl.read_firewall(ns, lab, families) if families else Firewall()
         spaces[ns] = Namespace(
             name=ns,
             label=label,
             role=role,
             links={},
             routes=frozenset(routes),
-            sysctls={k: v for k, v in sysctl.read(ns, keys).items() if v is not None} if keys else {},
+            sysctls={k: v for k, v in nl.read_sysctls(ns, keys).items() if v is not None} if keys else {},
             firewall=fw,
             mark=None if ns == ROOT_NS else mark,
-            server=_server(journal, ns),
+            server=_server(nl, journal, ns),
         )
     # A veth names its peer by index and its peer names it back: index every link read by that pair.
     by_pair: dict[tuple[int, int | None], list[tuple[str, str]]] = {}
@@ -87,13 +86,13 @@ def observe(
     return State(lab=lab, namespaces=spaces)
 
 
-def _server(journal: Journal | None, ns: str) -> int | None:
+def _server(nl: Kernel, journal: Journal | None, ns: str) -> int | None:
     """The port of nsnet's HTTP server in ``ns``, if the journal has one that still runs."""
     entry = journal.servers.get(ns) if journal else None
-    return entry[1] if entry and servers.running(ns, entry) else None
+    return entry[1] if entry and nl.server_running(ns, entry) else None
 
 
-def _resolve(nl: Netlink, ns: str, r: RawLink, by_pair: dict[tuple[int, int | None], list[tuple[str, str]]]) -> Link:
+def _resolve(nl: Kernel, ns: str, r: RawLink, by_pair: dict[tuple[int, int | None], list[tuple[str, str]]]) -> Link:
     """Fill in a veth's peer: the link in an observed namespace that points back at it."""
     peer = None
     if r.peer_index is not None:
