@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.unit
+
 SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "nsnet"
 

@@ -25,6 +25,8 @@ from nsnet.errors import NsnetError
 
 from conftest import EXAMPLES, nsnet, sh, unique_name
 
+pytestmark = pytest.mark.unit
+
 SEED = [
     ("ARP request", "R"),
     ("ARP request", "~"),

@@ -6,10 +6,14 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from nsnet.explain import Walker
 from nsnet.explain.snapshot import from_json, to_json
 from nsnet.explain.verdict import Snapshot
 from nsnet.views import ChainView, RuleView
+
+pytestmark = pytest.mark.unit
 
 SAVED = json.loads((Path(__file__).parent / "data" / "lab2-snapshot.json").read_text())
 

@@ -8,10 +8,14 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from nsnet.graph import GREY, from_topology, render, to_graphviz, to_mermaid
 from nsnet.topology.loader import load
 
 from conftest import EXAMPLES, ROOT, nsnet, sh
+
+pytestmark = pytest.mark.unit
 
 LAB2 = str(EXAMPLES / "lab2-bridge.yaml")
 NAMESPACES = ("RED", "BLUE", "host")

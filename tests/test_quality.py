@@ -5,7 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
+
+pytestmark = pytest.mark.unit
 
 
 def run(*argv: str) -> subprocess.CompletedProcess[str]:

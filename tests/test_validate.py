@@ -26,6 +26,8 @@ from nsnet.topology.loader import MAX_NODES
 
 from conftest import EXAMPLES, netns_list, nsnet, root_links, sh
 
+pytestmark = pytest.mark.unit
+
 FILE = "lab.yaml"
 LAB2 = str(EXAMPLES / "lab2-bridge.yaml")
 
