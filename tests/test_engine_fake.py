@@ -172,6 +172,7 @@ def test_a_change_that_fails_at_any_step_is_rolled_back_to_the_lab_as_it_was(sta
     lifecycle.up(after, kernel=kernel)
     steps = kernel.steps - start
     assert steps > 10
+    lifecycle.down("lab4", kernel=kernel)
     for n in range(1, steps + 1):
         kernel = lab_as_before()
         kernel.fail_at = kernel.steps + n

@@ -169,6 +169,16 @@ def test_edit_and_up_applies_only_the_difference(lab_name: str, tmp_path: Path) 
     assert "nothing changed" in up(write(tmp_path, BASE), lab_name)
 
 
+def test_a_changed_address_keeps_the_route_through_its_subnet(lab_name: str, tmp_path: Path) -> None:
+    """The kernel drops the routes whose gateway was in the subnet of a deleted address: up adds them again."""
+    up(write(tmp_path, BASE), lab_name)
+    moved = BASE.replace("a0: {addresses: [10.20.0.2/24,", "a0: {addresses: [10.20.0.12/24,")
+    up(write(tmp_path, moved, "moved.yaml"), lab_name)
+    routes = sh("ip", "-n", f"{lab_name}-A", "route", "show", "proto", "static")
+    assert "default via 10.20.0.1 dev a0" in routes
+    assert "nothing changed" in up(write(tmp_path, moved, "moved.yaml"), lab_name)
+
+
 def test_failure_halfway_through_first_up_leaves_nothing(lab_name: str, tmp_path: Path) -> None:
     bad = BASE.replace("net.ipv4.ip_forward: 1", "net.ipv4.conf.nosuchif.forwarding: 1")
     before_links = root_links()
