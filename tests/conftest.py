@@ -97,7 +97,7 @@ def _root_state() -> tuple[str, str]:
 
 KERNEL_FIXTURES = frozenset({"lab_name", "new_lab_name"})
 """Fixtures that bring labs up: a test that uses one is a kernel test wherever it is."""
-ROOT = os.geteuid() == 0
+IS_ROOT = os.geteuid() == 0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -110,14 +110,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if not ROOT and item.get_closest_marker("kernel") is not None:
+    if not IS_ROOT and item.get_closest_marker("kernel") is not None:
         pytest.skip("kernel test: needs root (it builds real network namespaces); run the suite as root")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _leave_nothing() -> Iterator[None]:
     """The session leaves no namespace and changes nothing in the root namespace (checked as root)."""
-    if not ROOT:
+    if not IS_ROOT:
         yield
         return
     before = _root_state()

@@ -155,7 +155,7 @@ def test_cli_errors(tmp_path: Path) -> None:
     result = nsnet("graph", LAB2, "-o", str(tmp_path / "lab2.jpeg"))
     assert result.code == 2
     assert "cannot tell the format" in result.err and "--format" in result.err
-    result = nsnet("graph", "t-no-such-lab")
+    result = nsnet("graph", "t-no-such-lab", env={**os.environ, "NSNET_STATE_DIR": str(tmp_path / "state")})
     assert result.code == 2
     assert "no lab named 't-no-such-lab'" in result.err
     result = nsnet("graph", LAB2, "-o", str(tmp_path / "no" / "dir.svg"))
