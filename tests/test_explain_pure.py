@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nsnet.errors import ExplainError
 from nsnet.explain import Walker
 from nsnet.explain.snapshot import from_json, to_json
 from nsnet.explain.verdict import Snapshot
@@ -101,7 +102,7 @@ def test_bad_arguments() -> None:
     ):
         try:
             walker.explain(*args)
-        except ValueError as exc:
+        except ExplainError as exc:
             assert message in str(exc)
         else:
             raise AssertionError(f"{args} was accepted")

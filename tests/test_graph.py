@@ -156,7 +156,7 @@ def test_cli_errors(tmp_path: Path) -> None:
     assert result.code == 2
     assert "cannot tell the format" in result.err and "--format" in result.err
     result = nsnet("graph", "t-no-such-lab", env={**os.environ, "NSNET_STATE_DIR": str(tmp_path / "state")})
-    assert result.code == 2
+    assert result.code == 4
     assert "no lab named 't-no-such-lab'" in result.err
     result = nsnet("graph", LAB2, "-o", str(tmp_path / "no" / "dir.svg"))
     assert result.code == 2 and "cannot write" in result.err

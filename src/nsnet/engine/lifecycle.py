@@ -14,7 +14,7 @@ from nsnet.engine.observe import observe
 from nsnet.engine.probe_record import clean_stale
 from nsnet.engine.recover import orphans
 from nsnet.engine.seam import Kernel, LiveKernel
-from nsnet.errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
+from nsnet.errors import ApplyError, ConflictError, KernelError, LabNotFoundError, NsnetError
 from nsnet.kernel import procs
 from nsnet.model import HOST, ROOT_NS, Namespace, State, Topology, bind
 from nsnet.plan.actions import Action, Plan, SetLink
@@ -182,7 +182,7 @@ def down(
         try:
             execute(steps, nl, journal, on_step)
         except StepFailed as exc:
-            raise NsnetError(f"down of lab {lab!r} failed at: {exc}; run `nsnet down {lab}` again") from exc
+            raise KernelError(f"down of lab {lab!r} failed at: {exc}; run `nsnet down {lab}` again") from exc
         journal.remove()
         return steps
 
