@@ -21,6 +21,7 @@ from nsnet.plan.actions import Action, Plan, SetLink
 from nsnet.plan.diff import plan
 
 StepHook = Callable[[Action], None]
+PlanHook = Callable[[Plan], None]
 KillHook = Callable[[list[procs.Proc]], None]
 
 
@@ -45,6 +46,7 @@ def up(
     lab: str | None = None,
     on_step: StepHook | None = None,
     replace: bool = False,
+    on_plan: PlanHook | None = None,
     kernel: Kernel | None = None,
 ) -> Plan:
     """Bring the lab up, or converge it to ``topology``; returns what was done.
@@ -52,8 +54,9 @@ def up(
     A lab that is up from a topology of another name is not rebuilt from
     this one (:class:`ConflictError`) unless ``replace``. On failure
     everything this call changed is undone and :class:`ApplyError` names
-    the step that failed. ``kernel`` is the machine to change (by default
-    this one: see :mod:`nsnet.engine.seam`).
+    the step that failed. ``on_plan`` is told the plan before it runs,
+    ``on_step`` each step as it starts. ``kernel`` is the machine to change
+    (by default this one: see :mod:`nsnet.engine.seam`).
     """
     check_lab_name(lab or topology.name)
     desired = bind(topology, lab)
@@ -83,6 +86,8 @@ def up(
             return steps
         journal.status = "applying"
         journal.save()
+        if on_plan is not None:
+            on_plan(steps)
         try:
             execute(steps, nl, journal, on_step)
         except StepFailed as exc:
@@ -157,7 +162,11 @@ def _down_plan(nl: Kernel, journal: Journal) -> Plan:
 
 
 def down(
-    lab: str, on_step: StepHook | None = None, on_kill: KillHook | None = None, kernel: Kernel | None = None
+    lab: str,
+    on_step: StepHook | None = None,
+    on_kill: KillHook | None = None,
+    on_plan: PlanHook | None = None,
+    kernel: Kernel | None = None,
 ) -> Plan:
     """Remove everything nsnet created for ``lab``, and nothing else; returns what was done.
 
@@ -179,6 +188,8 @@ def down(
             on_kill(killed)
         _remove_scratch(journal)
         steps = _down_plan(nl, journal)
+        if on_plan is not None:
+            on_plan(steps)
         try:
             execute(steps, nl, journal, on_step)
         except StepFailed as exc:
