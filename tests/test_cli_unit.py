@@ -59,7 +59,7 @@ def test_graph_of_a_file_and_import(tmp_path: Path) -> None:
 
 
 def test_a_lab_that_is_not_up_is_not_found(state_dir: Path) -> None:
-    assert invoke("explain", "t-nothing-here", "RED", "BLUE").exit_code == 4
+    assert invoke("graph", "t-nothing-here").exit_code == 4
 
 
 @pytest.mark.parametrize(
