@@ -22,8 +22,7 @@ def test_fresh_plan_of_lab2_follows_the_seed_order() -> None:
     kinds = [type(a).__name__ for a in steps.actions]
     assert kinds == (
         ["CreateNamespace"] * 3
-        + ["CreateBridge"]
-        + ["CreateVeth"] * 2
+        + ["CreateLink"] * 3
         + ["SetLink"] * 2
         + ["Address"] * 2
         + ["SetLink"] * 5

@@ -26,6 +26,7 @@ from typing import Literal
 
 import graphviz
 
+from nsnet import kinds
 from nsnet.engine import preflight
 from nsnet.engine.journal import Journal
 from nsnet.engine.observe import observe
@@ -65,6 +66,8 @@ class Interface:
     """VXLAN devices: their VNI."""
     vxlan_port: int | None = None
     """VXLAN devices: their UDP port."""
+    detail: str = ""
+    """The kind's own words, for kinds without a shape of their own (``macvlan bridge``, ``dummy``)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -96,10 +99,11 @@ class Box:
 
 @dataclass(frozen=True)
 class Wire:
-    """A veth pair: its two ends."""
+    """A veth pair: its two ends; or (``label`` set) a link and the parent device it sits on."""
 
     a: tuple[str, str]
     b: tuple[str, str]
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -197,12 +201,14 @@ def _picture(
             interfaces.append(_interface(label, link, have, live is not None))
             # A link of the file names its peer's namespace logically; one seen only live, by kernel name.
             from_file = want is not None and name in want.links
-            peer = link.peer
+            peer = link.peer or link.parent
             peer_label = (peer.ns if from_file else logical_of.get(peer.ns)) if peer else None
             if peer is None or peer_label is None:
                 continue
             ends = ((label, name), (peer_label, peer.ifname))
-            pairs.setdefault(frozenset(ends), Wire(*ends))
+            pairs.setdefault(
+                frozenset(ends), Wire(*ends, label=kinds.get(link.kind).detail(link) if link.parent else "")
+            )
         role = want.role if want else (have.role if have else "node")
         if role == "host" and not interfaces:
             continue  # a host with nothing in it (lab 1) is not drawn
@@ -227,8 +233,12 @@ def _tunnels(boxes: Iterable[Box]) -> tuple[Tunnel, ...]:
 
 def _interface(label: str, link: Link, have: Namespace | None, live: bool) -> Interface:
     vni, port = (link.vxlan.vni, link.vxlan.port) if link.vxlan else (None, None)
+    kind = kinds.get(link.kind)
+    detail = kind.detail(link) if kind.user else ""
     if not live:
-        return Interface(label, link.name, link.kind, _sorted(link.addresses), link.master, vni=vni, vxlan_port=port)
+        return Interface(
+            label, link.name, link.kind, _sorted(link.addresses), link.master, vni=vni, vxlan_port=port, detail=detail
+        )
     seen = have.links.get(link.name) if have else None
     if seen is None:
         return Interface(
@@ -244,6 +254,7 @@ def _interface(label: str, link: Link, have: Namespace | None, live: bool) -> In
         "up" if seen.up else "down",
         vni=seen.vxlan.vni if seen.vxlan else None,
         vxlan_port=seen.vxlan.port if seen.vxlan else None,
+        detail=detail,
     )
 
 
@@ -253,6 +264,10 @@ def _with_carrier(picture: Picture) -> Picture:
     for wire in picture.wires:
         a, b = picture.interface(wire.a), picture.interface(wire.b)
         assert a is not None and b is not None
+        if wire.label:  # a link on its parent: the link loses its carrier with the parent, not the reverse
+            if a.state == "up" and not b.passes:
+                quiet.add(a.key)
+            continue
         if a.state == "up" and not b.passes:
             quiet.add(a.key)
         if b.state == "up" and not a.passes:
@@ -335,6 +350,8 @@ def _iface_label(iface: Interface) -> str:
         lines[0] += ' <font point-size="9">(bridge)</font>'
     if iface.vni is not None:
         lines[0] += f' <font point-size="9">(VXLAN {iface.vni})</font>'
+    if iface.detail:
+        lines[0] += f' <font point-size="9">({_esc(iface.detail)})</font>'
     lines += [f'<font point-size="10">{_esc(a)}</font>' for a in iface.addresses]
     if iface.mac:
         lines.append(f'<font point-size="8" color="#666666">{_esc(iface.mac)}</font>')
@@ -417,7 +434,9 @@ def to_graphviz(picture: Picture) -> graphviz.Graph:
         if roles.get(a[0]) == HOST and roles.get(b[0]) != HOST:
             a, b = b, a  # the node's end above, the host's end below
         ia, ib = picture.interface(a), picture.interface(b)
-        attrs = {"penwidth": "2.2", "tooltip": f"veth {a[0]}:{a[1]} - {b[0]}:{b[1]}"}
+        attrs = {"penwidth": "2.2", "tooltip": f"{wire.label or 'veth'} {a[0]}:{a[1]} - {b[0]}:{b[1]}"}
+        if wire.label:
+            attrs.update(label=wire.label, style="dotted", penwidth="1.6")
         if HOST not in (roles.get(a[0]), roles.get(b[0])):
             attrs["constraint"] = "false"  # two nodes side by side
         if ia is None or ib is None or not (ia.passes and ib.passes):
@@ -473,6 +492,7 @@ def to_mermaid(picture: Picture) -> str:
         for iface in box.interfaces:
             ids[iface.key] = ident("", iface.ns, iface.name)
             name = f"<b>{_mermaid_text(iface.name)}</b>" + (f" (VXLAN {iface.vni})" if iface.vni is not None else "")
+            name += f" ({_mermaid_text(iface.detail)})" if iface.detail else ""
             text = [name, *iface.addresses]
             if iface.mac:
                 text.append(iface.mac)
@@ -491,7 +511,10 @@ def to_mermaid(picture: Picture) -> str:
             a, b = b, a
         ia, ib = picture.interface(a), picture.interface(b)
         ok = ia is not None and ib is not None and ia.passes and ib.passes
-        lines.append(f"  {ids[a]} {'===' if ok else '-.-'} {ids[b]}")
+        if wire.label:
+            lines.append(f"  {ids[a]} -.-|{_mermaid_text(wire.label)}| {ids[b]}")
+        else:
+            lines.append(f"  {ids[a]} {'===' if ok else '-.-'} {ids[b]}")
     for box in picture.boxes:
         names = {i.name: i for i in box.interfaces}
         for iface in box.interfaces:

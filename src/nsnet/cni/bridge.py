@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterator
 
 from nsnet.cni import attach, rules, spawn, spec, state
 from nsnet.cni import jsonc as json
-from nsnet.cni import netlink as rtnl
 from nsnet.cni.config import NetConf
 from nsnet.cni.ipam import Ipam
 from nsnet.cni.record import record
 from nsnet.cni.spec import CniError
+from nsnet.kernel import rtnl
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:
@@ -320,7 +320,7 @@ def _differences(
         return problems
     if host_link is not None and inside.peer_index != host_link.index:
         problems.append(f"{env.ifname} is not the peer of {host}")
-    if not inside.flags & attach.IFF_UP:
+    if not inside.flags & rtnl.IFF_UP:
         problems.append(f"{env.ifname} is down")
     if expected.get("mac") and inside.mac != str(expected["mac"]).lower():
         problems.append(f"{env.ifname} has MAC {inside.mac}, not {expected['mac']}")

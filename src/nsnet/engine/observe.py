@@ -1,4 +1,8 @@
-"""Read a lab's namespaces from the kernel into a :class:`~nsnet.model.State`."""
+"""Read a lab's namespaces from the kernel into a :class:`~nsnet.model.State`.
+
+What is read where is decided here; the reading itself is the kernel's
+(:meth:`nsnet.engine.seam.Kernel.read`: links, routes and marks).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ from typing import Literal
 
 from nsnet.engine.journal import Journal
 from nsnet.engine.seam import Kernel
-from nsnet.kernel.netlink import RawLink
-from nsnet.model import ROOT_NS, Endpoint, Firewall, Link, Namespace, State
+from nsnet.model import ROOT_NS, Firewall, Namespace, State
 
 
 def observe(nl: Kernel, lab: str, wanted: State, journal: Journal | None, extra: dict[str, str] | None = None) -> State:
@@ -33,75 +36,58 @@ def observe(nl: Kernel, lab: str, wanted: State, journal: Journal | None, extra:
     labels.update({ns: space.label for ns, space in wanted.namespaces.items()})
     removing = journal is not None and journal.status == "removing" and set(wanted.namespaces) <= {ROOT_NS}
 
-    raw: dict[str, dict[str, RawLink]] = {}
+    whole: list[str] = []
     spaces: dict[str, Namespace] = {}
     for ns, label in labels.items():
         if not nl.exists(ns):
             continue
-        want_space = wanted.namespaces.get(ns)
-        role: Literal["node", "host"] = want_space.role if want_space else "host" if label == "host" else "node"
+        want = wanted.namespaces.get(ns)
+        role: Literal["node", "host"] = want.role if want else "host" if label == "host" else "node"
         if ns != ROOT_NS and nl.is_stale(ns):
-            if ns not in wanted.namespaces:
+            if want is None:
                 spaces[ns] = Namespace(name=ns, label=label, role=role, stale=True)
             continue
-        want = wanted.namespaces.get(ns)
         if removing and want is None and ns != ROOT_NS:
             spaces[ns] = Namespace(
                 name=ns, label=label, role=role, mark=nl.lo_alias(ns), server=_server(nl, journal, ns)
             )
             continue
-        links, routes, mark = nl.state(ns)
-        raw[ns] = links
-        keys = sorted(set(want.sysctls if want else ()) | set(journal.sysctls.get(ns, {}) if journal else ()))
-        families = set(want.firewall.families if want else ())
-        if want and want.firewall.policies:
-            families.add(4)
-        if journal and ns in journal.firewall:
-            families |= {4, 6}
-        fw = nl.read_firewall(ns, lab, families) if families else Firewall()
-        spaces[ns] = Namespace(
-            name=ns,
-            label=label,
-            role=role,
-            links={},
-            routes=frozenset(routes),
-            sysctls={k: v for k, v in nl.read_sysctls(ns, keys).items() if v is not None} if keys else {},
-            firewall=fw,
-            mark=None if ns == ROOT_NS else mark,
-            server=_server(nl, journal, ns),
-        )
-    # A veth names its peer by index and its peer names it back: index every link read by that pair.
-    by_pair: dict[tuple[int, int | None], list[tuple[str, str]]] = {}
-    for ns, links in raw.items():
-        for name, r in links.items():
-            by_pair.setdefault((r.index, r.peer_index), []).append((ns, name))
-    for ns, links in raw.items():
-        resolved = {name: _resolve(nl, ns, r, by_pair) for name, r in links.items()}
-        vxlans = {r.index: name for name, r in links.items() if r.link.kind == "vxlan"}
-        if vxlans:
-            fdb, neigh = nl.overlay_entries(ns, vxlans)
-            for name in vxlans.values():
-                resolved[name] = replace(resolved[name], fdb=frozenset(fdb[name]), neighbours=frozenset(neigh[name]))
-        spaces[ns] = replace(spaces[ns], links=resolved)
+        whole.append(ns)
+        spaces[ns] = _namespace(nl, lab, ns, label, role, want, journal)
+    for ns, reading in nl.read(whole).items():
+        spaces[ns] = replace(spaces[ns], links=reading.links, routes=reading.routes, mark=reading.mark)
     return State(lab=lab, namespaces=spaces)
+
+
+def _namespace(
+    nl: Kernel,
+    lab: str,
+    ns: str,
+    label: str,
+    role: Literal["node", "host"],
+    want: Namespace | None,
+    journal: Journal | None,
+) -> Namespace:
+    """A namespace's sysctls, firewall and server (its links, routes and mark are added once every namespace
+    is read: links name each other)."""
+    keys = sorted(set(want.sysctls if want else ()) | set(journal.sysctls.get(ns, {}) if journal else ()))
+    families = set(want.firewall.families if want else ())
+    if want and want.firewall.policies:
+        families.add(4)
+    if journal and ns in journal.firewall:
+        families |= {4, 6}
+    return Namespace(
+        name=ns,
+        label=label,
+        role=role,
+        links={},
+        sysctls={k: v for k, v in nl.read_sysctls(ns, keys).items() if v is not None} if keys else {},
+        firewall=nl.read_firewall(ns, lab, families) if families else Firewall(),
+        server=_server(nl, journal, ns),
+    )
 
 
 def _server(nl: Kernel, journal: Journal | None, ns: str) -> int | None:
     """The port of nsnet's HTTP server in ``ns``, if the journal has one that still runs."""
     entry = journal.servers.get(ns) if journal else None
     return entry[1] if entry and nl.server_running(ns, entry) else None
-
-
-def _resolve(nl: Kernel, ns: str, r: RawLink, by_pair: dict[tuple[int, int | None], list[tuple[str, str]]]) -> Link:
-    """Fill in a veth's peer: the link in an observed namespace that points back at it."""
-    peer = None
-    if r.peer_index is not None:
-        found = [
-            Endpoint(other, name)
-            for other, name in by_pair.get((r.peer_index, r.index), ())
-            if (other, name) != (ns, r.link.name) and (other == ns) == (r.peer_nsid is None)
-        ]
-        if len(found) > 1:  # namespaces alike enough to number their links alike: ask which one the id names
-            found = [e for e in found if nl.nsid(ns, e.ns) == r.peer_nsid]
-        peer = found[0] if len(found) == 1 else Endpoint("?", "?")
-    return replace(r.link, alias=r.alias, addresses=frozenset(r.ips), peer=peer)

@@ -15,13 +15,16 @@ import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from nsnet.engine import preflight, servers
+from nsnet.engine import livereader, preflight, servers
+from nsnet.engine.livereader import Reading
 from nsnet.errors import KernelError
 from nsnet.kernel import firewall, netns, procs, settle, sysctl
-from nsnet.kernel.netlink import Netlink, RawLink, Ticket
-from nsnet.model import ROOT_NS, Endpoint, Firewall, Route, State, Vxlan
+from nsnet.kernel.netlink import Netlink, Ticket
+from nsnet.kinds.base import LinkSet, LinkSpec
+from nsnet.model import Firewall, Route, State
+from nsnet.plan.actions import SetShaping
 
-OverlayEntries = tuple[dict[str, set[tuple[str, str]]], dict[str, set[tuple[str, str]]]]
+__all__ = ["Kernel", "Links", "LiveKernel", "Reading"]
 
 
 class Links(Protocol):
@@ -30,28 +33,12 @@ class Links(Protocol):
     def close(self) -> None: ...
     def create_namespaces(self, marks: dict[str, str]) -> dict[str, KernelError]: ...
     def forget(self, ns: str) -> None: ...
-    def state(self, ns: str) -> tuple[dict[str, RawLink], set[Route], str | None]: ...
     def lo_alias(self, ns: str) -> str | None: ...
-    def nsid(self, ns: str, other: str) -> int | None: ...
-    def overlay_entries(self, ns: str, devices: dict[int, str]) -> OverlayEntries: ...
-    def add_bridge(self, ns: str, name: str, mark: str, stp: bool, ageing: int | None) -> list[Ticket]: ...
-    def add_veth(self, a: Endpoint, b: Endpoint, mark: str) -> list[Ticket]: ...
-    def add_vxlan(self, ns: str, name: str, vxlan: Vxlan, mark: str) -> list[Ticket]: ...
+    def create_link(self, spec: LinkSpec) -> list[Ticket]: ...
+    def change_link(self, change: LinkSet, phase: int = 0) -> Ticket: ...
     def fdb_entry(self, ns: str, op: str, dev: str, mac: str, dst: str) -> Ticket: ...
     def neighbour_entry(self, ns: str, op: str, dev: str, ip: str, mac: str) -> Ticket: ...
     def delete_link(self, ns: str, name: str) -> Ticket: ...
-    def set_link(
-        self,
-        ns: str,
-        name: str,
-        *,
-        master: str | None = None,
-        mtu: int | None = None,
-        mac: str | None = None,
-        up: bool | None = None,
-        alias: str | None = None,
-    ) -> Ticket: ...
-    def set_bridge(self, ns: str, name: str, stp: bool | None = None, ageing: int | None = None) -> Ticket: ...
     def address(self, ns: str, op: str, ifname: str, cidr: str) -> Ticket: ...
     def route(self, ns: str, op: str, route: Route) -> Ticket: ...
     def flush(self) -> list[Ticket]: ...
@@ -59,6 +46,9 @@ class Links(Protocol):
 
 class Kernel(Links, Protocol):
     """Everything the engine does to the machine (see the module's description)."""
+
+    def read(self, spaces: Sequence[str]) -> dict[str, Reading]:
+        """Links, static routes and mark of each namespace of ``spaces`` (veth peers resolved across them)."""
 
     def require_root(self, what: str = "change network namespaces") -> None:
         """Raise :class:`~nsnet.errors.PreflightError` unless the engine may change (or read) namespaces."""
@@ -82,8 +72,8 @@ class Kernel(Links, Protocol):
     def restore_firewall(self, changes: Sequence[tuple[str, int, str]]) -> list[KernelError | None]:
         """``(ns, family, iptables-restore --noflush text)`` changes; per change, its error."""
 
-    def shape(self, ns: str, name: str, qdisc: str | None) -> None:
-        """Put ``qdisc`` (``tc`` words) at the root of a link's egress, or take it off (None)."""
+    def shape(self, change: SetShaping) -> None:
+        """Put a qdisc at the root of a link's egress, or take it off, as ``change`` says."""
 
     def start_server(self, ns: str, port: int) -> list[int]: ...
     def stop_server(self, ns: str, entry: Sequence[int]) -> None: ...
@@ -100,6 +90,9 @@ class LiveKernel(Netlink):
 
     def __enter__(self) -> LiveKernel:
         return self
+
+    def read(self, spaces: Sequence[str]) -> dict[str, Reading]:
+        return livereader.read(self, spaces)
 
     def require_root(self, what: str = "change network namespaces") -> None:
         preflight.require_root(what)
@@ -131,13 +124,11 @@ class LiveKernel(Netlink):
     def restore_firewall(self, changes: Sequence[tuple[str, int, str]]) -> list[KernelError | None]:
         return firewall.restore_many(changes)
 
-    def shape(self, ns: str, name: str, qdisc: str | None) -> None:
-        tc = ["tc"] if ns == ROOT_NS else ["tc", "-n", ns]
-        words = ["qdisc", "del", "dev", name, "root"] if qdisc is None else ["qdisc", "replace", "dev", name, "root"]
-        words += qdisc.split() if qdisc is not None else []
-        done = subprocess.run([*tc, *words], capture_output=True, text=True, check=False)
-        if done.returncode != 0 and qdisc is not None:  # taking off what is not there is fine
-            raise KernelError(f"tc refused {' '.join(words)}: {done.stderr.strip()}")
+    def shape(self, change: SetShaping) -> None:
+        argv = change.argv()
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0 and change.qdisc is not None:  # taking off what is not there is fine
+            raise KernelError(f"tc refused {' '.join(argv[argv.index('qdisc') :])}: {done.stderr.strip()}")
 
     def start_server(self, ns: str, port: int) -> list[int]:
         return servers.start(ns, port)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING, Any
 
+from nsnet import kinds
 from nsnet.errors import ConflictError
 from nsnet.model import (
     ROOT_NS,
@@ -29,10 +30,8 @@ from nsnet.plan.actions import (
     Action,
     Address,
     ApplyFirewall,
-    CreateBridge,
+    CreateLink,
     CreateNamespace,
-    CreateVeth,
-    CreateVxlan,
     DeleteLink,
     DeleteNamespace,
     DockerHost,
@@ -40,7 +39,6 @@ from nsnet.plan.actions import (
     NeighbourEntry,
     Plan,
     RouteChange,
-    SetBridge,
     SetLink,
     SetShaping,
     SetSysctl,
@@ -75,9 +73,9 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
         k: []
         for k in (
             "ns",
-            "bridge",
-            "veth",
-            "vxlan",
+            "link0",  # by kind's order: bridges and dummies, veths, links on a lower device
+            "link1",
+            "link2",
             "set",
             "addr",
             "up",
@@ -89,7 +87,7 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
             "server",
         )
     }
-    done_pairs: set[tuple[Endpoint, Endpoint]] = set()
+    done_pairs: set[tuple[Endpoint, ...]] = set()
 
     for ns, want in desired.namespaces.items():
         have = live.namespaces.get(ns)
@@ -112,11 +110,8 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
                 if ours:
                     (bridge_deletes if link.kind == "bridge" else deletes).append(DeleteLink(ns, name))
                 continue
-            if (
-                link.kind != target.kind
-                or (target.kind == "veth" and link.peer != target.peer)
-                or (target.kind == "vxlan" and link.vxlan != target.vxlan)
-            ):
+            kind = kinds.get(target.kind)
+            if link.kind != target.kind or kind.identity(link) != kind.identity(target):
                 if not ours and not adopt:
                     raise ConflictError(
                         f"interface {_where(ns)}:{name} already exists and was not created by nsnet; "
@@ -280,23 +275,16 @@ def _plan_link(
     have: Link | None,
     mark: str,
     creates: dict[str, list[Action]],
-    done_pairs: set[tuple[Endpoint, Endpoint]],
+    done_pairs: set[tuple[Endpoint, ...]],
     owned: bool = False,
 ) -> None:
+    kind = kinds.get(want.kind)
     if have is None:
-        if want.kind == "bridge":
-            creates["bridge"].append(CreateBridge(ns, want.name, mark, bool(want.stp), want.ageing))
-        elif want.kind == "vxlan":
-            assert want.vxlan is not None
-            # After the veths: its underlay device is one.
-            creates["vxlan"].append(CreateVxlan(ns, want.name, want.vxlan, mark))
-        else:
-            assert want.peer is not None
-            me = Endpoint(ns, want.name)
-            pair = (min(me, want.peer), max(me, want.peer))
-            if pair not in done_pairs:
-                done_pairs.add(pair)
-                creates["veth"].append(CreateVeth(ns, want.name, want.peer, mark))
+        spec = kind.create(ns, want, mark)
+        ends = tuple(sorted(spec.ends))  # a veth pair is made once, from either end
+        if ends not in done_pairs:
+            done_pairs.add(ends)
+            creates[f"link{kind.order}"].append(CreateLink(spec.ns, spec))
     changes: dict[str, Any] = {}
     current_master = have.master if have else None
     if (want.master or None) != current_master:
@@ -309,11 +297,9 @@ def _plan_link(
         changes["alias"] = mark  # created by an interrupted up (in the root namespace: as the journal says)
     if changes:
         creates["set"].append(SetLink(ns, want.name, **changes))
-    if want.kind == "bridge" and have is not None:
-        stp = want.stp if want.stp is not None and have.stp != want.stp else None
-        ageing = want.ageing if want.ageing is not None and have.ageing != want.ageing else None
-        if stp is not None or ageing is not None:
-            creates["set"].append(SetBridge(ns, want.name, stp=stp, ageing=ageing))
+    data = kind.changes(want, have) if have is not None else ()
+    if data:
+        creates["set"].append(SetLink(ns, want.name, kind=want.kind, data=data))
     have_addrs = have.addresses if have else frozenset()
     for cidr in sorted(have_addrs - want.addresses):
         # Before the new ones: deleting a primary address also deletes its secondaries.
@@ -322,8 +308,8 @@ def _plan_link(
         creates["addr"].append(Address(ns, want.name, cidr))
     if want.up != (have.up if have else False):
         up = SetLink(ns, want.name, up=want.up)
-        # Bridges first, so ports join a bridge that is already up, as in the seed.
-        (creates["up"].insert(0, up) if want.kind == "bridge" else creates["up"].append(up))
+        # Bridges (links made on their own) first, so ports join a bridge that is already up, as in the seed.
+        (creates["up"].insert(0, up) if kind.order == 0 else creates["up"].append(up))
     _plan_entries(ns, want, have, creates["entries"])
 
 

@@ -22,20 +22,25 @@ import ipaddress
 import itertools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from nsnet import kinds
+from nsnet.engine.seam import Reading
 from nsnet.errors import KernelError, PreflightError
-from nsnet.kernel.netlink import RawLink, Ticket
+from nsnet.kernel.netlink import Ticket
 from nsnet.kernel.procs import Proc
 from nsnet.kernel.sysctl import SysctlFailed
-from nsnet.model import ROOT_NS, Endpoint, Firewall, Link, Route, State, Vxlan
+from nsnet.kinds.base import LinkSet, LinkSpec
+from nsnet.model import ROOT_NS, Endpoint, Firewall, Link, Route, State
+from nsnet.plan.actions import SetShaping
 from nsnet.testing import fakefirewall
 from nsnet.testing.fakefirewall import Tables
 
 DEFAULT_SYSCTL = "0"
 """What a sysctl nobody wrote reads as."""
-BRIDGE_AGEING = 300
-"""The kernel's default ageing time of a bridge, in seconds."""
+DEFAULTS: dict[str, dict[str, Any]] = {"bridge": {"stp": 0, "ageing": 30000}}
+"""The settings the kernel gives a new link of a kind when not told (by parameter key)."""
 
 
 def _error(code: int, what: str) -> KernelError:
@@ -52,10 +57,12 @@ class FakeLink:
     mtu: int = 1500
     up: bool = False
     master: str | None = None
-    stp: bool = False
-    ageing: int = BRIDGE_AGEING
-    vxlan: Vxlan | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    """Its kind's settings (IFLA_INFO_DATA), by parameter key."""
     peer: Endpoint | None = None
+    """A veth's other end."""
+    parent: Endpoint | None = None
+    """The device a macvlan or ipvlan sits on."""
     addresses: list[str] = field(default_factory=list)
     fdb: set[tuple[str, str]] = field(default_factory=set)
     neighbours: set[tuple[str, str]] = field(default_factory=set)
@@ -89,7 +96,6 @@ class FakeKernel:
         """Called with each change before it is made."""
         self._failed: list[Ticket] = []
         self._index = itertools.count(2)
-        self._nsids: dict[tuple[str, str], int] = {}
 
     # -- set-up, inspection ------------------------------------------------------
 
@@ -119,10 +125,9 @@ class FakeKernel:
                     link.mtu,
                     link.up,
                     link.master,
-                    link.stp,
-                    link.ageing,
-                    link.vxlan,
+                    sorted(link.values.items()),
                     link.peer,
+                    link.parent,
                     sorted(link.addresses),
                     sorted(link.fdb),
                     sorted(link.neighbours),
@@ -244,42 +249,35 @@ class FakeKernel:
 
     # -- reading -----------------------------------------------------------------
 
-    def state(self, ns: str) -> tuple[dict[str, RawLink], set[Route], str | None]:
-        space = self._space(ns)
-        out: dict[str, RawLink] = {}
-        for name, f in space.links.items():
-            link = Link(
-                name=name,
-                kind=f.kind if f.kind in ("veth", "bridge", "vxlan") else "other",  # type: ignore[arg-type]
-                master=f.master,
-                mtu=f.mtu,
-                mac=f.mac,
-                up=f.up,
-                stp=f.stp if f.kind == "bridge" else None,
-                ageing=f.ageing if f.kind == "bridge" else None,
-                vxlan=f.vxlan,
-            )
-            raw = RawLink(index=f.index, link=link, alias=f.alias, ips=list(f.addresses))
-            if f.peer is not None:
-                raw.peer_index = self.spaces[f.peer.ns].links[f.peer.ifname].index
-                raw.peer_nsid = None if f.peer.ns == ns else self.nsid(ns, f.peer.ns)
-            out[name] = raw
-        return out, set(space.routes), space.mark
+    def read(self, spaces: Sequence[str]) -> dict[str, Reading]:
+        out = {}
+        for ns in spaces:
+            space = self._space(ns)
+            links = {name: self._read_link(f) for name, f in space.links.items()}
+            out[ns] = Reading(links, frozenset(space.routes), None if ns == ROOT_NS else space.mark)
+        return out
+
+    def _read_link(self, f: FakeLink) -> Link:
+        kind = kinds.get(f.kind)
+        link = Link(
+            name=f.name,
+            kind=f.kind,  # type: ignore[arg-type]
+            master=f.master,
+            mtu=f.mtu,
+            mac=f.mac,
+            up=f.up,
+            addresses=frozenset(f.addresses),
+            alias=f.alias,
+            peer=f.peer,
+            parent=f.parent,
+            **(kind.read(f.values) if kind.params else {}),
+        )
+        if f.kind == "vxlan":
+            link = replace(link, fdb=frozenset(f.fdb), neighbours=frozenset(f.neighbours))
+        return link
 
     def lo_alias(self, ns: str) -> str | None:
         return self._space(ns).mark
-
-    def nsid(self, ns: str, other: str) -> int | None:
-        return self._nsids.setdefault((ns, other), len(self._nsids))
-
-    def overlay_entries(
-        self, ns: str, devices: dict[int, str]
-    ) -> tuple[dict[str, set[tuple[str, str]]], dict[str, set[tuple[str, str]]]]:
-        links = self._space(ns).links
-        return (
-            {name: set(links[name].fdb) for name in devices.values()},
-            {name: set(links[name].neighbours) for name in devices.values()},
-        )
 
     def read_sysctls(self, ns: str, keys: list[str]) -> dict[str, str | None]:
         values = self._space(ns).sysctls
@@ -297,42 +295,60 @@ class FakeKernel:
         failed, self._failed = self._failed, []
         return failed
 
-    def _create(self, ns: str, name: str, kind: str, **settings: object) -> None:
-        if name in self._space(ns).links:
-            raise _error(errno.EEXIST, f"create {kind} {name}")
-        link = self._new_link(name, kind)
-        for key, value in settings.items():
-            setattr(link, key, value)
-        self.spaces[ns].links[name] = link
-
-    def _mark(self, ns: str, name: str, mark: str) -> Ticket:
-        def change() -> None:
-            self._link(ns, name).alias = mark
-
-        return self._queue(ns, f"mark {name}", change)
-
-    def add_veth(self, a: Endpoint, b: Endpoint, mark: str) -> list[Ticket]:
-        self._space(b.ns)  # its descriptor is opened at once
+    def create_link(self, spec: LinkSpec) -> list[Ticket]:
+        home = spec.into if spec.into is not None else spec.ns
+        self._space(home)  # as Netlink: its descriptor is opened at once
+        if spec.peer is not None:
+            self._space(spec.peer.ns)
+        if spec.lower is not None:
+            self._link(spec.ns, spec.lower)
+        settings = {s.param.key: s.value for s in spec.data}
 
         def change() -> None:
-            if b.ifname in self._space(b.ns).links or (a == b):
-                raise _error(errno.EEXIST, f"create veth {b}")
-            self._create(a.ns, a.ifname, "veth", peer=b)
-            self._create(b.ns, b.ifname, "veth", peer=a)
+            for end in spec.ends:
+                if end.ifname in self._space(end.ns).links:
+                    raise _error(errno.EEXIST, f"create {spec.kind} {end}")
+            made = self._new_link(spec.name, spec.kind)
+            made.values = {**DEFAULTS.get(spec.kind, {}), **settings}
+            if spec.lower is not None:
+                made.parent = Endpoint(spec.ns, spec.lower)
+            self.spaces[home].links[spec.name] = made
+            if spec.peer is not None:
+                made.peer = spec.peer
+                other = self._new_link(spec.peer.ifname, spec.kind)
+                other.peer = Endpoint(home, spec.name)
+                self.spaces[spec.peer.ns].links[spec.peer.ifname] = other
 
-        create = self._queue(a.ns, f"create veth {a} <-> {b}", change)
-        return [create, self._mark(a.ns, a.ifname, mark), self._mark(b.ns, b.ifname, mark)]
+        where = " <-> ".join(str(e) for e in spec.ends)
+        made = self._queue(spec.ns, f"create {spec.kind} {where}", change)
+        return [made, *(self.change_link(m, phase=1) for m in spec.marks())]
 
-    def add_bridge(self, ns: str, name: str, mark: str, stp: bool, ageing: int | None) -> list[Ticket]:
-        settings = {"stp": stp, "ageing": BRIDGE_AGEING if ageing is None else ageing}
-        create = self._queue(ns, f"create bridge {name}", lambda: self._create(ns, name, "bridge", **settings))
-        return [create, self._mark(ns, name, mark)]
+    def change_link(self, change: LinkSet, phase: int = 0) -> Ticket:
+        ns, name = change.ns, change.name
+        if change.master:
+            self._link(ns, change.master)
 
-    def add_vxlan(self, ns: str, name: str, vxlan: Vxlan, mark: str) -> list[Ticket]:
-        if vxlan.dev:
-            self._link(ns, vxlan.dev)
-        create = self._queue(ns, f"create vxlan {name}", lambda: self._create(ns, name, "vxlan", vxlan=vxlan))
-        return [create, self._mark(ns, name, mark)]
+        def apply() -> None:
+            link = self._link(ns, name)
+            if change.master and self.spaces[ns].links[change.master].kind != "bridge":
+                raise _error(errno.EINVAL, f"{change.master} is not a bridge")
+            if change.kind is not None and change.kind != link.kind:
+                raise _error(errno.EOPNOTSUPP, f"{name} is not a {change.kind}")
+            if change.alias is not None:
+                link.alias = change.alias
+            if change.master is not None:
+                link.master = change.master or None
+            if change.mtu is not None:
+                link.mtu = change.mtu
+            if change.mac is not None:
+                link.mac = change.mac
+            link.values.update({s.param.key: s.value for s in change.data})
+            if change.up is not None:
+                link.up = change.up
+                if not change.up:
+                    self._drop_routes(ns, name)
+
+        return self._queue(ns, f"set {name} {' '.join(change.words())}", apply)
 
     def fdb_entry(self, ns: str, op: str, dev: str, mac: str, dst: str) -> Ticket:
         link = self._link(ns, dev)
@@ -363,9 +379,13 @@ class FakeKernel:
         space.links.pop(link.name, None)
         space.qdiscs.pop(link.name, None)
         self._drop_routes(ns, link.name)
-        for other in space.links.values():
+        for other in list(space.links.values()):
             if other.master == link.name:
                 other.master = None
+        for other_ns, other_space in list(self.spaces.items()):  # what sits on it goes with it
+            for upper in list(other_space.links.values()):
+                if upper.parent == Endpoint(ns, link.name):
+                    self._remove_link(other_ns, upper)
         if link.peer is not None and link.peer.ns in self.spaces:
             peer = self.spaces[link.peer.ns].links.get(link.peer.ifname)
             if peer is not None and peer.peer == Endpoint(ns, link.name):
@@ -387,49 +407,6 @@ class FakeKernel:
             if any(gateway in ipaddress.ip_interface(a).network for a in link.addresses):
                 return True
         return False
-
-    def set_link(
-        self,
-        ns: str,
-        name: str,
-        *,
-        master: str | None = None,
-        mtu: int | None = None,
-        mac: str | None = None,
-        up: bool | None = None,
-        alias: str | None = None,
-    ) -> Ticket:
-        if master:
-            self._link(ns, master)
-
-        def change() -> None:
-            link = self._link(ns, name)
-            if master and self.spaces[ns].links[master].kind != "bridge":
-                raise _error(errno.EINVAL, f"{master} is not a bridge")
-            if alias is not None:
-                link.alias = alias
-            if master is not None:
-                link.master = master or None
-            if mtu is not None:
-                link.mtu = mtu
-            if mac is not None:
-                link.mac = mac
-            if up is not None:
-                link.up = up
-                if not up:
-                    self._drop_routes(ns, name)
-
-        return self._queue(ns, f"set {name}", change)
-
-    def set_bridge(self, ns: str, name: str, stp: bool | None = None, ageing: int | None = None) -> Ticket:
-        def change() -> None:
-            link = self._link(ns, name)
-            if link.kind != "bridge":
-                raise _error(errno.EOPNOTSUPP, f"{name} is not a bridge")
-            link.stp = link.stp if stp is None else stp
-            link.ageing = link.ageing if ageing is None else ageing
-
-        return self._queue(ns, f"set bridge {name}", change)
 
     def address(self, ns: str, op: str, ifname: str, cidr: str) -> Ticket:
         link = self._link(ns, ifname)
@@ -504,8 +481,9 @@ class FakeKernel:
             out.append(error)
         return out
 
-    def shape(self, ns: str, name: str, qdisc: str | None) -> None:
-        error = self._step(f"tc {ns or 'root'} {name} {qdisc}")
+    def shape(self, change: SetShaping) -> None:
+        ns, name, qdisc = change.ns, change.name, change.qdisc
+        error = self._step(" ".join(change.argv()))
         if error is not None:
             raise error
         self._link(ns, name)

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from nsnet.errors import Problem, TopologyError
+from nsnet.kinds import checks as kind_checks
 from nsnet.model import (
     BUILTIN_CHAINS,
     HOST,
@@ -472,6 +473,8 @@ class _Validator:
             result, problems = build_overlay(result, overlay, {n: self._base(n) for n in result})
             for loc, message, hint in problems:
                 self.add(loc, message, hint)
+        for ns, ifname, (sub, message, hint) in kind_checks.lab_problems(result):
+            self.add((*self._base(ns), "interfaces", ifname, *sub), message, hint)
         self._addresses(result)
         self._bridge_subnets(result)
         self._bridge_ports(result)
@@ -832,7 +835,12 @@ class _Validator:
             links[ifname] = Link(name=ifname, kind="veth", peer=peer)
         for ifname, if_spec in space.interfaces.items():
             loc = (*base, "interfaces", ifname)
-            if ifname not in ends:
+            own, problems = kind_checks.declared(if_spec, ifname in ends)  # a link of its own kind (macvlan, dummy...)
+            for sub, message, hint in problems:
+                self.add((*loc, *sub), message, hint)
+            if problems or (own is not None and not self._own_link_ok(loc, ifname, space)):
+                continue
+            if ifname not in ends and own is None:
                 if ifname in space.bridges:
                     self.add(loc, f"{ifname!r} is a bridge; set its addresses under bridges.{ifname}")
                 elif (name, ifname) not in self.named_in_links:  # else its link's problem is reported
@@ -855,8 +863,7 @@ class _Validator:
                 master = None  # reported; no subnet checks against a bridge that does not exist
             links[ifname] = Link(
                 name=ifname,
-                kind="veth",
-                peer=ends[ifname],
+                **(own or {"kind": "veth", "peer": ends[ifname]}),
                 master=master,
                 mtu=if_spec.mtu,
                 mac=if_spec.mac,
@@ -888,6 +895,16 @@ class _Validator:
             sysctls=sysctls,
             firewall=self._firewall(base, space),
         )
+
+    def _own_link_ok(self, loc: Loc, ifname: str, space: NamespaceSpec) -> bool:
+        if not self._ifname_ok(loc, ifname):
+            return False
+        if ifname in space.bridges or ifname in getattr(space, "vxlans", {}):
+            self.add(
+                loc, f"{ifname!r} is already the name of another interface here", "give the interface its own name"
+            )
+            return False
+        return True
 
     def _norm_addresses(self, addresses: list[str]) -> frozenset[str]:
         return frozenset(str(ipcache.ip_interface(a)) for a in addresses)
