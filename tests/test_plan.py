@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from nsnet.model import Firewall, Rule, State, bind, link_mark, namespace_mark
 from nsnet.plan.diff import plan
 from nsnet.plan.firewall import restore_text
 from nsnet.topology.loader import load
 
 from conftest import EXAMPLES
+
+pytestmark = pytest.mark.unit
 
 
 def test_fresh_plan_of_lab2_follows_the_seed_order() -> None:

@@ -30,8 +30,8 @@ from nsnet import kinds
 from nsnet.engine import preflight
 from nsnet.engine.journal import Journal
 from nsnet.engine.observe import observe
+from nsnet.engine.seam import LiveKernel
 from nsnet.errors import LabNotFoundError, NsnetError, TopologyError
-from nsnet.kernel.netlink import Netlink
 from nsnet.model import HOST, ROOT_NS, Link, Namespace, State, Topology, link_mark, netns_names
 from nsnet.topology.loader import load
 
@@ -171,7 +171,7 @@ def from_lab(lab: str, topology: Topology | None = None) -> Picture:
     if topology is not None:
         for logical, ns in netns_names(topology, lab).items():
             names.setdefault(logical, ns)
-    with Netlink() as nl:
+    with LiveKernel() as nl:
         state = observe(nl, lab, State(lab, {}), None, extra={ns: label for label, ns in names.items()})
     return _picture(lab, topology, names, state, source)
 

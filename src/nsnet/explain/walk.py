@@ -26,6 +26,7 @@ import ipaddress
 from dataclasses import replace
 
 from nsnet import kinds
+from nsnet.errors import ExplainError
 from nsnet.explain import fixes
 from nsnet.explain.addressing import AddressingMixin
 from nsnet.explain.base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip
@@ -56,7 +57,7 @@ def parse_proto(proto: str) -> tuple[str, int | None]:
         return "icmp", None
     if name in ("tcp", "udp") and port.isdigit() and 0 < int(port) < 65536:
         return name, int(port)
-    raise ValueError(f"{proto!r} is not a protocol: use icmp, tcp:PORT or udp:PORT")
+    raise ExplainError(f"{proto!r} is not a protocol: use icmp, tcp:PORT or udp:PORT")
 
 
 class Walker(
@@ -69,14 +70,14 @@ class Walker(
     def explain(self, src: str, dst: str, proto: str = "icmp", size: int | None = None) -> Explanation:
         """The fate of a ``proto`` packet from ``src`` to ``dst``; ``size``: its IP length (icmp and udp)."""
         if src not in self.snap.spaces:
-            raise ValueError(f"lab {self.snap.lab!r} has no node {src!r}; nodes: {', '.join(self.snap.spaces)}")
+            raise ExplainError(f"lab {self.snap.lab!r} has no node {src!r}; nodes: {', '.join(self.snap.spaces)}")
         source = self.snap.spaces[src]
         name, port = parse_proto(proto)
         if size is not None:
             if name == "tcp":
-                raise ValueError("a size applies to icmp and udp, not to tcp (whose segments follow the MSS)")
+                raise ExplainError("a size applies to icmp and udp, not to tcp (whose segments follow the MSS)")
             if not 28 <= size <= 65535:
-                raise ValueError(f"size {size} is not an IP length: use 28 to 65535 bytes")
+                raise ExplainError(f"size {size} is not an IP length: use 28 to 65535 bytes")
         address = self._destination_address(source, dst)
         family = ipaddress.ip_address(address).version
         proto_name = "icmpv6" if name == "icmp" and family == 6 else name
@@ -131,7 +132,7 @@ class Walker(
             try:
                 return str(ipaddress.ip_address(dst))
             except ValueError:
-                raise ValueError(f"{dst!r} is neither a node of lab {self.snap.lab!r} nor an address") from None
+                raise ExplainError(f"{dst!r} is neither a node of lab {self.snap.lab!r} nor an address") from None
         target = self.snap.spaces[dst]
         candidates = [a for a in _addresses(target) if a.scope == "global" and a.address]
         lost = self._lost_address(target)
@@ -143,7 +144,7 @@ class Walker(
             if loopback:
                 return str(sorted(loopback, key=lambda a: ":" in a)[0])
         if not candidates:
-            raise ValueError(f"node {dst!r} has no global address to send to")
+            raise ExplainError(f"node {dst!r} has no global address to send to")
         mine = [ipaddress.ip_interface(f"{a.address}/{a.prefixlen}") for a in _addresses(source) if a.scope == "global"]
         for a in sorted(candidates, key=lambda a: a.family):
             ip = ipaddress.ip_address(a.address or "")

@@ -9,6 +9,7 @@ words and as the equivalent ``ip`` / ``sysctl`` / ``iptables`` commands.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from nsnet import kinds
@@ -124,14 +125,15 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
         for name, target in want.links.items():
             current = None if name in recreate else have.links.get(name)
             _plan_link(ns, target, current, mark, creates, done_pairs, owned=name in owned_links)
-        matched = {r for r in have.routes if any(_same_route(w, r) for w in want.routes)}
+        lost = _routes_lost(want, have, recreate)
+        matched = {r for r in have.routes if r not in lost and any(_same_route(w, r) for w in want.routes)}
         if ns == ROOT_NS:  # the machine's own static routes are never nsnet's to delete
             added = set(journal.root_routes) if journal else set()
             matched |= {r for r in have.routes if str(r) not in added}
         for route in sorted(set(have.routes) - matched):
             early.insert(0, RouteChange(ns, route, add=False))
         for route in sorted(want.routes):
-            if not any(_same_route(route, r) for r in have.routes):
+            if not any(_same_route(route, r) for r in matched):
                 creates["route"].append(RouteChange(ns, route))
         applied = journal.shaping.get(ns, {}) if journal else {}
         for name, link in want.links.items():
@@ -234,6 +236,27 @@ def _refuse_foreign_root_links(lab: str, want: Namespace, have: Namespace, owned
         f"or delete {'it' if one else 'them'} yourself if nothing needs "
         f"{'it' if one else 'them'} ({'; '.join(f'ip link del {n}' for n in foreign)})"
     )
+
+
+def _routes_lost(want: Namespace, have: Namespace, recreate: set[str]) -> set[Route]:
+    """Live routes the kernel drops as the plan changes their links: deleting the address whose subnet holds a
+    route's gateway, or a link's last IPv4 address, or the link itself takes the routes through it away.
+    They are deleted first and added again after the addresses, as new ones."""
+    networks = []
+    devices = set()
+    for name, link in have.links.items():
+        target = want.links.get(name)
+        gone = link.addresses if target is None or name in recreate else link.addresses - target.addresses
+        networks += [ipaddress.ip_interface(cidr).network for cidr in gone]
+        v4 = {cidr for cidr in link.addresses if ":" not in cidr}
+        if target is None or name in recreate or (v4 and v4 <= gone):
+            devices.add(name)
+    return {
+        r
+        for r in have.routes
+        if (r.dev in devices and r.family == 4)
+        or (r.via is not None and any(ipaddress.ip_address(r.via) in net for net in networks))
+    }
 
 
 def _same_route(want: Route, have: Route) -> bool:
