@@ -163,3 +163,11 @@ def test_the_engine_reaches_the_machine_only_through_its_seam() -> None:
         assert not {"nsnet.kernel.netns", "nsnet.kernel.firewall", "nsnet.kernel.settle"} & graph[module], module
         source = (SRC / (module.replace(".", "/") + ".py")).read_text()
         assert "Netlink()" not in source, module
+
+
+@pytest.mark.parametrize(
+    "module", ["nsnet.engine.lifecycle", "nsnet.engine.directory", "nsnet.cli.lab", "nsnet.cli.inspect"]
+)
+def test_commands_on_a_running_lab_do_not_load_the_schema(module: str) -> None:
+    # down, ls, exec and inspect read journals, not topology files: pydantic is for files being read.
+    assert _under(_loaded_by(module), "pydantic", "nsnet.topology.schema") == []

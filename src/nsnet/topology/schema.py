@@ -14,20 +14,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from nsnet.names import NAME_RE as NAME_RE  # re-exported: the loader and older callers import it from here
+from nsnet.names import IFNAME_MAX as IFNAME_MAX  # re-exported: the loader and older callers import them from here
+from nsnet.names import IFNAME_RE as IFNAME_RE
+from nsnet.names import NAME_RE as NAME_RE
+from nsnet.names import SYSCTL_RE as SYSCTL_RE
 from nsnet.topology import ipcache
 
-# \Z, not $ (as in NAME_RE): $ also matches before a trailing newline, which would let "eth0\n" through.
-IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+\Z")
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
-SYSCTL_RE = re.compile(r"^net(\.[A-Za-z0-9_-]+)+\Z")
 PUBLISH_RE = re.compile(
     r"^(?P<host>\d{1,5}):(?P<node>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<port>\d{1,5})(?:/(?P<proto>tcp|udp))?\Z"
 )
 RATE_RE = re.compile(r"^[1-9][0-9]{0,9}(bit|kbit|mbit|gbit)\Z")
 DELAY_RE = re.compile(r"^[1-9][0-9]{0,6}(us|ms|s)\Z")
 SYSCTL_VALUE_RE = re.compile(r"^[A-Za-z0-9_.: -]{0,64}\Z")
-IFNAME_MAX = 15
 
 Policy = Literal["ACCEPT", "DROP"]
 Table = Literal["filter", "nat", "mangle", "raw"]
