@@ -280,22 +280,7 @@ class OverlayMixin(WalkerBase):
         route = lookup(space, vtep)
         under = self._links(space).get(route.dev or "") if route else None
         if pkt.size and under is not None:
-            room = under.mtu - VXLAN_OVERHEAD
-            if pkt.size > room and pkt.df and room >= 576:
-                leg.add(
-                    node,
-                    "mtu",
-                    f"{dev}: VXLAN adds {VXLAN_OVERHEAD} bytes and the {pkt.size}-byte packet has DF set: "
-                    f"more than {under.name}'s MTU {under.mtu} allows ({room}); {dev} drops it and answers "
-                    "ICMP fragmentation needed",
-                    ok=False,
-                )
-                raise Stop(
-                    "dropped",
-                    f"the {pkt.size}-byte packet is bigger than the overlay carries: {node}:{under.name}'s MTU "
-                    f"{under.mtu} less {VXLAN_OVERHEAD} for VXLAN is {room}",
-                    self._mtu_fix(space, link, room),
-                )
+            self._encapsulation_mtu(leg, space, link, under, pkt)
         family = ipaddress.ip_address(vtep).version
         outer = Packet(
             family,
@@ -338,6 +323,26 @@ class OverlayMixin(WalkerBase):
                 "dropped",
                 f"{other.node}:{rv.name} is down: nothing in {other.node} takes VXLAN {rv.vni} on udp/{rv.port}",
                 self._link_up_fix(other, rv.name),
+            )
+
+    def _encapsulation_mtu(self, leg: Leg, space: Space, link: LinkView, under: LinkView, pkt: Packet) -> None:
+        """A packet VXLAN cannot carry once its header is added, where DF forbids fragmenting it."""
+        node, dev = space.node, link.name
+        room = under.mtu - VXLAN_OVERHEAD
+        if pkt.size > room and pkt.df and room >= 576:
+            leg.add(
+                node,
+                "mtu",
+                f"{dev}: VXLAN adds {VXLAN_OVERHEAD} bytes and the {pkt.size}-byte packet has DF set: "
+                f"more than {under.name}'s MTU {under.mtu} allows ({room}); {dev} drops it and answers "
+                "ICMP fragmentation needed",
+                ok=False,
+            )
+            raise Stop(
+                "dropped",
+                f"the {pkt.size}-byte packet is bigger than the overlay carries: {node}:{under.name}'s MTU "
+                f"{under.mtu} less {VXLAN_OVERHEAD} for VXLAN is {room}",
+                self._mtu_fix(space, link, room),
             )
 
     def _decapsulate(
