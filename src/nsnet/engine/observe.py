@@ -41,24 +41,19 @@ def observe(
     for ns, label in labels.items():
         if not netns.exists(ns):
             continue
-        want_space = wanted.namespaces.get(ns)
-        role: Literal["node", "host"] = want_space.role if want_space else "host" if label == "host" else "node"
+        want = wanted.namespaces.get(ns)
+        role: Literal["node", "host"] = want.role if want else "host" if label == "host" else "node"
         if ns != ROOT_NS and netns.is_stale(ns):
-            if ns not in wanted.namespaces:
+            if want is None:
                 spaces[ns] = Namespace(name=ns, label=label, role=role, stale=True)
             continue
-        want = wanted.namespaces.get(ns)
         if removing and want is None and ns != ROOT_NS:
             spaces[ns] = Namespace(name=ns, label=label, role=role, mark=nl.lo_alias(ns), server=_server(journal, ns))
             continue
         links, routes, mark = nl.state(ns)
         raw[ns] = links
         keys = sorted(set(want.sysctls if want else ()) | set(journal.sysctls.get(ns, {}) if journal else ()))
-        families = set(want.firewall.families if want else ())
-        if want and want.firewall.policies:
-            families.add(4)
-        if journal and ns in journal.firewall:
-            families |= {4, 6}
+        families = _firewall_families(ns, want, journal)
         fw = firewall.read(ns, lab, families) if families else Firewall()
         spaces[ns] = Namespace(
             name=ns,
@@ -71,6 +66,22 @@ def observe(
             mark=None if ns == ROOT_NS else mark,
             server=_server(journal, ns),
         )
+    _fill_links(nl, raw, spaces)
+    return State(lab=lab, namespaces=spaces)
+
+
+def _firewall_families(ns: str, want: Namespace | None, journal: Journal | None) -> set[int]:
+    """The IP versions whose firewall is read: those the lab sets, or set before (as the journal says)."""
+    families = set(want.firewall.families if want else ())
+    if want and want.firewall.policies:
+        families.add(4)
+    if journal and ns in journal.firewall:
+        families |= {4, 6}
+    return families
+
+
+def _fill_links(nl: Netlink, raw: dict[str, dict[str, RawLink]], spaces: dict[str, Namespace]) -> None:
+    """Put the links read into their namespaces, each veth with its peer, each VXLAN device with its entries."""
     # A veth names its peer by index and its peer names it back: index every link read by that pair.
     by_pair: dict[tuple[int, int | None], list[tuple[str, str]]] = {}
     for ns, links in raw.items():
@@ -84,7 +95,6 @@ def observe(
             for name in vxlans.values():
                 resolved[name] = replace(resolved[name], fdb=frozenset(fdb[name]), neighbours=frozenset(neigh[name]))
         spaces[ns] = replace(spaces[ns], links=resolved)
-    return State(lab=lab, namespaces=spaces)
 
 
 def _server(journal: Journal | None, ns: str) -> int | None:
