@@ -1,4 +1,5 @@
-"""The code stays clean: ruff and strict mypy."""
+"""The code stays clean: ruff, strict mypy, modules of at most 500 lines, functions of cyclomatic complexity
+at most 25 (measured by radon, as ``radon cc -s -n D src/nsnet`` does)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,49 @@ def test_ruff_format() -> None:
 def test_mypy_strict() -> None:
     result = run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+LINES_MAX = 500
+COMPLEXITY_MAX = 25
+# Modules (paths under src/nsnet) allowed over the limits for now. Only these five, which another change is
+# reworking (the kernel reader and what sits on it); each leaves this list once it is split. Add nothing here:
+# split the module or the function instead.
+OVER_THE_LIMITS = {
+    "kernel/rtnl.py",
+    "kernel/netlink.py",
+    "kernel/readers.py",
+    "watch.py",
+    "overlay/controller.py",
+}
+
+
+def _modules() -> list[tuple[str, str]]:
+    """(path under src/nsnet, text) of every module held to the limits."""
+    package = ROOT / "src" / "nsnet"
+    found = [(path.relative_to(package).as_posix(), path.read_text()) for path in sorted(package.rglob("*.py"))]
+    return [(name, text) for name, text in found if name not in OVER_THE_LIMITS]
+
+
+def test_no_module_is_longer_than_500_lines() -> None:
+    long = [
+        f"{name}: {len(text.splitlines())} lines" for name, text in _modules() if len(text.splitlines()) > LINES_MAX
+    ]
+    assert long == [], "split these modules:\n" + "\n".join(long)
+
+
+def test_no_function_is_more_complex_than_25() -> None:
+    from radon.complexity import cc_visit
+    from radon.visitors import Function
+
+    complex_ = [
+        f"{name}:{block.lineno} {block.fullname}: cyclomatic complexity {block.complexity}"
+        for name, text in _modules()
+        for block in cc_visit(text)
+        if isinstance(block, Function) and block.complexity > COMPLEXITY_MAX
+    ]
+    assert complex_ == [], "split these functions:\n" + "\n".join(complex_)
+
+
+def test_the_allowance_names_modules_that_exist() -> None:
+    package = ROOT / "src" / "nsnet"
+    assert sorted(name for name in OVER_THE_LIMITS if not (package / name).is_file()) == []
