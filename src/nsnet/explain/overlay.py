@@ -4,7 +4,6 @@ the encapsulated packet's way over the underlay and its decapsulation on the rem
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
 
 from nsnet.explain.base import Stop, WalkerBase, _evidence, _fdb_text, _has_address, _ip, lookup
 from nsnet.explain.netfilter import Packet
@@ -45,26 +44,6 @@ def _vxlan_ports(space: Space, bridge: LinkView) -> list[tuple[LinkView, VxlanVi
 
 class OverlayMixin(WalkerBase):
     """The walker's way across VXLAN: from a bridge's VXLAN port to the bridge of another host."""
-
-    if TYPE_CHECKING:  # the rest of the walker: walk.Walker and mtu.MtuMixin
-
-        def _send(self, leg: Leg, space: Space, pkt: Packet, src_fixed: bool = False) -> tuple[Space, Packet]: ...
-
-        def _receive(self, leg: Leg, space: Space, iface: str, pkt: Packet) -> tuple[Space, Packet]: ...
-
-        def _owner_port(
-            self, space: Space, bridge: LinkView, hop: str, exclude: str | None
-        ) -> tuple[LinkView, Space, LinkView] | None: ...
-
-        def _out_of_port(
-            self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None, out: LinkView, pkt: Packet
-        ) -> Packet: ...
-
-        def _into_peer(
-            self, leg: Leg, space: Space, out: LinkView, far_space: Space, far: LinkView, pkt: Packet
-        ) -> None: ...
-
-        def _mtu_fix(self, space: Space, link: LinkView, mtu: int) -> Fix: ...
 
     def _across(
         self, space: Space, vx: VxlanView, hop: str

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from nsnet.explain.base import Stop, WalkerBase, _addresses, _has_address, _ip, _run_in, _yaml_under
 from nsnet.explain.lookup import REFUSING, _rule_text, _sysctl_dev, conf, route_lookup, route_text
@@ -16,14 +15,6 @@ from nsnet.views import AddressView, RouteView
 
 class RoutingMixin(WalkerBase):
     """Route lookups with their rules and types, forwarding, rp_filter, and the no-route fix."""
-
-    if TYPE_CHECKING:  # from addressing.AddressingMixin
-
-        def _lost_owner(self, hop: str) -> tuple[Space, str, int] | None: ...
-
-        def _lost_address_fix(self, hop: str, back_to: str | None = None) -> Fix | None: ...
-
-        def _lost_address(self, space: Space) -> str | None: ...
 
     # -- route lookup --------------------------------------------------------------
 
