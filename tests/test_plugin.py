@@ -191,3 +191,33 @@ def test_ctrl_c_in_a_test_still_tears_its_lab_down(pytester: pytest.Pytester) ->
     assert "KeyboardInterrupt" in result.stdout.str()
     assert result.duration < 25
     assert_all_gone(recorded(pytester))
+
+
+def test_the_lab_name_prefix_is_an_option(pytester: pytest.Pytester) -> None:
+    inner_suite(pytester, INNER)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--nsnet-prefix", "mine", timeout=180)
+    result.assert_outcomes(passed=4)
+    names = recorded(pytester)
+    assert len(names) == 5 and all(re.fullmatch(r"mine\d+x\d+", n) for n in names), names
+    assert_all_gone(names)
+    (pytester.path / "names.txt").unlink()
+    pytester.makeini("[pytest]\nnsnet_prefix = fromini\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "marker", timeout=180)
+    result.assert_outcomes(passed=1)
+    assert all(n.startswith("fromini") for n in recorded(pytester))
+    bad = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--nsnet-prefix", "no/slash", timeout=60)
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR and "no/slash" in bad.stderr.str()
+
+
+def test_a_failure_report_fits_the_terminal_and_leaves_out_empty_sections(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    inner_suite(pytester, FAILING)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=180)
+    out = result.stdout.str()
+    inspect = re.search(r"-+ nsnet inspect (nsn\d+x\d+) -+\n(.*?)\n-+ nsnet last", out, re.S)
+    assert inspect, out
+    text = inspect.group(2)
+    assert "== links (ip link)" in text and "== overlay" not in text  # lab 2 has no VXLAN device
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 100

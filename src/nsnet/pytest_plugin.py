@@ -6,11 +6,13 @@
 - ``nsnet_lab``: a factory fixture, ``nsnet_lab(TOPOLOGY) -> Lab``, for
   tests that need several labs or build their topology in code.
 
-Every lab gets a name of its own (``nsn<pid>x<n>``: pytest-xdist workers
-never collide), runs in its own sandbox host, and is brought down when the
-test ends, whatever happened; the test errors if any of its namespaces is
-left. When a test fails, its report gets a section with ``nsnet inspect``
-of each of its labs and one with the last packets its captures saw.
+Every lab gets a name of its own (``<prefix><pid>x<n>``, prefix ``nsn`` unless
+``--nsnet-prefix`` or the ``nsnet_prefix`` ini option says otherwise:
+pytest-xdist workers never collide), runs in its own sandbox host, and is
+brought down when the test ends, whatever happened; the test errors if any
+of its namespaces is left. When a test fails, its report gets a section with
+``nsnet inspect`` of each of its labs (as wide as the terminal, sections no
+namespace has left out) and one with the last packets its captures saw.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import pytest
 
 from nsnet.engine import directory
+from nsnet.engine.journal import check_lab_name
 from nsnet.errors import NsnetError
 from nsnet.kernel import netns
 from nsnet.lab import Lab, TopologySource
@@ -36,11 +39,29 @@ PREFIX = "nsn"
 LABS = pytest.StashKey[list[Lab]]()
 PACKETS_SHOWN = 50
 _counter = itertools.count()
+_prefix = PREFIX
 
 LabFactory = Callable[[TopologySource], Lab]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("nsnet")
+    help_text = f"lab names start with this, then <pid>x<n> (default {PREFIX!r})"
+    group.addoption("--nsnet-prefix", dest="nsnet_prefix", default=None, help=help_text)
+    parser.addini("nsnet_prefix", help_text, default=PREFIX)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    global _prefix
+    prefix = config.getoption("nsnet_prefix") or config.getini("nsnet_prefix") or PREFIX
+    try:
+        check_lab_name(f"{prefix}1x1")
+    except NsnetError:
+        raise pytest.UsageError(
+            f"nsnet_prefix {prefix!r} cannot start a lab name: use letters, digits, _ . - (starting with one "
+            "of the first two)"
+        ) from None
+    _prefix = prefix
     config.addinivalue_line(
         "markers",
         f"{MARKER}(topology): bring TOPOLOGY (a file path relative to the test file, or a Topology) "
@@ -49,11 +70,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def unique_lab_name() -> str:
-    """A lab name no lab and no namespace on this machine uses: ``nsn<pid>x<n>``."""
+    """A lab name no lab and no namespace on this machine uses: ``<prefix><pid>x<n>``."""
     taken = {info.name for info in directory.labs()}
     spaces = netns.names()
     while True:
-        name = f"{PREFIX}{os.getpid()}x{next(_counter)}"
+        name = f"{_prefix}{os.getpid()}x{next(_counter)}"
         if name not in taken and not any(ns.startswith(f"{name}-") for ns in spaces):
             return name
 
@@ -123,7 +144,8 @@ def pytest_runtest_makereport(
     if report.failed and call.when in ("setup", "call"):
         for used in item.stash.get(LABS, []):
             if used.is_up:
-                report.sections.append((f"nsnet inspect {used.name}", inspect_text(used)))
+                width = item.config.get_terminal_writer().fullwidth
+                report.sections.append((f"nsnet inspect {used.name}", inspect_text(used, width)))
             if used.captured:
                 shown = used.captured[-PACKETS_SHOWN:]
                 report.sections.append(
@@ -133,12 +155,10 @@ def pytest_runtest_makereport(
 
 
 def inspect_text(lab: Lab, width: int = 200) -> str:
-    """``nsnet inspect`` of ``lab``, as text (every section, namespaces side by side)."""
+    """``nsnet inspect`` of ``lab`` as text, as the CLI prints it ``width`` columns wide."""
     from rich.console import Console
-    from rich.text import Text
 
-    from nsnet.cli.inspect import RENDER, TITLES
-    from nsnet.cli.panels import side_by_side
+    from nsnet.cli.inspect import print_sections
     from nsnet.inspect import SECTIONS
 
     try:
@@ -147,8 +167,5 @@ def inspect_text(lab: Lab, width: int = 200) -> str:
         return f"inspect failed: {exc}\n"
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, color_system=None, force_terminal=False, highlight=False)
-    for section in SECTIONS:
-        console.print(Text(f"== {TITLES[section]}"))
-        console.print(side_by_side([RENDER[section](v) for v in view.namespaces], width), soft_wrap=True)
-        console.print()
+    print_sections(console, view, SECTIONS, width)
     return buffer.getvalue()

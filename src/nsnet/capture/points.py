@@ -8,7 +8,9 @@ node are numbered in the order given (``~1``, ``~2``).
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -39,6 +41,10 @@ class Point:
         return cls(node=node, iface=iface)
 
 
+POINT_RE = re.compile(r"^[A-Za-z0-9][\w.-]*:[\w.@-]+$")
+"""What a capture point looks like: NODE:IFACE."""
+
+
 def split_args(args: Sequence[str], nodes: set[str]) -> tuple[list[str], str]:
     """Split ``capture``'s arguments after the lab into point specs and a filter expression.
 
@@ -60,7 +66,19 @@ def split_args(args: Sequence[str], nodes: set[str]) -> tuple[list[str], str]:
             break
         specs.append(args[i])
         i += 1
+    if i < len(args):
+        _refuse_unknown_point(args[i], nodes)
     return specs, " ".join(args[i:]).strip()
+
+
+def _refuse_unknown_point(word: str, nodes: set[str]) -> None:
+    """A ``NODE:IFACE`` word whose node the lab lacks is a mistyped point, not the start of a filter."""
+    node, sep, iface = word.partition(":")
+    if not (sep and iface and POINT_RE.match(word)) or _address(word):
+        return
+    close = difflib.get_close_matches(node, sorted(nodes), n=1)
+    hint = f" (did you mean {close[0]}:{iface}?)" if close else ""
+    raise LabNotFoundError(f"{word!r}: the lab has no node {node!r}{hint}; nodes: {', '.join(sorted(nodes))}")
 
 
 def _address(word: str) -> bool:

@@ -18,7 +18,6 @@ from nsnet.errors import NsnetError, TopologyError
 
 if TYPE_CHECKING:
     from nsnet.model import Topology
-    from nsnet.plan.actions import Action
 
 # When piped, print whole lines rather than cutting tables at 80 columns.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
@@ -75,12 +74,6 @@ def lab_and_topology(target: str, name: str | None) -> tuple[str, Topology | Non
     return name or target, None
 
 
-def step_printer(enabled: bool) -> Callable[[Action], None] | None:
-    if not enabled:
-        return None
-    return lambda a: out.print(f"  [green]+[/] {a.describe()}", markup=True, soft_wrap=True)
-
-
 # Each command lives in a module loaded only when the command runs, so that
 # start-up (and `nsnet --help`) does not pay for every command's imports.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -102,6 +95,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("lab", "Print the JSON Schema of the topology format."),
     "import": ("importing", "Import a Kathará or containerlab lab as a topology."),
     "overlay": ("overlay", "VXLAN overlay registry (etcd) and miss-answering controllers."),
+    "completion": ("completion", "Print the shell completion script (bash, zsh, fish)."),
 }
 
 

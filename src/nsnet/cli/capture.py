@@ -20,6 +20,7 @@ from nsnet.capture.frames import Frame
 from nsnet.capture.points import Point, assign_tags, resolve, split_args
 from nsnet.capture.render import JsonSink, PcapngSink, TextSink, legend
 from nsnet.capture.timeline import LiveCapture, Sink, run
+from nsnet.cli import complete
 from nsnet.cli._common import emit_json, err, fail, guard, main, plural
 from nsnet.engine import preflight
 from nsnet.engine.directory import lab_namespaces
@@ -43,7 +44,7 @@ class _Counter(Sink):
 
 
 @main.command()
-@click.argument("args", nargs=-1, metavar="LAB [POINT]... [FILTER]")
+@click.argument("args", nargs=-1, metavar="LAB [POINT]... [FILTER]", shell_complete=complete.points)
 @click.option(
     "-c", "--count", type=click.IntRange(min=1), metavar="N", help="Stop after N packets (all points together)."
 )

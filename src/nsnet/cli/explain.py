@@ -8,7 +8,9 @@ from dataclasses import asdict
 import click
 from rich.text import Text
 
+from nsnet.cli import complete
 from nsnet.cli._common import emit_json, err, guard, main, out
+from nsnet.engine import preflight
 from nsnet.engine.probe_record import clean_stale
 from nsnet.errors import NsnetError
 from nsnet.explain import Explanation, Walker
@@ -70,9 +72,9 @@ def render_observation(o: Observation) -> None:
 
 
 @main.command(name="explain")
-@click.argument("lab")
-@click.argument("src")
-@click.argument("dst")
+@click.argument("lab", shell_complete=complete.labs)
+@click.argument("src", shell_complete=complete.nodes)
+@click.argument("dst", shell_complete=complete.nodes)
 @click.option("--proto", default="icmp", show_default=True, help="icmp, tcp:PORT or udp:PORT.")
 @click.option(
     "--size",
@@ -98,6 +100,7 @@ def explain_(lab: str, src: str, dst: str, proto: str, size: int | None, send: b
     Exit code: 0 if the packet gets through and back, 1 if not, 3 if
     prediction and observation disagree.
     """
+    preflight.require_root("read the lab's namespaces")
     clean_stale(lab)  # what killed probes of the lab left behind
     snap = snapshot(lab)
     try:

@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 
 from nsnet import graph as drawing
+from nsnet.cli import complete
 from nsnet.cli._common import fail, guard, lab_and_topology, main, out
 
 
 @main.command()
-@click.argument("target")
+@click.argument("target", shell_complete=complete.labs_or_files)
 @click.option(
     "-o",
     "--output",

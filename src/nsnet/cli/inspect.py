@@ -9,8 +9,10 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from nsnet.cli._common import emit_json, guard, main, out
+from nsnet.cli import complete
+from nsnet.cli._common import emit_json, err, guard, main, out
 from nsnet.cli.panels import Panel, side_by_side
+from nsnet.engine import directory, preflight
 from nsnet.inspect import SECTIONS, SYSCTLS, inspect
 from nsnet.views import BridgePortView, LabView, NamespaceView, PolicyRuleView, native_tables
 
@@ -250,9 +252,15 @@ def _what(value: str) -> list[str]:
 
 
 @main.command(name="inspect")
-@click.argument("lab")
-@click.argument("nodes", nargs=-1)
-@click.option("--what", default=",".join(SECTIONS), show_default=True, help="Sections to show, comma-separated.")
+@click.argument("lab", shell_complete=complete.labs)
+@click.argument("nodes", nargs=-1, shell_complete=complete.nodes)
+@click.option(
+    "--what",
+    default=",".join(SECTIONS),
+    show_default=True,
+    help="Sections to show, comma-separated.",
+    shell_complete=complete.sections,
+)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON (schema: docs/inspect.md).")
 @guard
 def inspect_(lab: str, nodes: tuple[str, ...], what: str, as_json: bool) -> None:
@@ -265,6 +273,9 @@ def inspect_(lab: str, nodes: tuple[str, ...], what: str, as_json: bool) -> None
     conntrack: what `ip`, `bridge` and `iptables-save`
     show, for all the lab's namespaces at once.
     """
+    preflight.require_root("read the lab's namespaces")
+    for gone in directory.gone(lab):
+        err.print(f"warning: {gone}", markup=False, soft_wrap=True)
     sections = _what(what)
     view = inspect(lab, nodes, sections)
     if as_json:

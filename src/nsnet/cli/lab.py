@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 from rich.markup import escape
-from rich.table import Table
 
+from nsnet.cli import complete, progress
 from nsnet.cli._common import (
     emit_json,
     err,
@@ -21,11 +21,12 @@ from nsnet.cli._common import (
     main,
     out,
     plural,
-    step_printer,
 )
+from nsnet.cli.panels import Panel
 from nsnet.engine import directory, lifecycle, preflight, recover
+from nsnet.engine.journal import check_lab_name
 from nsnet.errors import LabNotFoundError
-from nsnet.kernel import procs
+from nsnet.kernel import netns, procs
 from nsnet.model import ROOT_NS, netns_names
 from nsnet.plan.actions import Plan
 
@@ -35,7 +36,7 @@ PS1="[nsnet $NSNET_LAB:$NSNET_NODE] \\w\\$ "
 
 
 @main.command()
-@click.argument("target")
+@click.argument("target", shell_complete=complete.labs_or_files)
 @click.option("--name", help="Lab name (default: the topology's name).")
 @click.option("--script", is_flag=True, help="Print the steps as an equivalent shell script.")
 @click.option("--fresh", is_flag=True, help="Plan as if nothing existed yet (no root needed).")
@@ -90,44 +91,54 @@ def _print_plan(steps: Plan, script: bool, as_json: bool) -> None:
 )
 @click.option("--replace", is_flag=True, help="Rebuild a lab of that name that is up from another topology.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Print every step, even on a terminal (a progress bar otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the steps done as JSON.")
 @guard
-def up(file: str, name: str | None, replace: bool, quiet: bool, as_json: bool) -> None:
+def up(file: str, name: str | None, replace: bool, quiet: bool, verbose: bool, as_json: bool) -> None:
     """Build the lab in FILE, or bring it in line with FILE (only the difference is applied).
 
     \b
-    Ctrl-C stops it (exit 130) and says what state the lab is in: the next
-    `nsnet up` or `nsnet down` converges from there.
+    On a terminal a progress bar counts the steps (one line per step with
+    -v, or when the output is piped). Ctrl-C stops it (exit 130) and says
+    what state the lab is in: the next `nsnet up` or `nsnet down` converges
+    from there.
     """
     topology = load_topology(file)
-    verbose = not quiet and not as_json
     lab = name or topology.name
-    if verbose:
+    check_lab_name(lab)
+    talk = not quiet and not as_json
+    if talk:
         out.print(f"lab {lab}: bringing up {file}", markup=False)
     try:
-        steps = lifecycle.up(topology, name, on_step=step_printer(verbose), replace=replace)
+        with progress.reporter(talk, verbose) as report:
+            steps = lifecycle.up(topology, name, on_step=report.step, on_plan=report.start, replace=replace)
     except KeyboardInterrupt:
         again = f"nsnet up {file}" + (f" --name {name}" if name else "")
         fail(f"interrupted: {directory.state_of(lab)}; `{again}` finishes it, `nsnet down {lab}` removes it", 130)
     if as_json:
         emit_json({"lab": lab, "changed": bool(steps), "steps": steps.lines()})
-    elif verbose:
+    elif talk:
         names = netns_names(topology, lab)
         if steps:
             out.print(f"lab {lab}: up ({plural(len(steps.actions), 'change')})", markup=False)
         else:
             out.print(f"lab {lab}: already up to date, nothing changed", markup=False)
         hosts = [f"{h}={names[h] or 'root'}" for h in topology.hosts]
-        out.print("  " + ", ".join([*(f"{n}={names[n]}" for n in topology.nodes), *hosts]), markup=False)
+        nodes = [f"{n}={names[n]}" for n in topology.nodes]
+        listed = _first(nodes, wide=verbose)
+        if len(nodes) > LS_NODES and not verbose:
+            listed = f"{len(nodes)} nodes: " + listed.replace("--wide lists all", "`nsnet ls --wide` or -v list all")
+        out.print("  " + ", ".join([listed, *hosts]), markup=False)
 
 
 @main.command()
-@click.argument("target")
+@click.argument("target", shell_complete=complete.labs_or_files)
 @click.option("--name", help="Lab name, when TARGET is a file brought up under another name.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Print every step, even on a terminal (a progress bar otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was removed and stopped as JSON.")
 @guard
-def down(target: str, name: str | None, quiet: bool, as_json: bool) -> None:
+def down(target: str, name: str | None, quiet: bool, verbose: bool, as_json: bool) -> None:
     """Remove everything nsnet created for a lab (TARGET: lab name or topology file), nothing else.
 
     \b
@@ -136,17 +147,18 @@ def down(target: str, name: str | None, quiet: bool, as_json: bool) -> None:
     A lab that is not up is nothing to do (exit 0).
     """
     lab, _ = lab_and_topology(target, name)
-    verbose = not quiet and not as_json
+    talk = not quiet and not as_json
     killed: list[procs.Proc] = []
 
     def on_kill(found: list[procs.Proc]) -> None:
         killed.extend(found)
-        if verbose:
+        if talk:
             for line in procs.describe(found):
                 out.print(f"  [green]-[/] {escape(line)}", markup=True, soft_wrap=True)
 
     try:
-        steps = lifecycle.down(lab, on_step=step_printer(verbose), on_kill=on_kill)
+        with progress.reporter(talk, verbose) as report:
+            steps = lifecycle.down(lab, on_step=report.step, on_plan=report.start, on_kill=on_kill)
     except KeyboardInterrupt:
         fail(f"interrupted: {directory.state_of(lab)}; `nsnet down {lab}` again finishes removing it", 130)
     except LabNotFoundError:
@@ -167,14 +179,15 @@ def down(target: str, name: str | None, quiet: bool, as_json: bool) -> None:
                 "killed": [{"pid": p.pid, "name": p.name, "node": p.node, "namespace": p.ns} for p in killed],
             }
         )
-    elif verbose:
+    elif talk:
         out.print(f"lab {lab}: down ({plural(len(steps.actions), 'step')})", markup=False)
 
 
 @main.command(name="ls")
+@click.option("--wide", is_flag=True, help="List every node (by default a lab's first few, and how many more).")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @guard
-def ls(as_json: bool) -> None:
+def ls(wide: bool, as_json: bool) -> None:
     """List the labs that are up, with their nodes and namespaces."""
     labs = directory.labs()
     if as_json:
@@ -183,14 +196,31 @@ def ls(as_json: bool) -> None:
     if not labs:
         out.print("no labs are up", markup=False)
         return
-    table = Table("LAB", "STATUS", "HOST", "NODES", "FILE", box=None, pad_edge=False)
+    table = Panel("", "LAB", "STATUS", "HOST", "NODES", "FILE")
     for lab in labs:
-        nodes = ", ".join(n if n == ns else f"{n} ({ns})" for n, ns in lab.nodes.items())
-        status = lab.status + (f" (missing: {', '.join(lab.missing)})" if lab.missing else "")
+        status = lab.status + (f" (missing: {_first(lab.missing, wide)})" if lab.missing else "")
         if lab.problem:
             status += f" ({lab.problem})"
-        table.add_row(lab.name, status, lab.host, nodes, lab.source or "")
-    out.print(table)
+        table.add_row(lab.name, status, lab.host, _nodes(lab.nodes, wide), lab.source or "")
+    for _, line in table.lines():
+        click.echo(line.rstrip())
+
+
+LS_NODES = 6
+"""Nodes ``ls`` names per lab without --wide."""
+
+
+def _nodes(nodes: dict[str, str], wide: bool) -> str:
+    named = [n if n == ns else f"{n} ({ns})" for n, ns in nodes.items()]
+    if wide or len(named) <= LS_NODES:
+        return ", ".join(named)
+    return f"{len(named)} nodes: " + _first(named, wide)
+
+
+def _first(items: list[str], wide: bool) -> str:
+    if wide or len(items) <= LS_NODES:
+        return ", ".join(items)
+    return ", ".join(items[: LS_NODES - 1]) + f", ... (+{len(items) - LS_NODES + 1} more; --wide lists all)"
 
 
 def _enter_argv(lab: str, node: str, argv: list[str]) -> list[str]:
@@ -198,13 +228,18 @@ def _enter_argv(lab: str, node: str, argv: list[str]) -> list[str]:
     preflight.require_root("enter a namespace")
     if ns == ROOT_NS:
         return argv
+    if not netns.exists(ns):
+        fail(
+            f"node {node}'s namespace {ns} is gone (deleted outside nsnet): "
+            f"{directory.up_again(directory.journal_of(lab))} makes it again, `nsnet down {lab}` removes the rest"
+        )
     preflight.require_tools("ip")
     return ["ip", "netns", "exec", ns, *argv]
 
 
 @main.command(name="exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("lab")
-@click.argument("node")
+@click.argument("lab", shell_complete=complete.labs)
+@click.argument("node", shell_complete=complete.nodes)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @guard
 def exec_(lab: str, node: str, command: tuple[str, ...]) -> None:
@@ -222,8 +257,8 @@ def exec_(lab: str, node: str, command: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.argument("lab")
-@click.argument("node")
+@click.argument("lab", shell_complete=complete.labs)
+@click.argument("node", shell_complete=complete.nodes)
 @guard
 def shell(lab: str, node: str) -> None:
     """Open an interactive shell in NODE's namespace, with a prompt that names it."""
@@ -248,7 +283,7 @@ def schema() -> None:
 
 
 @main.command()
-@click.argument("lab", required=False)
+@click.argument("lab", required=False, shell_complete=complete.labs)
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was (or would be) removed as JSON.")
 @guard

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
+from nsnet.cli import complete
 from nsnet.cli._common import emit_json, fail, guard, main, out
 from nsnet.engine import preflight
 from nsnet.errors import LabNotFoundError
@@ -31,7 +32,7 @@ def overlay() -> None:
 
 
 @overlay.command()
-@click.argument("lab")
+@click.argument("lab", shell_complete=complete.labs)
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Keep etcd's data here (default: a temporary one).")
 @guard
 def registry(lab: str, data_dir: str | None) -> None:
@@ -91,7 +92,7 @@ def _registry(lab: str, url: str | None) -> str:
 
 
 @overlay.command()
-@click.argument("lab")
+@click.argument("lab", shell_complete=complete.labs)
 @click.option("--host", "hosts", multiple=True, metavar="H", help="Serve only host H (repeat; default: every host).")
 @click.option(
     "--registry", metavar="URL", help="etcd client URL, e.g. http://192.168.100.254:2379 (default: the lab's)."
@@ -145,7 +146,7 @@ def serve(lab: str, hosts: tuple[str, ...], registry: str | None, as_json: bool,
 
 
 @overlay.command("ls")
-@click.argument("lab")
+@click.argument("lab", shell_complete=complete.labs)
 @click.option("--registry", metavar="URL", help="etcd client URL (default: the lab's).")
 @click.option("--host", metavar="H", help="Reach the registry from host H's namespace (default: the lab's first host).")
 @click.option("--netns", "namespace", metavar="NS", help="Reach the registry from network namespace NS.")

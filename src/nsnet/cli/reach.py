@@ -10,9 +10,10 @@ from rich.table import Table
 from rich.text import Text
 
 from nsnet import reach
+from nsnet.cli import complete
 from nsnet.cli._common import emit_json, guard, main, out
 from nsnet.cli.panels import Panel, side_by_side
-from nsnet.engine import directory
+from nsnet.engine import directory, preflight
 
 WIDE = 40
 """Targets beyond which the matrix is printed as a list, one probe a line."""
@@ -75,7 +76,7 @@ def _expectations(results: list[reach.Result]) -> Table:
 
 
 @main.command(name="reach")
-@click.argument("lab")
+@click.argument("lab", shell_complete=complete.labs)
 @click.option("--from", "sources", multiple=True, help="Source node (repeatable; default: every node).")
 @click.option("--to", "targets", multiple=True, help="Destination node or address (repeatable; default: every node).")
 @click.option("--proto", default="icmp", show_default=True, help="icmp, tcp:PORT or udp:PORT.")
@@ -93,6 +94,7 @@ def reach_(
     --proto is given), those are checked instead: expected vs observed.
     Exit code: 1 if a probe fails (matrix) or an expectation is not met.
     """
+    preflight.require_root("send probes from the lab's namespaces")
     topology = directory.lab_topology(lab)
     use_expectations = (
         topology is not None and topology.expectations and not (sources or targets or force_matrix) and proto == "icmp"

@@ -14,6 +14,7 @@ from typing import NoReturn
 import click
 from rich.text import Text
 
+from nsnet.cli import complete
 from nsnet.cli._common import err, guard, main, out, plural
 from nsnet.engine import preflight
 from nsnet.watch import Event, Watcher
@@ -26,8 +27,8 @@ LEGEND = (
 
 
 @main.command()
-@click.argument("lab")
-@click.argument("nodes", nargs=-1, metavar="[NODE]...")
+@click.argument("lab", shell_complete=complete.labs)
+@click.argument("nodes", nargs=-1, metavar="[NODE]...", shell_complete=complete.nodes)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line and event (schema: docs/watch.md).")
 @click.option("--count", type=click.IntRange(min=1), metavar="N", help="Stop after N events.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="S", help="Stop after S seconds.")

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from nsnet.cli import complete
 from nsnet.cli._common import err, guard, main
 from nsnet.engine import preflight
 from nsnet.engine.directory import labs
@@ -14,7 +15,7 @@ from nsnet.errors import NsnetError
 
 
 @main.command()
-@click.argument("lab", required=False)
+@click.argument("lab", required=False, shell_complete=complete.labs)
 @click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="TCP port (0: a free one).")
 @click.option(
     "--listen",

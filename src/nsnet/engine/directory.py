@@ -103,3 +103,21 @@ def namespace_of(lab: str, node: str) -> str:
             return ns
     known = sorted(set(journal.namespaces.values()) | ({HOST} if not journal.hosts else set()))
     raise LabNotFoundError(f"lab {lab!r} has no node {node!r}; nodes: {', '.join(known)}")
+
+
+def gone(lab: str) -> list[str]:
+    """In words, each namespace of ``lab`` that was deleted outside nsnet (``up`` makes it again)."""
+    journal = journal_of(lab)
+    return [
+        f"node {label}'s namespace {ns} is gone (deleted outside nsnet): {up_again(journal)} makes it again"
+        for ns, label in journal.namespaces.items()
+        if not netns.exists(ns)
+    ]
+
+
+def up_again(journal: Journal) -> str:
+    """The ``nsnet up`` command that brings the journal's lab in line with its file again, quoted."""
+    if not journal.source:
+        return "`nsnet up` of the lab's file"
+    rename = f" --name {journal.lab}" if journal.topology and journal.topology != journal.lab else ""
+    return f"`nsnet up {journal.source}{rename}`"

@@ -21,6 +21,7 @@ from nsnet.plan.actions import Action, Plan, SetLink
 from nsnet.plan.diff import plan
 
 StepHook = Callable[[Action], None]
+PlanHook = Callable[[Plan], None]
 KillHook = Callable[[list[procs.Proc]], None]
 
 
@@ -36,13 +37,20 @@ def plan_up(topology: Topology, lab: str | None = None, fresh: bool = False) -> 
         return plan(desired, observe(nl, desired.lab, desired, journal), journal)
 
 
-def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = None, replace: bool = False) -> Plan:
+def up(
+    topology: Topology,
+    lab: str | None = None,
+    on_step: StepHook | None = None,
+    replace: bool = False,
+    on_plan: PlanHook | None = None,
+) -> Plan:
     """Bring the lab up, or converge it to ``topology``; returns what was done.
 
     A lab that is up from a topology of another name is not rebuilt from
     this one (:class:`ConflictError`) unless ``replace``. On failure
     everything this call changed is undone and :class:`ApplyError` names
-    the step that failed.
+    the step that failed. ``on_plan`` is told the plan before it runs,
+    ``on_step`` each step as it starts.
     """
     check_lab_name(lab or topology.name)
     desired = bind(topology, lab)
@@ -72,6 +80,8 @@ def up(topology: Topology, lab: str | None = None, on_step: StepHook | None = No
                 return steps
             journal.status = "applying"
             journal.save()
+            if on_plan is not None:
+                on_plan(steps)
             try:
                 execute(steps, nl, journal, on_step)
             except StepFailed as exc:
@@ -144,7 +154,9 @@ def _down_plan(nl: Netlink, journal: Journal) -> Plan:
     return plan(desired, observe(nl, journal.lab, desired, journal), journal, adopt=True)
 
 
-def down(lab: str, on_step: StepHook | None = None, on_kill: KillHook | None = None) -> Plan:
+def down(
+    lab: str, on_step: StepHook | None = None, on_kill: KillHook | None = None, on_plan: PlanHook | None = None
+) -> Plan:
     """Remove everything nsnet created for ``lab``, and nothing else; returns what was done.
 
     Every process still running in one of the lab's namespaces is stopped
@@ -164,6 +176,8 @@ def down(lab: str, on_step: StepHook | None = None, on_kill: KillHook | None = N
         _remove_scratch(journal)
         with Netlink() as nl:
             steps = _down_plan(nl, journal)
+            if on_plan is not None:
+                on_plan(steps)
             try:
                 execute(steps, nl, journal, on_step)
             except StepFailed as exc:
