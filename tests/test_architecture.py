@@ -94,6 +94,7 @@ PURE = [
     "nsnet.topology.loader",
     "nsnet.topology.schema",
     "nsnet.model",
+    "nsnet.kinds",
     "nsnet.plan.diff",
     "nsnet.explain.walk",
     "nsnet.explain.verdict",
@@ -106,11 +107,24 @@ def test_pure_layers_never_load_the_kernel_or_the_engine(module: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "module", sorted(_module_name(p) for p in (PACKAGE / "kernel").glob("*.py") if p.name != "__init__.py")
+    "module", sorted(_module_name(p) for p in (PACKAGE / "kernel").rglob("*.py") if p.name != "__init__.py")
 )
 def test_the_kernel_layer_loads_no_topology_and_no_pydantic(module: str) -> None:
     loaded = _loaded_by(module)
     assert _under(loaded, "nsnet.topology", "nsnet.engine", "nsnet.plan", "pydantic") == []
+
+
+@pytest.mark.parametrize("module", ["nsnet.watch", "nsnet.overlay.controller", "nsnet.inspect", "nsnet.cni.bridge"])
+def test_netlink_is_spoken_through_nsnets_one_codec(module: str) -> None:
+    """No second decoder: pyroute2 is left to conntrack, imported only when a conntrack table is read."""
+    assert _under(_loaded_by(module), "pyroute2") == []
+
+
+def test_the_codec_loads_nothing_of_nsnet_but_itself() -> None:
+    loaded = _loaded_by("nsnet.kernel.rtnl")
+    assert [m for m in _under(loaded, "nsnet") if m not in ("nsnet", "nsnet.kernel")] == _under(
+        loaded, "nsnet.kernel.rtnl"
+    )
 
 
 READERS = ["nsnet.inspect", "nsnet.watch", "nsnet.reach", "nsnet.capture.points", "nsnet.explain"]

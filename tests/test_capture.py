@@ -192,6 +192,9 @@ def test_decoded_lines_agree_with_tcpdump_on_the_written_file(lab_name: str, tmp
     nano = sh("tcpdump", "-n", "--nano", "-r", str(written)).splitlines()
     for packet, reference in zip(doc["packets"], nano, strict=True):
         assert reference.split()[0].endswith(f".{packet['ts_ns'] % 10**9:09d}")
+    assert doc["summary"]["stopped"] == "end"
+    first = json.loads(nsnet("capture", "--read", str(written), "-c", "1", "--json").out)
+    assert first["summary"]["stopped"] == "count" and first["summary"]["packets"] == 1
     # Reading the file gives back the same timeline.
     again = nsnet("capture", "--read", str(written))
     assert again.code == 0, again.text

@@ -111,3 +111,16 @@ def test_completion_offers_labs_nodes_points_and_sections(lab_name: str) -> None
     for shell in ("bash", "zsh", "fish"):
         script = nsnet("completion", shell)
         assert script.code == 0 and "_NSNET_COMPLETE" in script.out
+
+
+def test_the_shell_prompt_names_the_node_and_ends_in_hash_for_root(lab_name: str, tmp_path: Path) -> None:
+    assert nsnet("up", FIXED, "--name", lab_name, "-q").code == 0
+    cmd = f"{sys.executable} -m nsnet shell {lab_name} RED"
+    env = {**os.environ, "SHELL": "/bin/bash", "HOME": str(tmp_path), "TERM": "dumb"}
+    done = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"], input="exit\n", capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"[nsnet {lab_name}:RED] " in done.stdout
+    prompt = done.stdout.split(f"[nsnet {lab_name}:RED] ", 1)[1].split("exit", 1)[0]
+    assert prompt.rstrip().endswith("#"), prompt

@@ -96,7 +96,13 @@ def test_the_plugin_starts_without_the_heavy_modules() -> None:
     code = (
         "import sys; from nsnet.cni import main, bridge; "
         "print(' '.join(m for m in ('json', 're', 'enum', 'subprocess', 'dataclasses', 'typing', 'socket', "
-        "'hashlib', 'pathlib', 'nsnet.kernel.rtnl') if m in sys.modules))"
+        "'hashlib', 'pathlib', 'threading', 'nsnet.errors') if m in sys.modules))"
     )
     loaded = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == ""
+
+
+def test_the_plugin_speaks_netlink_through_nsnets_one_codec() -> None:
+    code = "import sys; from nsnet.cni import bridge; print([m for m in sys.modules if m.startswith('nsnet.kernel')])"
+    loaded = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "'nsnet.kernel.rtnl'" in loaded and "'nsnet.kernel.netlink'" not in loaded

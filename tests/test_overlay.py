@@ -183,9 +183,12 @@ def test_capture_on_the_underlay_shows_vxlan(lab_name: str, tmp_path: Path) -> N
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.0)
+    assert capture.stdout is not None
+    legend = capture.stdout.readline()  # printed once the capture listens: the ping after it is seen
+    assert "capture points:" in legend, legend
     assert ping(f"{lab_name}-RED", "10.0.0.3")
     text, err = capture.communicate(timeout=30)
+    text = legend + text
     assert capture.returncode == 0, err
     assert "192.168.100.1" in text and ".4789: VXLAN" in text and "vni 42" in text, text
     assert "10.0.0.2 > 10.0.0.3: ICMP echo request" in text, text

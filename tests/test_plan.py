@@ -18,8 +18,7 @@ def test_fresh_plan_of_lab2_follows_the_seed_order() -> None:
     kinds = [type(a).__name__ for a in steps.actions]
     assert kinds == (
         ["CreateNamespace"] * 3
-        + ["CreateBridge"]
-        + ["CreateVeth"] * 2
+        + ["CreateLink"] * 3
         + ["SetLink"] * 2
         + ["Address"] * 2
         + ["SetLink"] * 5
@@ -106,13 +105,13 @@ def test_the_phases_of_a_plan_run_in_one_stated_order() -> None:
         "ROUTE_REMOVALS",
         "EARLY_REMOVALS",
         "NAMESPACES",
-        "BRIDGES",
-        "VETHS",
-        "VXLANS",
+        "LINKS_ALONE",
+        "LINK_PAIRS",
+        "LINKS_ON_LOWER",
         "LINK_SETTINGS",
         "ADDRESS_REMOVALS",
         "ADDRESSES",
-        "BRIDGES_UP",
+        "ALONE_UP",
         "LINKS_UP",
         "ENTRIES",
         "ROUTES",
@@ -124,7 +123,19 @@ def test_the_phases_of_a_plan_run_in_one_stated_order() -> None:
         "BRIDGE_REMOVALS",
         "NAMESPACE_REMOVALS",
     ]
-    assert {p.name for p in Phase if p.last_found_first} == {"ROUTE_REMOVALS", "ADDRESS_REMOVALS", "BRIDGES_UP"}
+    assert {p.name for p in Phase if p.last_found_first} == {"ROUTE_REMOVALS", "ADDRESS_REMOVALS", "ALONE_UP"}
+
+
+def test_every_kind_is_made_in_a_creation_phase() -> None:
+    from nsnet.kinds import KINDS
+    from nsnet.plan.phases import CREATION, Phase
+
+    assert [CREATION[kind.order] for kind in KINDS.values()]  # no order without its phase
+    assert {name: CREATION[kind.order] for name, kind in KINDS.items() if name in ("bridge", "veth", "vxlan")} == {
+        "bridge": Phase.LINKS_ALONE,
+        "veth": Phase.LINK_PAIRS,
+        "vxlan": Phase.LINKS_ON_LOWER,
+    }
 
 
 def test_a_plan_removes_what_clashes_first_and_what_goes_away_last() -> None:

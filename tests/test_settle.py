@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from nsnet import Lab
-from nsnet.kernel import settle
+from nsnet.kernel import rtnl, settle
 from nsnet.kernel.netlink import Netlink
 
 from conftest import EXAMPLES, unique_name
@@ -50,5 +50,5 @@ def test_every_link_of_a_lab_is_operational_when_up_returns(lab_name: str) -> No
     with Lab(EXAMPLES / "lab2-bridge-fixed.yaml", name=lab_name) as lab, Netlink() as nl:
         for ns in lab.namespaces.values():
             states = {m.name: m.operstate for m in nl.link_msgs(ns) if m.kind in ("veth", "bridge")}
-            assert states and set(states.values()) == {settle.IF_OPER_UP}, (ns, states)
+            assert states and set(states.values()) == {rtnl.IF_OPER_UP}, (ns, states)
         assert lab.ping("RED", "BLUE")

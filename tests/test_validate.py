@@ -165,7 +165,7 @@ CASES: list[tuple[str, str, Expected | list[Expected]]] = [
             5,
             f"{IFACE}.colour",
             "unknown key 'colour'",
-            "allowed keys: addresses, mtu, mac, up, master, gateway, rate, delay, loss",
+            "allowed keys: addresses, mtu, mac, up, master, gateway, rate, delay, loss, kind, parent, mode",
         ),
     ),
     (

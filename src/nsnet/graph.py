@@ -104,6 +104,8 @@ def _iface_label(iface: Interface) -> str:
         lines[0] += ' <font point-size="9">(bridge)</font>'
     if iface.vni is not None:
         lines[0] += f' <font point-size="9">(VXLAN {iface.vni})</font>'
+    if iface.detail:
+        lines[0] += f' <font point-size="9">({_esc(iface.detail)})</font>'
     lines += [f'<font point-size="10">{_esc(a)}</font>' for a in iface.addresses]
     if iface.mac:
         lines.append(f'<font point-size="8" color="#666666">{_esc(iface.mac)}</font>')
@@ -157,7 +159,9 @@ def to_graphviz(picture: Picture) -> graphviz.Graph:
         if roles.get(a[0]) == HOST and roles.get(b[0]) != HOST:
             a, b = b, a  # the node's end above, the host's end below
         ia, ib = picture.interface(a), picture.interface(b)
-        attrs = {"penwidth": "2.2", "tooltip": f"veth {a[0]}:{a[1]} - {b[0]}:{b[1]}"}
+        attrs = {"penwidth": "2.2", "tooltip": f"{wire.label or 'veth'} {a[0]}:{a[1]} - {b[0]}:{b[1]}"}
+        if wire.label:
+            attrs.update(label=wire.label, style="dotted", penwidth="1.6")
         if HOST not in (roles.get(a[0]), roles.get(b[0])):
             attrs["constraint"] = "false"  # two nodes side by side
         if ia is None or ib is None or not (ia.passes and ib.passes):
@@ -234,7 +238,10 @@ def to_mermaid(picture: Picture) -> str:
             a, b = b, a
         ia, ib = picture.interface(a), picture.interface(b)
         ok = ia is not None and ib is not None and ia.passes and ib.passes
-        lines.append(f"  {ids[a]} {'===' if ok else '-.-'} {ids[b]}")
+        if wire.label:
+            lines.append(f"  {ids[a]} -.-|{_mermaid_text(wire.label)}| {ids[b]}")
+        else:
+            lines.append(f"  {ids[a]} {'===' if ok else '-.-'} {ids[b]}")
     for box in picture.boxes:
         names = {i.name: i for i in box.interfaces}
         for iface in box.interfaces:
@@ -275,6 +282,7 @@ def _mermaid_box(box: Box, ident: _Idents, down: list[str]) -> list[str]:
     for iface in box.interfaces:
         node = ident.of_interface[iface.key] = ident("", iface.ns, iface.name)
         name = f"<b>{_mermaid_text(iface.name)}</b>" + (f" (VXLAN {iface.vni})" if iface.vni is not None else "")
+        name += f" ({_mermaid_text(iface.detail)})" if iface.detail else ""
         text = [name, *iface.addresses]
         if iface.mac:
             text.append(iface.mac)

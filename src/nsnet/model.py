@@ -21,7 +21,8 @@ HOST = "host"
 ROOT_NS = ""
 """Key of the machine's root network namespace (never a valid netns name)."""
 
-LinkKind = Literal["veth", "bridge", "vxlan"]
+LinkKind = Literal["veth", "bridge", "vxlan", "macvlan", "ipvlan", "dummy"]
+"""The kinds nsnet makes (one module each under :mod:`nsnet.kinds`)."""
 HostMode = Literal["sandbox", "root"]
 
 
@@ -94,6 +95,10 @@ class Link:
     """VXLAN devices: forwarding entries (MAC, remote VTEP) nsnet writes; None: not nsnet's to manage."""
     neighbours: frozenset[tuple[str, str]] | None = None
     """VXLAN devices: neighbour entries (IP, MAC) nsnet writes; None: not nsnet's to manage."""
+    parent: Endpoint | None = None
+    """macvlan, ipvlan: the device it sits on (in the lab's host)."""
+    mode: str | None = None
+    """macvlan, ipvlan: its mode (``bridge``, ``l2``...)."""
 
 
 @dataclass(frozen=True, order=True)
@@ -306,7 +311,13 @@ def bind(topology: Topology, lab: str | None = None) -> State:
     spaces: dict[str, Namespace] = {}
     for logical, space in topology.namespaces.items():
         links = {
-            k: replace(v, peer=Endpoint(names[v.peer.ns], v.peer.ifname)) if v.peer else v
+            k: replace(
+                v,
+                peer=Endpoint(names[v.peer.ns], v.peer.ifname) if v.peer else None,
+                parent=Endpoint(names[v.parent.ns], v.parent.ifname) if v.parent else None,
+            )
+            if v.peer or v.parent
+            else v
             for k, v in space.links.items()
         }
         spaces[names[logical]] = replace(space, name=names[logical], links=links)

@@ -1,4 +1,5 @@
-"""What a picture of a lab holds: namespaces as boxes, interfaces in them, veth pairs as wires (no drawing).
+"""What a picture of a lab holds: namespaces as boxes, interfaces in them, veth pairs and links on their
+parents as wires (no drawing).
 
 A :class:`Picture` is built from a topology (:func:`from_topology`) or from a
 live lab (:func:`from_lab`: the lab's topology file for the layout, the kernel
@@ -16,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from nsnet import kinds
 from nsnet.engine import preflight
 from nsnet.engine.journal import Journal
 from nsnet.engine.observe import observe
@@ -44,6 +46,8 @@ class Interface:
     """VXLAN devices: their VNI."""
     vxlan_port: int | None = None
     """VXLAN devices: their UDP port."""
+    detail: str = ""
+    """The kind's own words, for kinds without a shape of their own (``macvlan bridge``, ``dummy``)."""
 
     @property
     def key(self) -> tuple[str, str]:
@@ -75,10 +79,11 @@ class Box:
 
 @dataclass(frozen=True)
 class Wire:
-    """A veth pair: its two ends."""
+    """A veth pair: its two ends; or (``label`` set) a link and the parent device it sits on."""
 
     a: tuple[str, str]
     b: tuple[str, str]
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -169,12 +174,14 @@ def _picture(
             interfaces.append(_interface(label, link, have, live is not None))
             # A link of the file names its peer's namespace logically; one seen only live, by kernel name.
             from_file = want is not None and name in want.links
-            peer = link.peer
+            peer = link.peer or link.parent
             peer_label = (peer.ns if from_file else logical_of.get(peer.ns)) if peer else None
             if peer is None or peer_label is None:
                 continue
             ends = ((label, name), (peer_label, peer.ifname))
-            pairs.setdefault(frozenset(ends), Wire(*ends))
+            pairs.setdefault(
+                frozenset(ends), Wire(*ends, label=kinds.get(link.kind).detail(link) if link.parent else "")
+            )
         role = want.role if want else (have.role if have else "node")
         if role == "host" and not interfaces:
             continue  # a host with nothing in it (lab 1) is not drawn
@@ -211,8 +218,12 @@ def _tunnels(boxes: Iterable[Box]) -> tuple[Tunnel, ...]:
 
 def _interface(label: str, link: Link, have: Namespace | None, live: bool) -> Interface:
     vni, port = (link.vxlan.vni, link.vxlan.port) if link.vxlan else (None, None)
+    kind = kinds.get(link.kind)
+    detail = kind.detail(link) if kind.user else ""
     if not live:
-        return Interface(label, link.name, link.kind, _sorted(link.addresses), link.master, vni=vni, vxlan_port=port)
+        return Interface(
+            label, link.name, link.kind, _sorted(link.addresses), link.master, vni=vni, vxlan_port=port, detail=detail
+        )
     seen = have.links.get(link.name) if have else None
     if seen is None:
         return Interface(
@@ -228,6 +239,7 @@ def _interface(label: str, link: Link, have: Namespace | None, live: bool) -> In
         "up" if seen.up else "down",
         vni=seen.vxlan.vni if seen.vxlan else None,
         vxlan_port=seen.vxlan.port if seen.vxlan else None,
+        detail=detail,
     )
 
 
@@ -237,6 +249,10 @@ def _with_carrier(picture: Picture) -> Picture:
     for wire in picture.wires:
         a, b = picture.interface(wire.a), picture.interface(wire.b)
         assert a is not None and b is not None
+        if wire.label:  # a link on its parent: the link loses its carrier with the parent, not the reverse
+            if a.state == "up" and not b.passes:
+                quiet.add(a.key)
+            continue
         if a.state == "up" and not b.passes:
             quiet.add(a.key)
         if b.state == "up" and not a.passes:

@@ -35,7 +35,6 @@ BURST = 16
 PACE = 0.004
 SOL_RAW = 255
 ICMP_FILTER = 1
-SO_RCVBUFFORCE = 33
 RECEIVE_BUFFER = 4 << 20
 
 
@@ -175,9 +174,6 @@ def _waves(probes: Sequence[Probe]) -> list[list[int]]:
     return list(blocks.values())
 
 
-NUD_NOARP = 0x40
-
-
 def _flush_neighbours(namespaces: Iterable[str]) -> None:
     """Free the previous wave's neighbour entries so the next wave fits.
 
@@ -190,7 +186,7 @@ def _flush_neighbours(namespaces: Iterable[str]) -> None:
             for family in (socket.AF_INET, socket.AF_INET6):
                 for body in nl.dump(ns, "list neighbours", rtnl.RTM_GETNEIGH, rtnl.ndmsg(family)):
                     m = rtnl.parse_neigh(body)
-                    if m.family != family or m.dst is None or m.state & (rtnl.NUD_PERMANENT | NUD_NOARP):
+                    if m.family != family or m.dst is None or m.state & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP):
                         continue
                     dst = rtnl.attr(rtnl.NDA_DST, socket.inet_pton(family, m.dst))
                     gone.append((rtnl.RTM_DELNEIGH, rtnl.CHANGE, rtnl.ndmsg(family, m.ifindex) + dst))
@@ -254,7 +250,7 @@ def _raw_socket(ns: str, family: int) -> socket.socket:
             sock.setsockopt(SOL_RAW, ICMP_FILTER, struct.pack("I", ~(1 << 0) & 0xFFFFFFFF))
         else:
             sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-    sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+    sock.setsockopt(socket.SOL_SOCKET, rtnl.SO_RCVBUFFORCE, RECEIVE_BUFFER)
     sock.setblocking(False)
     return sock
 

@@ -59,6 +59,10 @@ class LinkView:
     """Created by nsnet for this lab (alias ``nsnet:<lab>``)."""
     port: BridgePortView | None = None
     """Its settings as a bridge port (``None``: not a port, or not read)."""
+    parent: PeerView | None = None
+    """macvlan, ipvlan: the device it sits on."""
+    mode: str | None = None
+    """macvlan, ipvlan: its mode (``bridge``, ``l2``...)."""
 
 
 @dataclass(frozen=True)

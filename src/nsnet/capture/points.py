@@ -18,6 +18,7 @@ from nsnet.engine.directory import lab_namespaces
 from nsnet.errors import LabNotFoundError, NsnetError
 from nsnet.kernel import readers
 from nsnet.kernel.netlink import Netlink
+from nsnet.kernel.rtnl import LinkMsg
 from nsnet.model import HOST, ROOT_NS, link_mark
 
 
@@ -100,21 +101,21 @@ def resolve(lab: str, specs: Sequence[str]) -> list[Point]:
     by_label = {label: ns for ns, label in spaces.items()}
     points: list[Point] = []
     with Netlink() as nl:
-        cache: dict[str, list[dict[str, object]]] = {}
+        cache: dict[str, list[LinkMsg]] = {}
 
-        def links(ns: str) -> list[dict[str, object]]:
+        def links(ns: str) -> list[LinkMsg]:
             if ns not in cache:
-                found = readers.links(nl, ns)
+                found = nl.link_msgs(ns)
                 if ns == ROOT_NS:  # the machine's own interfaces are not the lab's
-                    found = [link for link in found if link["alias"] == link_mark(lab)]
+                    found = [link for link in found if link.alias == link_mark(lab)]
                 cache[ns] = found
             return cache[ns]
 
         def interfaces(node: str, ns: str, bridges_only: bool = False) -> list[Point]:
             return [
-                Point(node, str(link["name"]), ns)
+                Point(node, link.name, ns)
                 for link in links(ns)
-                if link["kind"] != "loopback" and (not bridges_only or link["kind"] == "bridge")
+                if readers.link_kind(link) != "loopback" and (not bridges_only or link.kind == "bridge")
             ]
 
         if not specs:
@@ -133,7 +134,7 @@ def resolve(lab: str, specs: Sequence[str]) -> list[Point]:
                     raise NsnetError(f"node {node} has no interface but lo: write {node}:lo to capture there")
                 points += found
                 continue
-            names = [str(link["name"]) for link in links(ns)]
+            names = [link.name for link in links(ns)]
             if iface not in names:
                 raise LabNotFoundError(
                     f"node {node} of lab {lab!r} has no interface {iface!r}; interfaces: {', '.join(names) or 'none'}"

@@ -247,7 +247,7 @@ def _read(path: str, count: int | None, by_packet: bool, as_json: bool) -> None:
         if as_json:
             json_sink = JsonSink(points, by_packet)
             per_point = _feed(found, points, json_sink, count)
-            summary = _read_summary(points, per_point, started)
+            summary = _read_summary(points, per_point, started, count)
             emit_json({**json_sink.document(), "file": path, "summary": summary})
             return
         _echo(legend(points, f"{path}, capture points:"))
@@ -262,7 +262,7 @@ def _read(path: str, count: int | None, by_packet: bool, as_json: bool) -> None:
         return
     except KeyboardInterrupt:
         sys.exit(130)
-    _summary(_read_summary(points, per_point, started))
+    _summary(_read_summary(points, per_point, started, count))
 
 
 def _feed(found: pcapng.Capture, points: list[Point], sink: Sink, count: int | None) -> list[int]:
@@ -281,10 +281,11 @@ def _feed(found: pcapng.Capture, points: list[Point], sink: Sink, count: int | N
     return counter.per_point
 
 
-def _read_summary(points: list[Point], per_point: list[int], started: float) -> dict[str, Any]:
+def _read_summary(points: list[Point], per_point: list[int], started: float, count: int | None) -> dict[str, Any]:
+    read = sum(per_point)
     return {
-        "packets": sum(per_point),
+        "packets": read,
         "seconds": round(time.monotonic() - started, 3),
-        "stopped": "end",
+        "stopped": "count" if count and read >= count else "end",
         "points": [{"tag": p.tag, "point": p.name, "packets": per_point[i]} for i, p in enumerate(points)],
     }

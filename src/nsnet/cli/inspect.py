@@ -40,6 +40,11 @@ def _links(v: NamespaceView) -> Panel:
         if link.peer:
             where = link.peer.node or link.peer.netns or "?"
             peer = f"{where}:{link.peer.name or '?'} (@if{link.peer.index})"
+        elif link.parent:  # a macvlan or ipvlan: the device it sits on, and its mode
+            where = link.parent.node or link.parent.netns or "?"
+            peer = f"{link.kind} {link.mode or ''} on {where}:{link.parent.name or '?'}"
+        elif link.kind == "dummy":
+            peer = "dummy"
         mac = link.mac or ""
         if link.vendor:
             mac += f" ({link.vendor})"

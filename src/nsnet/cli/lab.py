@@ -30,8 +30,9 @@ from nsnet.kernel import netns, procs
 from nsnet.model import ROOT_NS, netns_names
 from nsnet.plan.actions import Plan
 
+# Single quotes: bash expands \w and \$ (# for root) when it draws the prompt, not when it reads the file.
 SHELL_RC = """[ -f ~/.bashrc ] && . ~/.bashrc
-PS1="[nsnet $NSNET_LAB:$NSNET_NODE] \\w\\$ "
+PS1='[nsnet $NSNET_LAB:$NSNET_NODE] \\w\\$ '
 """
 
 

@@ -10,17 +10,19 @@ from collections.abc import Iterator
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from nsnet.cli._common import out
-from nsnet.plan.actions import Action, Plan
+from nsnet.plan.actions import Action, CreateLink, Plan
 
 PHASES = {
     "CreateNamespace": ("namespace", "namespaces"),
     "DeleteNamespace": ("namespace removed", "namespaces removed"),
-    "CreateBridge": ("bridge", "bridges"),
-    "CreateVeth": ("veth pair", "veth pairs"),
-    "CreateVxlan": ("VXLAN device", "VXLAN devices"),
+    "CreateLink:bridge": ("bridge", "bridges"),
+    "CreateLink:veth": ("veth pair", "veth pairs"),
+    "CreateLink:vxlan": ("VXLAN device", "VXLAN devices"),
+    "CreateLink:macvlan": ("macvlan", "macvlans"),
+    "CreateLink:ipvlan": ("ipvlan", "ipvlans"),
+    "CreateLink:dummy": ("dummy", "dummies"),
     "DeleteLink": ("link removed", "links removed"),
     "SetLink": ("link setting", "link settings"),
-    "SetBridge": ("bridge setting", "bridge settings"),
     "Address": ("address", "addresses"),
     "RouteChange": ("route", "routes"),
     "FdbEntry": ("fdb entry", "fdb entries"),
@@ -36,9 +38,15 @@ BAR_FROM = 20
 """Plans shorter than this are printed a line per step even on a terminal: a bar would only flash."""
 
 
+def _key(action: Action) -> str:
+    """The step's type; a link's creation with its kind (``CreateLink:veth``)."""
+    name = type(action).__name__
+    return f"{name}:{action.spec.kind}" if isinstance(action, CreateLink) else name
+
+
 def phase(action: Action, count: int = 2) -> str:
     """What kind of step ``action`` is, in words (``namespaces``, ``addresses`` ...), for ``count`` of them."""
-    name = type(action).__name__
+    name = _key(action)
     one, many = PHASES.get(name, (name, name))
     return one if count == 1 else many
 
@@ -49,8 +57,8 @@ class Reporter:
     def __init__(self, talk: bool, lines: bool) -> None:
         self.talk = talk
         self.lines = lines
-        self.counts: collections.Counter[type[Action]] = collections.Counter()
-        self._examples: dict[type[Action], Action] = {}
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._examples: dict[str, Action] = {}
         self._bar: Progress | None = None
         self._task: TaskID | None = None
 
@@ -68,8 +76,8 @@ class Reporter:
             self._bar.start()
 
     def step(self, action: Action) -> None:
-        self.counts[type(action)] += 1
-        self._examples.setdefault(type(action), action)
+        self.counts[_key(action)] += 1
+        self._examples.setdefault(_key(action), action)
         if self._bar is not None and self._task is not None:
             self._bar.update(self._task, advance=1, description=phase(action))
         elif self.talk:

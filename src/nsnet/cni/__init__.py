@@ -16,7 +16,7 @@ namespace named by ``CNI_NETNS``:
 
 Start-up time matters (one process per container and command): these modules
 import only the standard library's lightest modules (not even json, re,
-subprocess, dataclasses or typing) and the plugin's own small helpers:
-:mod:`nsnet.cni.netlink`, :mod:`nsnet.cni.record`, :mod:`nsnet.cni.jsonc`,
-:mod:`nsnet.cni.spawn` (docs/cni.md, "Cost per call").
+subprocess, dataclasses or typing), nsnet's netlink codec :mod:`nsnet.kernel.rtnl`
+(as light) and the plugin's own small helpers: :mod:`nsnet.cni.record`,
+:mod:`nsnet.cni.jsonc`, :mod:`nsnet.cni.spawn` (docs/cni.md, "Cost per call").
 """

@@ -1,4 +1,4 @@
-"""Bridge, veth pair, addresses and routes, through the plugin's own rtnetlink (:mod:`nsnet.cni.netlink`).
+"""Bridge, veth pair, addresses and routes, through nsnet's netlink codec (:mod:`nsnet.kernel.rtnl`).
 
 The node is the namespace the plugin runs in; the container's namespace is
 the one ``CNI_NETNS`` names (a path: ``/run/netns/NAME``, ``/proc/PID/ns/net``).
@@ -21,29 +21,16 @@ import errno
 import ipaddress
 import os
 
-from nsnet.cni import netlink as rtnl
 from nsnet.cni import spec
 from nsnet.cni.record import record
 from nsnet.cni.spec import CniError
+from nsnet.kernel import rtnl
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:
     from typing import Any
 
 CLONE_NEWNET = 0x40000000
-RTM_SETLINK = 19
-AF_BRIDGE = 7
-IFLA_PROTINFO = 12
-IFLA_BRPORT_MODE = 4
-NLA_F_NESTED = 0x8000
-IFF_UP = 0x1
-IFF_PROMISC = 0x100
-IFA_BROADCAST = 4
-IFA_F_NODAD = 0x02
-RTPROT_BOOT = 3
-RT_SCOPE_UNIVERSE = 0
-RT_SCOPE_LINK = 253
-RT_TABLE_MAIN = 254
 ALIAS_PREFIX = "nsnet-cni"
 ALIAS_MAX = 127
 
@@ -206,7 +193,7 @@ def set_link(
     master: int | None = None,
     alias: str | None = None,
 ) -> None:
-    flags = (IFF_UP if up else 0) | (IFF_PROMISC if promisc else 0)
+    flags = (rtnl.IFF_UP if up else 0) | (rtnl.IFF_PROMISC if promisc else 0)
     payload = rtnl.ifinfo(link.index, flags, flags)
     if master is not None:
         payload += rtnl.u32(rtnl.IFLA_MASTER, master)
@@ -217,8 +204,13 @@ def set_link(
 
 def set_hairpin(sock: rtnl.Socket, link: Link) -> None:
     """``bridge link set dev LINK hairpin on``: frames may go back out of the port they came in by."""
-    protinfo = rtnl.attr(IFLA_PROTINFO | NLA_F_NESTED, rtnl.attr(IFLA_BRPORT_MODE, b"\x01"))
-    _change(sock, f"set hairpin mode on {link.name}", rtnl.ifinfo(link.index, family=AF_BRIDGE) + protinfo, RTM_SETLINK)
+    protinfo = rtnl.attr(rtnl.IFLA_PROTINFO | rtnl.NLA_F_NESTED, rtnl.attr(rtnl.IFLA_BRPORT_MODE, b"\x01"))
+    _change(
+        sock,
+        f"set hairpin mode on {link.name}",
+        rtnl.ifinfo(link.index, family=rtnl.AF_BRIDGE) + protinfo,
+        rtnl.RTM_SETLINK,
+    )
 
 
 def delete_link(sock: rtnl.Socket, name: str) -> bool:
@@ -266,7 +258,7 @@ def ensure_bridge(sock: rtnl.Socket, name: str, mtu: int | None, promisc: bool, 
             set_link(sock, link, alias=f"{ALIAS_PREFIX}:{network}")
     if link.kind != "bridge":
         raise CniError(spec.INVALID_CONFIG, f"{name} exists in the node and is not a bridge ({link.kind or 'device'})")
-    if not link.flags & IFF_UP or (promisc and not link.flags & IFF_PROMISC):
+    if not link.flags & rtnl.IFF_UP or (promisc and not link.flags & rtnl.IFF_PROMISC):
         set_link(sock, link, up=True, promisc=promisc)
     return link
 
@@ -303,9 +295,9 @@ def add_address(sock: rtnl.Socket, link: Link, cidr: str) -> None:
     payload = rtnl.ifaddr(_family(ip.ip), ip.network.prefixlen, link.index)
     payload += rtnl.attr(rtnl.IFA_LOCAL, packed) + rtnl.attr(rtnl.IFA_ADDRESS, packed)
     if ip.version == 4 and ip.network.prefixlen < 31:
-        payload += rtnl.attr(IFA_BROADCAST, ip.network.broadcast_address.packed)
+        payload += rtnl.attr(rtnl.IFA_BROADCAST, ip.network.broadcast_address.packed)
     if ip.version == 6:
-        payload += rtnl.u32(rtnl.IFA_FLAGS, IFA_F_NODAD)
+        payload += rtnl.u32(rtnl.IFA_FLAGS, rtnl.IFA_F_NODAD)
     try:
         sock.request(rtnl.RTM_NEWADDR, rtnl.NEW, payload)
     except OSError as exc:
@@ -316,8 +308,10 @@ def add_address(sock: rtnl.Socket, link: Link, cidr: str) -> None:
 def add_route(sock: rtnl.Socket, link: Link, dst: str, gateway: str | None) -> None:
     """A route through ``link`` (via ``gateway`` if given); present is fine."""
     net = ipaddress.ip_network(dst, strict=False)
-    scope = RT_SCOPE_UNIVERSE if gateway else RT_SCOPE_LINK
-    payload = rtnl.rtmsg(_family(net.network_address), net.prefixlen, RTPROT_BOOT, table=RT_TABLE_MAIN, scope=scope)
+    scope = rtnl.RT_SCOPE_UNIVERSE if gateway else rtnl.RT_SCOPE_LINK
+    payload = rtnl.rtmsg(
+        _family(net.network_address), net.prefixlen, rtnl.RTPROT_BOOT, table=rtnl.RT_TABLE_MAIN, scope=scope
+    )
     if net.prefixlen:
         payload += rtnl.attr(rtnl.RTA_DST, net.network_address.packed)
     if gateway:
@@ -346,7 +340,7 @@ def routes(sock: rtnl.Socket, link: Link) -> set[tuple[str, str | None]]:
     out: set[tuple[str, str | None]] = set()
     for body in sock.dump(rtnl.RTM_GETROUTE, rtnl.rtmsg(socket.AF_UNSPEC, 0, 0, table=0, kind=0)):
         r = rtnl.parse_route(body)
-        if r.table != RT_TABLE_MAIN or r.oif != link.index or r.family not in (socket.AF_INET, socket.AF_INET6):
+        if r.table != rtnl.RT_TABLE_MAIN or r.oif != link.index or r.family not in (socket.AF_INET, socket.AF_INET6):
             continue
         dst = r.dst or ("0.0.0.0" if r.family == socket.AF_INET else "::")
         out.add((str(ipaddress.ip_network(f"{dst}/{r.dst_len}")), r.gateway))

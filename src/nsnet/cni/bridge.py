@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterator
 
 from nsnet.cni import attach, rules, spawn, spec, state
 from nsnet.cni import jsonc as json
-from nsnet.cni import netlink as rtnl
 from nsnet.cni.config import NetConf
 from nsnet.cni.differences import differences
 from nsnet.cni.ipam import Ipam
 from nsnet.cni.record import record
 from nsnet.cni.spec import CniError
+from nsnet.kernel import rtnl
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:

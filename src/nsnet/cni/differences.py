@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 from nsnet.cni import attach, rules
-from nsnet.cni import netlink as rtnl
 from nsnet.cni.config import NetConf
+from nsnet.kernel import rtnl
 
 TYPE_CHECKING = False  # typing is not imported at run time: the plugin starts once per container
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def _link_problems(
         return problems
     if host_link is not None and inside.peer_index != host_link.index:
         problems.append(f"{env.ifname} is not the peer of {host}")
-    if not inside.flags & attach.IFF_UP:
+    if not inside.flags & rtnl.IFF_UP:
         problems.append(f"{env.ifname} is down")
     return problems
 

@@ -31,10 +31,11 @@ from nsnet.cni import spawn, spec
 from nsnet.cni.config import NetConf
 from nsnet.cni.record import record
 from nsnet.cni.spec import CniError
+from nsnet.kernel import iptsave
+from nsnet.kernel.iptsave import RESTORE, TOOLS, restore_text
 
 PREFIX = "NSNETCNI-"
 JUMP_COMMENT = "nsnet-cni"
-TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
 SBIN = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 _SAFE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@+-")
 _COMMENT = r'-m comment --comment (?:"([^"]*)"|(\S+))'
@@ -191,23 +192,18 @@ def read(family: int) -> Live:
 
     comment_re = re.compile(_COMMENT)
     live = Live(set(), set(), {})
-    table = ""
-    for line in _run([TOOLS[family][0]]).splitlines():
-        if line.startswith("*"):
-            table = line[1:]
-        elif line.startswith(":" + PREFIX):
-            hook = line[1 + len(PREFIX) :].split()[0]
-            live.chains.add((table, hook))
-        elif line.startswith("-A "):
-            chain, _, rest = line[3:].partition(" ")
+    for table, kind, chain, rest in iptsave.entries(_run([TOOLS[family][0]])):
+        if kind == ":":
             if chain.startswith(PREFIX):
-                found = comment_re.search(rest)
-                comment = (found.group(1) or found.group(2)) if found else ""
-                live.rules.setdefault((table, chain[len(PREFIX) :]), []).append((rest, comment))
-            elif rest == f'-m comment --comment "{JUMP_COMMENT}" -j {own_chain(chain)}' or rest == (
-                f"-m comment --comment {JUMP_COMMENT} -j {own_chain(chain)}"
-            ):
-                live.jumps.add((table, chain))
+                live.chains.add((table, chain[len(PREFIX) :]))
+        elif chain.startswith(PREFIX):
+            found = comment_re.search(rest)
+            comment = (found.group(1) or found.group(2)) if found else ""
+            live.rules.setdefault((table, chain[len(PREFIX) :]), []).append((rest, comment))
+        elif rest == f'-m comment --comment "{JUMP_COMMENT}" -j {own_chain(chain)}' or rest == (
+            f"-m comment --comment {JUMP_COMMENT} -j {own_chain(chain)}"
+        ):
+            live.jumps.add((table, chain))
     return live
 
 
@@ -215,14 +211,10 @@ def _jump(hook: str) -> str:
     return f'-m comment --comment "{JUMP_COMMENT}" -j {own_chain(hook)}'
 
 
-def _restore_text(blocks: dict[str, list[str]]) -> str:
-    return "".join(f"*{table}\n" + "\n".join(lines) + "\nCOMMIT\n" for table, lines in blocks.items() if lines)
-
-
 def _restore(family: int, blocks: dict[str, list[str]]) -> None:
-    text = _restore_text(blocks)
+    text = restore_text(blocks)
     if text:
-        _run([TOOLS[family][1], "--noflush", "--wait"], text)
+        _run([TOOLS[family][1], *RESTORE], text)
 
 
 def _append(family: int, rules: list[Rule], comment: str) -> bool:
@@ -234,7 +226,7 @@ def _append(family: int, rules: list[Rule], comment: str) -> bool:
     for r in rules:
         blocks[r.table].append(r.text(comment))
     try:
-        proc = spawn.run([tool(TOOLS[family][1]), "--noflush", "--wait"], _restore_text(blocks).encode())
+        proc = spawn.run([tool(TOOLS[family][1]), *RESTORE], restore_text(blocks).encode())
     except (OSError, TimeoutError):
         return False
     return proc.code == 0

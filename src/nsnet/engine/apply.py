@@ -22,16 +22,14 @@ from nsnet.engine.journal import Journal
 from nsnet.errors import KernelError, NsnetError
 from nsnet.kernel import firewall, netns, sysctl
 from nsnet.kernel.netlink import Netlink, Ticket
-from nsnet.model import ROOT_NS, Endpoint
+from nsnet.model import ROOT_NS
 from nsnet.plan.actions import (
     DOCKER_RULES,
     Action,
     Address,
     ApplyFirewall,
-    CreateBridge,
+    CreateLink,
     CreateNamespace,
-    CreateVeth,
-    CreateVxlan,
     DeleteLink,
     DeleteNamespace,
     DockerHost,
@@ -39,7 +37,6 @@ from nsnet.plan.actions import (
     NeighbourEntry,
     Plan,
     RouteChange,
-    SetBridge,
     SetLink,
     SetShaping,
     SetSysctl,
@@ -49,14 +46,11 @@ from nsnet.plan.actions import (
 
 BATCHED = (
     CreateNamespace,
-    CreateBridge,
-    CreateVeth,
-    CreateVxlan,
+    CreateLink,
     FdbEntry,
     NeighbourEntry,
     DeleteLink,
     SetLink,
-    SetBridge,
     Address,
     RouteChange,
     SetSysctl,
@@ -158,10 +152,9 @@ def _netlink(batch: list[Action], nl: Netlink, journal: Journal) -> None:
     errors: dict[int, BaseException] = {}
     for i, a in enumerate(batch):
         try:
-            if isinstance(a, CreateBridge | CreateVeth):
-                ends = [(a.ns, a.name)] + ([(a.peer.ns, a.peer.ifname)] if isinstance(a, CreateVeth) else [])
-                if [_note_root_link(journal, ns, name) for ns, name in ends].count(True):
-                    journal.save()  # before the link exists
+            made = a.spec.ends if isinstance(a, CreateLink) else ()
+            if [_note_root_link(journal, e.ns, e.ifname) for e in made].count(True):
+                journal.save()  # before the link exists
             tickets.append(_queue(a, nl))
         except (NsnetError, OSError) as exc:
             # Stop here, as a plain sequence of steps would: send what came before, then report.
@@ -191,12 +184,8 @@ def _netlink(batch: list[Action], nl: Netlink, journal: Journal) -> None:
 
 
 def _queue(a: Action, nl: Netlink) -> list[Ticket]:
-    if isinstance(a, CreateBridge):
-        return nl.add_bridge(a.ns, a.name, a.mark, a.stp, a.ageing)
-    if isinstance(a, CreateVeth):
-        return nl.add_veth(Endpoint(a.ns, a.name), a.peer, a.mark)
-    if isinstance(a, CreateVxlan):
-        return nl.add_vxlan(a.ns, a.name, a.vxlan, a.mark)
+    if isinstance(a, CreateLink):
+        return nl.create_link(a.spec)
     if isinstance(a, FdbEntry):
         return [nl.fdb_entry(a.ns, "add" if a.add else "del", a.dev, a.mac, a.dst)]
     if isinstance(a, NeighbourEntry):
@@ -204,9 +193,7 @@ def _queue(a: Action, nl: Netlink) -> list[Ticket]:
     if isinstance(a, DeleteLink):
         return [nl.delete_link(a.ns, a.name)]
     if isinstance(a, SetLink):
-        return [nl.set_link(a.ns, a.name, master=a.master, mtu=a.mtu, mac=a.mac, up=a.up, alias=a.alias)]
-    if isinstance(a, SetBridge):
-        return [nl.set_bridge(a.ns, a.name, stp=a.stp, ageing=a.ageing)]
+        return [nl.change_link(a.request())]
     if isinstance(a, Address):
         return [nl.address(a.ns, "add" if a.add else "del", a.ifname, a.cidr)]
     if isinstance(a, RouteChange):
@@ -286,15 +273,10 @@ def _firewall(batch: list[ApplyFirewall], journal: Journal) -> None:
 
 
 def _shape(a: SetShaping, journal: Journal) -> None:
-    tc = ["tc"] if a.ns == ROOT_NS else ["tc", "-n", a.ns]
-    words = (
-        ["qdisc", "del", "dev", a.name, "root"]
-        if a.qdisc is None
-        else ["qdisc", "replace", "dev", a.name, "root", *a.qdisc.split()]
-    )
-    done = subprocess.run([*tc, *words], capture_output=True, text=True, check=False)
+    argv = a.argv()
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0 and a.qdisc is not None:
-        raise KernelError(f"tc refused {' '.join(words)}: {done.stderr.strip()}")
+        raise KernelError(f"tc refused {' '.join(argv[argv.index('qdisc') :])}: {done.stderr.strip()}")
     applied = journal.shaping.setdefault(a.ns, {})
     if a.qdisc is None:
         applied.pop(a.name, None)

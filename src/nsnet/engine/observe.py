@@ -1,15 +1,25 @@
-"""Read a lab's namespaces from the kernel into a :class:`~nsnet.model.State`."""
+"""Read a lab's namespaces from the kernel into a :class:`~nsnet.model.State`.
+
+The links come from the same reader as ``inspect``'s (:mod:`nsnet.kernel.readers`):
+one listing per namespace, veth peers resolved across the namespaces read.
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from dataclasses import replace
 from typing import Literal
 
+from nsnet import kinds
 from nsnet.engine import servers
 from nsnet.engine.journal import Journal
-from nsnet.kernel import firewall, netns, sysctl
-from nsnet.kernel.netlink import Netlink, RawLink
-from nsnet.model import ROOT_NS, Endpoint, Firewall, Link, Namespace, State
+from nsnet.kernel import firewall, netns, readers, rtnl, sysctl
+from nsnet.kernel.netlink import Netlink, kind_fields
+from nsnet.model import ROOT_NS, Endpoint, Firewall, Link, Namespace, Route, State
+
+UNKNOWN_PEER = Endpoint("?", "?")
+"""The peer of a veth whose other end is in none of the namespaces read."""
 
 
 def observe(
@@ -36,7 +46,7 @@ def observe(
     labels.update({ns: space.label for ns, space in wanted.namespaces.items()})
     removing = journal is not None and journal.status == "removing" and set(wanted.namespaces) <= {ROOT_NS}
 
-    raw: dict[str, dict[str, RawLink]] = {}
+    msgs: dict[str, list[rtnl.LinkMsg]] = {}
     spaces: dict[str, Namespace] = {}
     for ns, label in labels.items():
         if not netns.exists(ns):
@@ -50,24 +60,39 @@ def observe(
         if removing and want is None and ns != ROOT_NS:
             spaces[ns] = Namespace(name=ns, label=label, role=role, mark=nl.lo_alias(ns), server=_server(journal, ns))
             continue
-        links, routes, mark = nl.state(ns)
-        raw[ns] = links
-        keys = sorted(set(want.sysctls if want else ()) | set(journal.sysctls.get(ns, {}) if journal else ()))
-        families = _firewall_families(ns, want, journal)
-        fw = firewall.read(ns, lab, families) if families else Firewall()
-        spaces[ns] = Namespace(
-            name=ns,
-            label=label,
-            role=role,
-            links={},
-            routes=frozenset(routes),
-            sysctls={k: v for k, v in sysctl.read(ns, keys).items() if v is not None} if keys else {},
-            firewall=fw,
-            mark=None if ns == ROOT_NS else mark,
-            server=_server(journal, ns),
-        )
-    _fill_links(nl, raw, spaces)
+        msgs[ns] = nl.link_msgs(ns)
+        spaces[ns] = _namespace(nl, lab, ns, label, role, want, journal, msgs[ns])
+    links = readers.Links(nl, msgs)
+    for ns in msgs:
+        spaces[ns] = replace(spaces[ns], links=_links(nl, ns, links))
     return State(lab=lab, namespaces=spaces)
+
+
+def _namespace(
+    nl: Netlink,
+    lab: str,
+    ns: str,
+    label: str,
+    role: Literal["node", "host"],
+    want: Namespace | None,
+    journal: Journal | None,
+    msgs: list[rtnl.LinkMsg],
+) -> Namespace:
+    """A namespace read whole (its links are added once every namespace is read: they name each other)."""
+    keys = sorted(set(want.sysctls if want else ()) | set(journal.sysctls.get(ns, {}) if journal else ()))
+    families = _firewall_families(ns, want, journal)
+    mark = next((m.alias for m in msgs if m.index == rtnl.LOOPBACK_IFINDEX), None)
+    return Namespace(
+        name=ns,
+        label=label,
+        role=role,
+        links={},
+        routes=frozenset(_static_routes(nl, ns, {m.index: m.name for m in msgs})),
+        sysctls={k: v for k, v in sysctl.read(ns, keys).items() if v is not None} if keys else {},
+        firewall=firewall.read(ns, lab, families) if families else Firewall(),
+        mark=None if ns == ROOT_NS else mark,
+        server=_server(journal, ns),
+    )
 
 
 def _firewall_families(ns: str, want: Namespace | None, journal: Journal | None) -> set[int]:
@@ -80,39 +105,78 @@ def _firewall_families(ns: str, want: Namespace | None, journal: Journal | None)
     return families
 
 
-def _fill_links(nl: Netlink, raw: dict[str, dict[str, RawLink]], spaces: dict[str, Namespace]) -> None:
-    """Put the links read into their namespaces, each veth with its peer, each VXLAN device with its entries."""
-    # A veth names its peer by index and its peer names it back: index every link read by that pair.
-    by_pair: dict[tuple[int, int | None], list[tuple[str, str]]] = {}
-    for ns, links in raw.items():
-        for name, r in links.items():
-            by_pair.setdefault((r.index, r.peer_index), []).append((ns, name))
-    for ns, links in raw.items():
-        resolved = {name: _resolve(nl, ns, r, by_pair) for name, r in links.items()}
-        vxlans = {r.index: name for name, r in links.items() if r.link.kind == "vxlan"}
-        if vxlans:
-            fdb, neigh = nl.overlay_entries(ns, vxlans)
-            for name in vxlans.values():
-                resolved[name] = replace(resolved[name], fdb=frozenset(fdb[name]), neighbours=frozenset(neigh[name]))
-        spaces[ns] = replace(spaces[ns], links=resolved)
-
-
 def _server(journal: Journal | None, ns: str) -> int | None:
     """The port of nsnet's HTTP server in ``ns``, if the journal has one that still runs."""
     entry = journal.servers.get(ns) if journal else None
     return entry[1] if entry and servers.running(ns, entry) else None
 
 
-def _resolve(nl: Netlink, ns: str, r: RawLink, by_pair: dict[tuple[int, int | None], list[tuple[str, str]]]) -> Link:
-    """Fill in a veth's peer: the link in an observed namespace that points back at it."""
-    peer = None
-    if r.peer_index is not None:
-        found = [
-            Endpoint(other, name)
-            for other, name in by_pair.get((r.peer_index, r.index), ())
-            if (other, name) != (ns, r.link.name) and (other == ns) == (r.peer_nsid is None)
-        ]
-        if len(found) > 1:  # namespaces alike enough to number their links alike: ask which one the id names
-            found = [e for e in found if nl.nsid(ns, e.ns) == r.peer_nsid]
-        peer = found[0] if len(found) == 1 else Endpoint("?", "?")
-    return replace(r.link, alias=r.alias, addresses=frozenset(r.ips), peer=peer)
+def _links(nl: Netlink, ns: str, links: readers.Links) -> dict[str, Link]:
+    """Every link of ``ns`` but ``lo``, with its global addresses, its veth peer and its VXLAN entries."""
+    names = links.names[ns]
+    ips = _addresses(nl, ns, names)
+    out: dict[str, Link] = {}
+    for m in links.msgs[ns]:
+        if m.name == "lo":
+            continue
+        link = _link(m, names, frozenset(ips.get(m.index, ())))
+        linked = kinds.get(m.kind).linked  # what IFLA_LINK names: a veth's peer, a macvlan's parent
+        if linked and m.peer_index is not None:
+            found = links.peer(ns, m) if linked == "peer" else links.parent(ns, m)
+            end = Endpoint(*found) if found else UNKNOWN_PEER
+            link = replace(link, peer=end) if linked == "peer" else replace(link, parent=end)
+        out[m.name] = link
+    vxlans = {m.index: m.name for m in links.msgs[ns] if m.kind == "vxlan"}
+    if vxlans:
+        fdb, neigh = readers.overlay_entries(nl, ns, vxlans)
+        for name in vxlans.values():
+            out[name] = replace(out[name], fdb=frozenset(fdb[name]), neighbours=frozenset(neigh[name]))
+    return out
+
+
+def _link(m: rtnl.LinkMsg, names: dict[int, str], ips: frozenset[str]) -> Link:
+    """A link as the model holds it; its kind reads its own settings (bridge, VXLAN, macvlan ...)."""
+    link = Link(
+        name=m.name,
+        kind=m.kind or "other",  # type: ignore[arg-type]
+        master=names.get(m.master) if m.master else None,
+        mtu=m.mtu,
+        mac=m.mac,
+        up=bool(m.flags & rtnl.IFF_UP),
+        addresses=ips,
+        alias=m.alias,
+    )
+    return replace(link, **kind_fields(m.kind, m.data, names)) if kinds.get(m.kind).params else link
+
+
+def _addresses(nl: Netlink, ns: str, names: dict[int, str]) -> dict[int, list[str]]:
+    """Link index -> its addresses (CIDR), IPv6 link-local ones left out; ``lo``'s too."""
+    out: dict[int, list[str]] = {}
+    for a in readers.address_msgs(nl, ns):
+        if a.address is None or names.get(a.index, "lo") == "lo":
+            continue
+        if a.family == socket.AF_INET:  # as ipaddress would write it
+            out.setdefault(a.index, []).append(f"{a.address}/{a.prefixlen}")
+            continue
+        ip = ipaddress.ip_interface(f"{a.address}/{a.prefixlen}")
+        if not ip.is_link_local:
+            out.setdefault(a.index, []).append(str(ip))
+    return out
+
+
+def _static_routes(nl: Netlink, ns: str, names: dict[int, str]) -> set[Route]:
+    """Static routes (``proto static``) of the main table."""
+    routes: set[Route] = set()
+    for r in readers.route_msgs(nl, ns, rtnl.RT_TABLE_MAIN, rtnl.RTPROT_STATIC):
+        if r.family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        dst = r.dst or ("0.0.0.0" if r.family == socket.AF_INET else "::")
+        routes.add(
+            Route(
+                to=str(ipaddress.ip_network(f"{dst}/{r.dst_len}")),
+                via=r.gateway,
+                dev=names.get(r.oif) if r.oif else None,
+                metric=r.priority,
+            )
+        )
+    return routes

@@ -6,7 +6,7 @@ import os
 import shutil
 
 from nsnet.errors import PreflightError
-from nsnet.kernel import tc
+from nsnet.kernel import linkkinds, tc
 from nsnet.model import State
 
 PACKAGES = {
@@ -71,3 +71,4 @@ def check(state: State, firewall_in_use: bool = False) -> None:
     require_tools(*tools_for(state, firewall_in_use), *(["tc"] if shapings else []))
     require_features(state)
     tc.require(shapings)
+    linkkinds.require(link.kind for s in state.namespaces.values() for link in s.links.values())

@@ -20,7 +20,7 @@ from nsnet.views import LinkView
 class WalkParts(Protocol):
     """Methods one part of the walk calls and another defines (the part is named on each)."""
 
-    # walk.Walker: sending and receiving a packet, a frame through a bridge's port.
+    # walk.Walker: sending and receiving a packet, a frame through a bridge and out of its port.
 
     def _send(self, leg: Leg, space: Space, pkt: Packet, src_fixed: bool = False) -> tuple[Space, Packet]: ...
 
@@ -33,6 +33,10 @@ class WalkParts(Protocol):
     def _into_peer(
         self, leg: Leg, space: Space, out: LinkView, far_space: Space, far: LinkView, pkt: Packet
     ) -> None: ...
+
+    def _bridge(
+        self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None, hop: str, pkt: Packet, sender: Space
+    ) -> tuple[Space, Packet]: ...
 
     # neighbour.NeighbourMixin: who on a bridge has the next hop.
 

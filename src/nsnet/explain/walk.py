@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import replace
 
+from nsnet import kinds
 from nsnet.explain import fixes
 from nsnet.explain.addressing import AddressingMixin
 from nsnet.explain.base import Stop, _addresses, _fdb_text, _has_address
@@ -37,6 +38,7 @@ from nsnet.explain.neighbour import NeighbourMixin
 from nsnet.explain.netfilter import Context, Decision, Packet, evaluate
 from nsnet.explain.nftfix import native_fix
 from nsnet.explain.overlay import OverlayMixin, _vxlan_ports
+from nsnet.explain.uppers import UpperMixin
 from nsnet.explain.verdict import Explanation, Fix, Leg, Space, conclude
 from nsnet.views import LinkView
 
@@ -57,7 +59,9 @@ def parse_proto(proto: str) -> tuple[str, int | None]:
     raise ValueError(f"{proto!r} is not a protocol: use icmp, tcp:PORT or udp:PORT")
 
 
-class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayMixin, MtuMixin):
+class Walker(
+    ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayMixin, UpperMixin, MtuMixin
+):
     """Explains one packet's fate over a :class:`Snapshot`."""
 
     # -- entry point ---------------------------------------------------------
@@ -319,6 +323,8 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
             raise Stop("dropped", f"{node}:{dev} is down", self._link_up_fix(space, dev, leg.source))
         if link.kind == "bridge":
             return self._bridge(leg, space, link, None, hop, pkt, space)
+        if kinds.get(link.kind).user:  # macvlan, ipvlan, dummy
+            return self._own_kind_out(leg, space, link, hop, pkt)
         if link.kind != "veth" or link.peer is None or link.peer.node is None or link.peer.name is None:
             raise Stop("unknown", f"{node}:{dev} is a {link.kind} link whose other end nsnet cannot follow")
         peer_space = self.snap.spaces[link.peer.node]
@@ -376,7 +382,7 @@ class Walker(ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, Addressin
             if _has_address(far_space, hop):
                 leg.add(far_space.node, "neigh", f"{far_space.node}:{far.name} has {hop}: ARP resolves")
             return self._receive(leg, far_space, far.name, pkt)
-        over = self._overlay(leg, space, bridge, port, hop, pkt, sender)
+        over = self._overlay(leg, space, bridge, port, hop, pkt, sender) or self._upper_of(leg, space, bridge, hop, pkt)
         if over is not None:
             return over
         vnis = sorted({vx.vni for _, vx in _vxlan_ports(space, bridge)})

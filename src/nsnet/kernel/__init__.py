@@ -1,1 +1,1 @@
-"""Kernel backends: namespaces, netlink (pyroute2), sysctls and iptables."""
+"""Kernel backends: namespaces, netlink (nsnet's own codec, :mod:`nsnet.kernel.rtnl`), sysctls and iptables."""

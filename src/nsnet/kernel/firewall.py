@@ -13,11 +13,11 @@ import subprocess
 from collections.abc import Sequence
 
 from nsnet.errors import KernelError
-from nsnet.kernel import netns, rtnl
+from nsnet.kernel import iptsave, netns, rtnl
+from nsnet.kernel.iptsave import TOOLS
 from nsnet.model import OWN_PREFIX, POLICY_CHAINS, ROOT_NS, Firewall, Rule
 from nsnet.views import ChainView, RuleView, TableView
 
-TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
 _JUMP_RE = re.compile(r'^-A (\S+) -m comment --comment "?nsnet:([^" ]+)"? -j (NSNET-\S+)$')
 
 
@@ -52,7 +52,6 @@ def _run(ns: str, argv: list[str], stdin: str | None = None) -> str:
     return _finish(ns, argv, _start(ns, argv, stdin), stdin)
 
 
-NETLINK_NETFILTER = 12
 NFT_GETTABLE = (10 << 8) | 1  # NFNL_SUBSYS_NFTABLES, NFT_MSG_GETTABLE
 LEGACY_NAMES = {4: "ip_tables_names", 6: "ip6_tables_names"}
 NFPROTO = {4: 2, 6: 10}
@@ -73,7 +72,7 @@ def has_tables(ns: str, family: int) -> bool:
                         return True
             except FileNotFoundError:
                 pass
-            sock = rtnl.Socket.open(NETLINK_NETFILTER)
+            sock = rtnl.Socket.open(rtnl.NETLINK_NETFILTER)
         try:
             tables = sock.dump(NFT_GETTABLE, struct.pack("=BBH", socket.AF_UNSPEC, 0, 0))
         finally:
@@ -92,31 +91,25 @@ def read(ns: str, lab: str, families: set[int]) -> Firewall:
     argvs = {family: [TOOLS[family][0]] for family in sorted(families) if has_tables(ns, family)}
     procs = {family: _start(ns, argv) for family, argv in argvs.items()}  # both families at once
     for family, proc in procs.items():
-        table = ""
-        for line in _finish(ns, argvs[family], proc).splitlines():
-            if line.startswith("*"):
-                table = line[1:]
-            elif line.startswith(":"):
-                name, policy = line[1:].split()[:2]
-                if name.startswith(OWN_PREFIX):
-                    chains.add((family, table, name[len(OWN_PREFIX) :]))
-                elif family == 4 and table == "filter" and name in POLICY_CHAINS:
-                    policies[name] = policy
-            elif line.startswith("-A "):
-                jump = _JUMP_RE.match(line)
-                if jump:
-                    if jump.group(2) == lab:
-                        jumps.add((family, table, jump.group(1)))
-                    continue
-                chain, _, args = line[3:].partition(" ")
+        for table, kind, chain, rest in iptsave.entries(_finish(ns, argvs[family], proc)):
+            if kind == ":":
                 if chain.startswith(OWN_PREFIX):
-                    rules.append(Rule(family=family, table=table, chain=chain[len(OWN_PREFIX) :], args=args))
+                    chains.add((family, table, chain[len(OWN_PREFIX) :]))
+                elif family == 4 and table == "filter" and chain in POLICY_CHAINS:
+                    policies[chain] = rest.split()[0]
+                continue
+            jump = _JUMP_RE.match(f"-A {chain} {rest}")
+            if jump:
+                if jump.group(2) == lab:
+                    jumps.add((family, table, jump.group(1)))
+            elif chain.startswith(OWN_PREFIX):
+                rules.append(Rule(family=family, table=table, chain=chain[len(OWN_PREFIX) :], args=rest))
     return Firewall(policies=policies, rules=tuple(rules), chains=frozenset(chains), jumps=frozenset(jumps))
 
 
 def restore(ns: str, family: int, text: str) -> None:
     if text:
-        _run(ns, [TOOLS[family][1], "--noflush", "--wait"], stdin=text)
+        _run(ns, [TOOLS[family][1], *iptsave.RESTORE], stdin=text)
 
 
 def restore_many(changes: Sequence[tuple[str, int, str]]) -> list[KernelError | None]:
@@ -126,7 +119,7 @@ def restore_many(changes: Sequence[tuple[str, int, str]]) -> list[KernelError | 
         if not text:
             started.append(None)
             continue
-        argv = [TOOLS[family][1], "--noflush", "--wait"]
+        argv = [TOOLS[family][1], *iptsave.RESTORE]
         try:
             started.append((ns, argv, _start(ns, argv, text), text))
         except KernelError as exc:

@@ -1,12 +1,12 @@
 """Links, addresses and routes through netlink, one socket per namespace.
 
-Changes are queued (:meth:`Netlink.add_veth`, :meth:`Netlink.address`, ...)
+Changes are queued (:meth:`Netlink.create_link`, :meth:`Netlink.address`, ...)
 and sent by :meth:`Netlink.flush`: every namespace's requests in as few
 ``send`` calls as possible, the acknowledgements collected afterwards. The
 sockets are made in their namespace by this thread (``setns`` there and back),
-never by a child process. Reading (``observe``, ``inspect``) decodes only the
-fields nsnet uses (:mod:`nsnet.kernel.rtnl`); :meth:`Netlink.call` gives
-pyroute2's ``IPRoute`` and its full messages to code that wants them (``watch``).
+never by a child process. Reading goes through the same sockets
+(:meth:`Netlink.dump`, :meth:`Netlink.link_msgs`); :mod:`nsnet.kernel.readers`
+turns what they return into views and the model.
 """
 
 from __future__ import annotations
@@ -17,35 +17,18 @@ import ipaddress
 import os
 import resource
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from nsnet import kinds
 from nsnet.errors import KernelError
 from nsnet.kernel import netns, rtnl
-from nsnet.model import ROOT_NS, Endpoint, Link, Route, Vxlan
+from nsnet.kinds.base import LinkSet, LinkSpec, Param, Setting
+from nsnet.model import ROOT_NS, Route
 
-RTPROT_STATIC = 4
-RT_TABLE_MAIN = 254
-RT_TABLE_COMPAT = 252
-RT_SCOPE_NOWHERE = 255
-IFF_UP = rtnl.IFF_UP
-IFA_F_NODAD = 0x02
-LOOPBACK_IFINDEX = 1
 SKIP_STATS = rtnl.u32(rtnl.IFLA_EXT_MASK, rtnl.RTEXT_FILTER_SKIP_STATS)
 NS_FDS_MAX = 1000
 """Namespace descriptors held for queued veth creations before the queue is sent."""
-
-
-@dataclass
-class RawLink:
-    """A link as read from the kernel, before veth peers are resolved."""
-
-    index: int
-    link: Link
-    alias: str | None
-    peer_index: int | None = None
-    peer_nsid: int | None = None
-    ips: list[str] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -64,11 +47,13 @@ class Ticket:
     error: KernelError | None = None
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return exc.strerror or rtnl.describe(exc.errno or errno.EIO)
-    code = getattr(exc, "code", None)  # pyroute2's NetlinkError
-    return rtnl.describe(code) if isinstance(code, int) else str(exc)
+def _lo_up(mark: str) -> bytes:
+    """``lo`` up, with ``mark`` (nsnet's mark on a namespace it created) as its alias."""
+    return rtnl.ifinfo(rtnl.LOOPBACK_IFINDEX, rtnl.IFF_UP, rtnl.IFF_UP) + rtnl.attr(rtnl.IFLA_IFALIAS, mark.encode())
+
+
+def _describe(exc: OSError) -> str:
+    return exc.strerror or rtnl.describe(exc.errno or errno.EIO)
 
 
 class Netlink:
@@ -76,7 +61,6 @@ class Netlink:
 
     def __init__(self) -> None:
         self._raw: dict[str, rtnl.Socket] = {}
-        self._pyroute: dict[str, Any] = {}
         self._names: dict[str, dict[str, int]] = {}
         self._queued: list[Ticket] = []
         self._failed: list[Ticket] = []
@@ -92,16 +76,13 @@ class Netlink:
         self._queued.clear()
         self._failed.clear()
         self._close_fds()
-        for ns in list(self._raw) + list(self._pyroute):
+        for ns in list(self._raw):
             self._close(ns)
 
     def _close(self, ns: str) -> None:
         raw = self._raw.pop(ns, None)
         if raw is not None:
             raw.close()
-        ipr = self._pyroute.pop(ns, None)
-        if ipr is not None:
-            ipr.close()
         self._names.pop(ns, None)
 
     def _close_fds(self) -> None:
@@ -140,32 +121,6 @@ class Netlink:
             old.close()
         self._raw[ns] = sock
 
-    def sock(self, ns: str) -> Any:
-        """A pyroute2 ``IPRoute`` in ``ns`` (its socket made by this thread, no child process)."""
-        ipr = self._pyroute.get(ns)
-        if ipr is None:
-            from pyroute2 import IPRoute  # imported on first use: it takes a while
-
-            if ns == ROOT_NS:
-                ipr = IPRoute()
-            else:
-                if not netns.exists(ns):
-                    raise KernelError(f"network namespace {ns!r} does not exist")
-                with netns.entered(ns):
-                    made = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
-                ipr = IPRoute(fileno=made.detach())  # pyroute2 owns the descriptor from here
-            self._pyroute[ns] = ipr
-        return ipr
-
-    def call(self, ns: str, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        """``IPRoute.<method>(...)`` in ``ns``, with netlink errors turned into :class:`KernelError`."""
-        from pyroute2.netlink.exceptions import NetlinkError
-
-        try:
-            return getattr(self.sock(ns), method)(*args, **kwargs)
-        except NetlinkError as exc:
-            raise KernelError(f"{what}: {_describe(exc)}") from exc
-
     def create_namespaces(self, marks: dict[str, str]) -> dict[str, KernelError]:
         """Create namespaces, each marked (``lo`` up, alias) and given its socket from inside, several at once.
 
@@ -174,7 +129,9 @@ class Netlink:
 
         def inside(ns: str) -> rtnl.Socket:
             sock = rtnl.Socket.open()
-            payload = rtnl.ifinfo(LOOPBACK_IFINDEX, IFF_UP, IFF_UP) + rtnl.attr(rtnl.IFLA_IFALIAS, marks[ns].encode())
+            payload = rtnl.ifinfo(rtnl.LOOPBACK_IFINDEX, rtnl.IFF_UP, rtnl.IFF_UP) + rtnl.attr(
+                rtnl.IFLA_IFALIAS, marks[ns].encode()
+            )
             try:
                 sock.request(rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
             except OSError as exc:
@@ -217,9 +174,6 @@ class Netlink:
 
     def link_msgs(self, ns: str) -> list[rtnl.LinkMsg]:
         """Every link of ``ns``, ``lo`` included, as the kernel lists them."""
-        return self._links(ns)
-
-    def _links(self, ns: str) -> list[rtnl.LinkMsg]:
         msgs = [rtnl.parse_link(b) for b in self.dump(ns, "list links", rtnl.RTM_GETLINK, rtnl.ifinfo() + SKIP_STATS)]
         self._names[ns] = {m.name: m.index for m in msgs}
         return msgs
@@ -228,119 +182,15 @@ class Netlink:
         """The index of ``ifname`` in ``ns`` (from the last listing, or a new one)."""
         found = self._names.get(ns, {}).get(ifname)
         if found is None:
-            self._links(ns)
+            self.link_msgs(ns)
             found = self._names[ns].get(ifname)
         if found is None:
             raise KernelError(f"interface {ifname!r} does not exist in {ns or 'root'}")
         return found
 
-    def links(self, ns: str) -> dict[str, RawLink]:
-        """Every link in ``ns`` except ``lo``, with global addresses."""
-        return self._read_links(ns, self._links(ns))
-
-    def _read_links(self, ns: str, msgs: list[rtnl.LinkMsg]) -> dict[str, RawLink]:
-        by_index = {m.index: m.name for m in msgs}
-        out: dict[str, RawLink] = {}
-        for m in msgs:
-            if m.name == "lo":
-                continue
-            vx = m.vxlan
-            link = Link(
-                name=m.name,
-                kind=m.kind if m.kind in ("veth", "bridge", "vxlan") else m.kind or "other",  # type: ignore[arg-type]
-                master=by_index.get(m.master) if m.master else None,
-                mtu=m.mtu,
-                mac=m.mac,
-                up=bool(m.flags & IFF_UP),
-                stp=None if m.kind != "bridge" else bool(m.stp),
-                ageing=None if m.kind != "bridge" else (m.ageing or 0) // 100,
-                vxlan=None
-                if vx is None
-                else Vxlan(
-                    vni=vx.vni,
-                    port=vx.port,
-                    local=vx.local,
-                    remote=vx.remote,
-                    dev=by_index.get(vx.dev) if vx.dev else None,
-                    learning=vx.learning,
-                    proxy=vx.proxy,
-                    l2miss=vx.l2miss,
-                    l3miss=vx.l3miss,
-                ),
-            )
-            raw = RawLink(index=m.index, link=link, alias=m.alias)
-            if m.kind == "veth":
-                raw.peer_index, raw.peer_nsid = m.peer_index, m.peer_nsid
-            out[m.name] = raw
-        names = {r.index: n for n, r in out.items()}
-        for a in self.addresses(ns):
-            owner = names.get(a.index)
-            if not owner or a.address is None:
-                continue
-            if a.family == socket.AF_INET:  # as ipaddress would write it
-                out[owner].ips.append(f"{a.address}/{a.prefixlen}")
-                continue
-            ip = ipaddress.ip_interface(f"{a.address}/{a.prefixlen}")
-            if not ip.is_link_local:
-                out[owner].ips.append(str(ip))
-        return out
-
-    def state(self, ns: str) -> tuple[dict[str, RawLink], set[Route], str | None]:
-        """What ``observe`` reads of a namespace: its links (as :meth:`links`), static routes and mark."""
-        msgs = self._links(ns)
-        lo = next((m.alias for m in msgs if m.index == LOOPBACK_IFINDEX), None)
-        return self._read_links(ns, msgs), self._static_routes(ns, {m.index: m.name for m in msgs}), lo
-
-    def addresses(self, ns: str) -> list[rtnl.AddrMsg]:
-        payload = rtnl.ifaddr(socket.AF_UNSPEC, 0, 0)
-        return [rtnl.parse_addr(b) for b in self.dump(ns, "list addresses", rtnl.RTM_GETADDR, payload)]
-
-    def route_msgs(self, ns: str, table: int | None = None, proto: int | None = None) -> list[rtnl.RouteMsg]:
-        """Routes of every table (or of ``table``, made by ``proto``), IPv4 and IPv6."""
-        payload = rtnl.rtmsg(socket.AF_UNSPEC, 0, 0, table=0, kind=0)
-        out = []
-        for body in self.dump(ns, "list routes", rtnl.RTM_GETROUTE, payload):
-            _, in_table, by = rtnl.route_header(body)
-            if (proto is not None and by != proto) or (table is not None and in_table not in (table, RT_TABLE_COMPAT)):
-                continue
-            r = rtnl.parse_route(body)
-            if table is None or r.table == table:
-                out.append(r)
-        return out
-
-    def routes(self, ns: str) -> set[Route]:
-        """Static routes (``proto static``) of the main table."""
-        return self._static_routes(ns, {m.index: m.name for m in self._links(ns)})
-
-    def _static_routes(self, ns: str, names: dict[int, str]) -> set[Route]:
-        routes: set[Route] = set()
-        for r in self.route_msgs(ns, RT_TABLE_MAIN, RTPROT_STATIC):
-            if r.family not in (socket.AF_INET, socket.AF_INET6):
-                continue
-            dst = r.dst or ("0.0.0.0" if r.family == socket.AF_INET else "::")
-            routes.add(
-                Route(
-                    to=str(ipaddress.ip_network(f"{dst}/{r.dst_len}")),
-                    via=r.gateway,
-                    dev=names.get(r.oif) if r.oif else None,
-                    metric=r.priority,
-                )
-            )
-        return routes
-
-    def nsid(self, ns: str, other: str) -> int | None:
-        """The id ``ns`` knows namespace ``other`` by (as a veth's IFLA_LINK_NETNSID gives it), if any."""
-        fd = netns.open_fd(other)
-        try:
-            body = self.get(ns, "get nsid", rtnl.RTM_GETNSID, rtnl.rtgen() + rtnl.u32(rtnl.NETNSA_FD, fd))
-        finally:
-            os.close(fd)
-        found = rtnl.parse_nsid(body)
-        return None if found is None or found < 0 else found
-
     def lo_alias(self, ns: str) -> str | None:
         """The alias of ``lo``: nsnet's mark on a namespace it created."""
-        body = self.get(ns, "look up lo", rtnl.RTM_GETLINK, rtnl.ifinfo(LOOPBACK_IFINDEX) + SKIP_STATS)
+        body = self.get(ns, "look up lo", rtnl.RTM_GETLINK, rtnl.ifinfo(rtnl.LOOPBACK_IFINDEX) + SKIP_STATS)
         return rtnl.parse_link(body).alias
 
     # -- changing: queued until flush() --------------------------------------
@@ -391,73 +241,51 @@ class Netlink:
 
     def mark_namespace(self, ns: str, mark: str) -> Ticket:
         """Bring ``lo`` up and mark the namespace as nsnet's (alias on ``lo``)."""
-        payload = rtnl.ifinfo(LOOPBACK_IFINDEX, IFF_UP, IFF_UP) + rtnl.attr(rtnl.IFLA_IFALIAS, mark.encode())
+        payload = rtnl.ifinfo(rtnl.LOOPBACK_IFINDEX, rtnl.IFF_UP, rtnl.IFF_UP) + rtnl.attr(
+            rtnl.IFLA_IFALIAS, mark.encode()
+        )
         return self._queue(ns, "set lo up", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
 
-    def add_veth(self, a: Endpoint, b: Endpoint, mark: str) -> list[Ticket]:
-        """Create a veth pair, ``b`` made directly in its namespace; then mark both ends, without IPv6 link-local."""
-        peer = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, b.ifname)
-        if b.ns != a.ns:
-            if len(self._fds) >= NS_FDS_MAX:
-                self._send_queued()  # closes them: a socket per namespace already takes one descriptor each
-            fd = netns.open_fd(b.ns)
-            self._fds.append(fd)
-            peer += rtnl.u32(rtnl.IFLA_NET_NS_FD, fd)
-        info = rtnl.nest(
-            rtnl.IFLA_LINKINFO,
-            rtnl.string(rtnl.IFLA_INFO_KIND, "veth"),
-            rtnl.nest(rtnl.IFLA_INFO_DATA, rtnl.nest(rtnl.VETH_INFO_PEER, peer)),
-        )
-        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, a.ifname) + info
-        self._invalidate(a.ns, b.ns)
-        return [
-            self._queue(a.ns, f"create veth {a} <-> {b}", rtnl.RTM_NEWLINK, rtnl.NEW, payload),
-            self._mark(a.ns, a.ifname, mark),
-            self._mark(b.ns, b.ifname, mark),
-        ]
-
-    def _mark(self, ns: str, name: str, mark: str) -> Ticket:
+    def create_link(self, spec: LinkSpec) -> list[Ticket]:
+        """Make a link as ``spec`` describes it (in ``spec.into`` if given; a veth's peer in its own
+        namespace), then mark every end it makes, without IPv6 link-local."""
+        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, spec.name)
+        if spec.lower is not None:
+            payload += rtnl.u32(rtnl.IFLA_LINK, self.index(spec.ns, spec.lower))
+        if spec.into is not None and spec.into != spec.ns:
+            payload += rtnl.u32(rtnl.IFLA_NET_NS_FD, self._ns_fd(spec.into))
+        data = b"".join(self._setting(spec.ns, s) for s in spec.data)
+        if spec.peer is not None:
+            peer = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, spec.peer.ifname)
+            if spec.peer.ns != spec.ns:
+                peer += rtnl.u32(rtnl.IFLA_NET_NS_FD, self._ns_fd(spec.peer.ns))
+            data += rtnl.nest(rtnl.VETH_INFO_PEER, peer)
+        info = [rtnl.string(rtnl.IFLA_INFO_KIND, spec.kind)] + ([rtnl.nest(rtnl.IFLA_INFO_DATA, data)] if data else [])
+        payload += rtnl.nest(rtnl.IFLA_LINKINFO, *info)
+        self._invalidate(spec.ns, *(e.ns for e in spec.ends))
+        where = " <-> ".join(str(e) for e in spec.ends)
+        made = self._queue(spec.ns, f"create {spec.kind} {where}", rtnl.RTM_NEWLINK, rtnl.NEW, payload)
         # The kernel ignores an alias given at creation, and takes no IPv6 settings
         # for a link that does not exist yet: both are set right after.
-        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + rtnl.attr(rtnl.IFLA_IFALIAS, mark.encode())
-        payload += rtnl.NO_LINK_LOCAL
-        return self._queue(ns, f"mark {name}", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload, phase=1)
+        return [made, *(self.change_link(m, phase=1) for m in spec.marks())]
 
-    def add_bridge(self, ns: str, name: str, mark: str, stp: bool, ageing: int | None) -> list[Ticket]:
-        data = rtnl.u32(rtnl.IFLA_BR_STP_STATE, int(stp))
-        if ageing is not None:
-            data += rtnl.u32(rtnl.IFLA_BR_AGEING_TIME, ageing * 100)
-        return self._add_link(ns, name, "bridge", data, mark)
+    def _ns_fd(self, ns: str) -> int:
+        """A descriptor of ``ns``, held until the queue is sent."""
+        if len(self._fds) >= NS_FDS_MAX:
+            self._send_queued()  # closes them: a socket per namespace already takes one descriptor each
+        fd = netns.open_fd(ns)
+        self._fds.append(fd)
+        return fd
 
-    def _add_link(self, ns: str, name: str, kind: str, data: bytes, mark: str) -> list[Ticket]:
-        """Create a link of ``kind`` with its ``IFLA_INFO_DATA``, then mark it."""
-        info = rtnl.nest(
-            rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, kind), rtnl.nest(rtnl.IFLA_INFO_DATA, data)
-        )
-        self._invalidate(ns)
-        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + info
-        return [
-            self._queue(ns, f"create {kind} {name}", rtnl.RTM_NEWLINK, rtnl.NEW, payload),
-            self._mark(ns, name, mark),
-        ]
-
-    def add_vxlan(self, ns: str, name: str, vxlan: Vxlan, mark: str) -> list[Ticket]:
-        """Create a VXLAN device (its underlay device, if named, must exist)."""
-        data = rtnl.u32(rtnl.IFLA_VXLAN_ID, vxlan.vni) + rtnl.attr(rtnl.IFLA_VXLAN_PORT, vxlan.port.to_bytes(2, "big"))
-        if vxlan.local:
-            data += rtnl.attr(rtnl.IFLA_VXLAN_LOCAL, ipaddress.IPv4Address(vxlan.local).packed)
-        if vxlan.remote:
-            data += rtnl.attr(rtnl.IFLA_VXLAN_GROUP, ipaddress.IPv4Address(vxlan.remote).packed)
-        if vxlan.dev:
-            data += rtnl.u32(rtnl.IFLA_VXLAN_LINK, self.index(ns, vxlan.dev))
-        for kind, on in (
-            (rtnl.IFLA_VXLAN_LEARNING, vxlan.learning),
-            (rtnl.IFLA_VXLAN_PROXY, vxlan.proxy),
-            (rtnl.IFLA_VXLAN_L2MISS, vxlan.l2miss),
-            (rtnl.IFLA_VXLAN_L3MISS, vxlan.l3miss),
-        ):
-            data += rtnl.attr(kind, bytes([int(on)]))
-        return self._add_link(ns, name, "vxlan", data, mark)
+    def _setting(self, ns: str, s: Setting) -> bytes:
+        """One IFLA_INFO_DATA attribute, packed as its parameter says."""
+        codec, value = s.param.codec, s.value
+        if codec == "ifindex":
+            return rtnl.u32(s.param.nla, self.index(ns, str(value)))
+        if codec == "ipv4":
+            return rtnl.attr(s.param.nla, ipaddress.IPv4Address(value).packed)
+        size, order = {"u8": (1, "little"), "u16": (2, "little"), "be16": (2, "big"), "u32": (4, "little")}[codec]
+        return rtnl.attr(s.param.nla, int(value).to_bytes(size, order))  # type: ignore[arg-type]
 
     def fdb_entry(self, ns: str, op: str, dev: str, mac: str, dst: str) -> Ticket:
         """Add (``append``, as ``bridge fdb append``) or delete a VXLAN device's own entry: ``mac`` via VTEP ``dst``."""
@@ -484,69 +312,31 @@ class Netlink:
             ns, f"neigh del {ip} dev {dev}", rtnl.RTM_DELNEIGH, rtnl.CHANGE, payload, ignore=(errno.ENOENT,)
         )
 
-    def overlay_entries(
-        self, ns: str, devices: dict[int, str]
-    ) -> tuple[dict[str, set[tuple[str, str]]], dict[str, set[tuple[str, str]]]]:
-        """Permanent fdb entries (MAC, VTEP) and neighbours (IP, MAC) of the VXLAN ``devices`` (index -> name)."""
-        fdb: dict[str, set[tuple[str, str]]] = {name: set() for name in devices.values()}
-        neigh: dict[str, set[tuple[str, str]]] = {name: set() for name in devices.values()}
-        for body in self.dump(ns, "list fdb", rtnl.RTM_GETNEIGH, rtnl.ndmsg(socket.AF_BRIDGE)):
-            m = rtnl.parse_neigh(body)
-            name = devices.get(m.ifindex)
-            if name and m.dst and m.lladdr and m.lladdr != "00:00:00:00:00:00" and m.state & rtnl.NUD_PERMANENT:
-                fdb[name].add((m.lladdr, m.dst))
-        for family in (socket.AF_INET, socket.AF_INET6):
-            for body in self.dump(ns, "list neighbours", rtnl.RTM_GETNEIGH, rtnl.ndmsg(family)):
-                m = rtnl.parse_neigh(body)
-                name = devices.get(m.ifindex)
-                if name and m.dst and m.lladdr and m.state & rtnl.NUD_PERMANENT:
-                    neigh[name].add((m.dst, m.lladdr))
-        return fdb, neigh
-
-    def set_link(
-        self,
-        ns: str,
-        name: str,
-        *,
-        master: str | None = None,
-        mtu: int | None = None,
-        mac: str | None = None,
-        up: bool | None = None,
-        alias: str | None = None,
-    ) -> Ticket:
-        """Change a link; ``master`` "" detaches it from its bridge."""
-        flags = change = 0
-        if up is not None:
-            flags, change = (IFF_UP if up else 0), IFF_UP
-        payload = rtnl.ifinfo(0, flags, change) + rtnl.string(rtnl.IFLA_IFNAME, name)
-        parts = []
-        if alias is not None:
-            payload += rtnl.attr(rtnl.IFLA_IFALIAS, alias.encode())
-            parts.append(f"alias {alias}")
-        if master is not None:
-            payload += rtnl.u32(rtnl.IFLA_MASTER, self.index(ns, master) if master else 0)
-            parts.append(f"master {master}" if master else "nomaster")
-        if mtu is not None:
-            payload += rtnl.u32(rtnl.IFLA_MTU, mtu)
-            parts.append(f"mtu {mtu}")
-        if mac is not None:
-            payload += rtnl.attr(rtnl.IFLA_ADDRESS, rtnl.mac_bytes(mac))
-            parts.append(f"address {mac}")
-        if up is not None:
-            parts.append("up" if up else "down")
-        return self._queue(ns, f"set {name} {' '.join(parts)}", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
-
-    def set_bridge(self, ns: str, name: str, stp: bool | None = None, ageing: int | None = None) -> Ticket:
-        data = b""
-        if stp is not None:
-            data += rtnl.u32(rtnl.IFLA_BR_STP_STATE, int(stp))
-        if ageing is not None:
-            data += rtnl.u32(rtnl.IFLA_BR_AGEING_TIME, ageing * 100)
-        info = rtnl.nest(
-            rtnl.IFLA_LINKINFO, rtnl.string(rtnl.IFLA_INFO_KIND, "bridge"), rtnl.nest(rtnl.IFLA_INFO_DATA, data)
-        )
-        payload = rtnl.ifinfo() + rtnl.string(rtnl.IFLA_IFNAME, name) + info
-        return self._queue(ns, f"set bridge {name}", rtnl.RTM_NEWLINK, rtnl.CHANGE, payload)
+    def change_link(self, change: LinkSet, phase: int = 0) -> Ticket:
+        """Change a link as ``change`` describes it (``master`` "" detaches it from its bridge)."""
+        flags = mask = 0
+        if change.up is not None:
+            flags, mask = (rtnl.IFF_UP if change.up else 0), rtnl.IFF_UP
+        payload = rtnl.ifinfo(0, flags, mask) + rtnl.string(rtnl.IFLA_IFNAME, change.name)
+        if change.alias is not None:
+            payload += rtnl.attr(rtnl.IFLA_IFALIAS, change.alias.encode())
+        if change.master is not None:
+            payload += rtnl.u32(rtnl.IFLA_MASTER, self.index(change.ns, change.master) if change.master else 0)
+        if change.mtu is not None:
+            payload += rtnl.u32(rtnl.IFLA_MTU, change.mtu)
+        if change.mac is not None:
+            payload += rtnl.attr(rtnl.IFLA_ADDRESS, rtnl.mac_bytes(change.mac))
+        if change.no_link_local:
+            payload += rtnl.NO_LINK_LOCAL
+        if change.kind is not None:
+            data = b"".join(self._setting(change.ns, s) for s in change.data)
+            payload += rtnl.nest(
+                rtnl.IFLA_LINKINFO,
+                rtnl.string(rtnl.IFLA_INFO_KIND, change.kind),
+                rtnl.nest(rtnl.IFLA_INFO_DATA, data),
+            )
+        what = f"set {change.name} {' '.join(change.words())}"
+        return self._queue(change.ns, what, rtnl.RTM_NEWLINK, rtnl.CHANGE, payload, phase=phase)
 
     def delete_link(self, ns: str, name: str) -> Ticket:
         """Delete a link (gone already is fine)."""
@@ -564,7 +354,7 @@ class Netlink:
             payload += rtnl.attr(rtnl.IFA_LOCAL, packed)
         elif op == "add":
             # IPv6 addresses skip duplicate address detection, so a lab is usable at once.
-            payload += rtnl.u32(rtnl.IFA_FLAGS, IFA_F_NODAD)
+            payload += rtnl.u32(rtnl.IFA_FLAGS, rtnl.IFA_F_NODAD)
         kind, flags = (rtnl.RTM_NEWADDR, rtnl.NEW) if op == "add" else (rtnl.RTM_DELADDR, rtnl.CHANGE)
         return self._queue(ns, f"{op} address {cidr} on {ifname}", kind, flags, payload)
 
@@ -572,9 +362,9 @@ class Netlink:
         net = ipaddress.ip_network(route.to)
         family = socket.AF_INET if net.version == 4 else socket.AF_INET6
         if op == "add":
-            kind, flags, header = rtnl.RTM_NEWROUTE, rtnl.NEW, rtnl.rtmsg(family, net.prefixlen, RTPROT_STATIC)
+            kind, flags, header = rtnl.RTM_NEWROUTE, rtnl.NEW, rtnl.rtmsg(family, net.prefixlen, rtnl.RTPROT_STATIC)
         else:  # scope "nowhere" matches a route of any scope, as `ip route del` does
-            header = rtnl.rtmsg(family, net.prefixlen, RTPROT_STATIC, scope=RT_SCOPE_NOWHERE, kind=0)
+            header = rtnl.rtmsg(family, net.prefixlen, rtnl.RTPROT_STATIC, scope=rtnl.RT_SCOPE_NOWHERE, kind=0)
             kind, flags = rtnl.RTM_DELROUTE, rtnl.CHANGE
         payload = header
         if net.prefixlen:
@@ -586,6 +376,30 @@ class Netlink:
         if route.metric is not None:
             payload += rtnl.u32(rtnl.RTA_PRIORITY, route.metric)
         return self._queue(ns, f"{op} route {route}", kind, flags, payload)
+
+
+def kind_fields(kind: str | None, data: bytes | None, names: dict[int, str]) -> dict[str, Any]:
+    """The :class:`~nsnet.model.Link` fields a link's kind reads from its IFLA_INFO_DATA."""
+    found = kinds.get(kind)
+    return found.read(_decode(found.params, data, names)) if found.params else {}
+
+
+def _decode(params: tuple[Param, ...], data: bytes | None, names: dict[int, str]) -> dict[str, Any]:
+    """A kind's IFLA_INFO_DATA, by parameter key (``ifindex`` values as interface names)."""
+    found = rtnl.attrs(data, 0) if data else {}
+    out: dict[str, Any] = {}
+    for p in params:
+        raw = found.get(p.nla)
+        if raw is None:
+            continue
+        if p.codec == "ipv4":
+            out[p.key] = socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, bytes(raw))
+        elif p.codec == "ifindex":
+            index = int.from_bytes(raw, "little")
+            out[p.key] = names.get(index) if index else None
+        else:
+            out[p.key] = int.from_bytes(raw, "big" if p.codec == "be16" else "little")
+    return out
 
 
 _FD_LIMIT_RAISED = False

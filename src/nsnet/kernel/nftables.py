@@ -17,7 +17,7 @@ from typing import Any
 
 from nsnet.errors import KernelError
 from nsnet.kernel import netns, rtnl
-from nsnet.kernel.firewall import NETLINK_NETFILTER, NFT_GETTABLE, _finish, _start
+from nsnet.kernel.firewall import NFT_GETTABLE, _finish, _start
 from nsnet.views import NftChainView, NftRuleView, NftSetView, NftTableView
 
 FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
@@ -30,7 +30,7 @@ def families(ns: str) -> set[str] | None:
     """The nftables families that have tables in ``ns``; None when that cannot be told (then ``nft`` is asked)."""
     try:
         with netns.entered(ns):
-            sock = rtnl.Socket.open(NETLINK_NETFILTER)
+            sock = rtnl.Socket.open(rtnl.NETLINK_NETFILTER)
         try:
             tables = sock.dump(NFT_GETTABLE, struct.pack("=BBH", socket.AF_UNSPEC, 0, 0))
         finally:

@@ -18,8 +18,6 @@ from collections.abc import Iterable
 from nsnet.kernel import rtnl
 from nsnet.kernel.netlink import Netlink
 
-IFF_LOWER_UP = 0x10000
-IF_OPER_UP = 6
 SETTLING = frozenset({"veth", "bridge"})
 """Kinds whose operational state follows their carrier (others stay UNKNOWN)."""
 
@@ -29,7 +27,10 @@ def unsettled(nl: Netlink, ns: str) -> list[str]:
     return [
         m.name
         for m in nl.link_msgs(ns)
-        if m.kind in SETTLING and m.flags & rtnl.IFF_UP and m.flags & IFF_LOWER_UP and m.operstate != IF_OPER_UP
+        if m.kind in SETTLING
+        and m.flags & rtnl.IFF_UP
+        and m.flags & rtnl.IFF_LOWER_UP
+        and m.operstate != rtnl.IF_OPER_UP
     ]
 
 

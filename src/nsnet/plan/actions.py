@@ -5,12 +5,9 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-from nsnet.model import (
-    ROOT_NS,
-    Endpoint,
-    Route,
-    Vxlan,
-)
+from nsnet import kinds
+from nsnet.kinds.base import LinkSet, LinkSpec, Setting, ip, where
+from nsnet.model import ROOT_NS, Route
 
 IPTABLES_RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
 
@@ -27,16 +24,14 @@ COMMIT
 """The host's filter table as Docker leaves it (FORWARD policy DROP, DOCKER-USER jumped to first)."""
 
 
-def _ip(ns: str) -> str:
-    return "ip" if ns == ROOT_NS else f"ip -n {shlex.quote(ns)}"
+_ip = ip
 
 
 def _exec(ns: str, cmd: str) -> str:
     return cmd if ns == ROOT_NS else f"ip netns exec {shlex.quote(ns)} {cmd}"
 
 
-def _where(ns: str) -> str:
-    return ns or "root"
+_where = where
 
 
 @dataclass(frozen=True)
@@ -100,11 +95,15 @@ class SetShaping(Action):
             return f"remove the shaping of {_where(self.ns)}:{self.name}"
         return f"shape {_where(self.ns)}:{self.name}: {self.qdisc}"
 
-    def commands(self) -> list[str]:
-        tc = "tc" if self.ns == ROOT_NS else f"tc -n {shlex.quote(self.ns)}"
+    def argv(self) -> list[str]:
+        """The ``tc`` command: what the engine runs, and what the plan prints."""
+        tc = ["tc"] if self.ns == ROOT_NS else ["tc", "-n", self.ns]
         if self.qdisc is None:
-            return [f"{tc} qdisc del dev {self.name} root"]
-        return [f"{tc} qdisc replace dev {self.name} root {self.qdisc}"]
+            return [*tc, "qdisc", "del", "dev", self.name, "root"]
+        return [*tc, "qdisc", "replace", "dev", self.name, "root", *self.qdisc.split()]
+
+    def commands(self) -> list[str]:
+        return [shlex.join(self.argv())]
 
 
 @dataclass(frozen=True)
@@ -126,62 +125,16 @@ class DeleteNamespace(Action):
 
 
 @dataclass(frozen=True)
-class CreateBridge(Action):
-    name: str
-    mark: str
-    stp: bool
-    ageing: int | None
+class CreateLink(Action):
+    """Make a link of any kind (and mark it): ``spec`` is what both the commands and the engine use."""
+
+    spec: LinkSpec
 
     def describe(self) -> str:
-        return f"create bridge {_where(self.ns)}:{self.name}"
+        return kinds.get(self.spec.kind).describe(self.spec)
 
     def commands(self) -> list[str]:
-        extra = " stp_state 1" if self.stp else ""
-        if self.ageing is not None:
-            extra += f" ageing_time {self.ageing * 100}"
-        return [
-            f"{_ip(self.ns)} link add {self.name} type bridge{extra}",
-            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)} addrgenmode none",
-        ]
-
-
-@dataclass(frozen=True)
-class CreateVeth(Action):
-    name: str
-    peer: Endpoint
-    mark: str
-
-    def describe(self) -> str:
-        return f"create veth pair {_where(self.ns)}:{self.name} <-> {_where(self.peer.ns)}:{self.peer.ifname}"
-
-    def commands(self) -> list[str]:
-        # Made from the end in the root namespace (the script's own) when there is one: `netns 1`
-        # would be PID 1's namespace, not necessarily the one the script runs in.
-        here, there = (Endpoint(self.ns, self.name), self.peer)
-        if there.ns == ROOT_NS and here.ns != ROOT_NS:
-            here, there = there, here
-        target = "" if there.ns == here.ns else f" netns {shlex.quote(there.ns)}"
-        return [
-            f"{_ip(here.ns)} link add {here.ifname} type veth peer name {there.ifname}{target}",
-            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)} addrgenmode none",
-            f"{_ip(self.peer.ns)} link set {self.peer.ifname} alias {shlex.quote(self.mark)} addrgenmode none",
-        ]
-
-
-@dataclass(frozen=True)
-class CreateVxlan(Action):
-    name: str
-    vxlan: Vxlan
-    mark: str
-
-    def describe(self) -> str:
-        return f"create VXLAN device {_where(self.ns)}:{self.name} (VNI {self.vxlan.vni})"
-
-    def commands(self) -> list[str]:
-        return [
-            f"{_ip(self.ns)} link add {self.name} type vxlan {self.vxlan.words()}",
-            f"{_ip(self.ns)} link set {self.name} alias {shlex.quote(self.mark)} addrgenmode none",
-        ]
+        return self.spec.commands()
 
 
 @dataclass(frozen=True)
@@ -241,7 +194,7 @@ class DeleteLink(Action):
 
 @dataclass(frozen=True)
 class SetLink(Action):
-    """Change link attributes; ``master`` "" means no master."""
+    """Change link attributes; ``master`` "" means no master; ``data``: settings of its ``kind`` changed in place."""
 
     name: str
     master: str | None = None
@@ -250,6 +203,14 @@ class SetLink(Action):
     up: bool | None = None
     alias: str | None = None
     """nsnet's mark, for a link it created but had not yet marked (an interrupted ``up``)."""
+    kind: str | None = None
+    data: tuple[Setting, ...] = ()
+
+    def request(self) -> LinkSet:
+        """The change, as both the command and the engine's netlink request come from it."""
+        return LinkSet(
+            self.ns, self.name, self.alias, self.master, self.mtu, self.mac, self.up, kind=self.kind, data=self.data
+        )
 
     def describe(self) -> str:
         parts = []
@@ -263,45 +224,12 @@ class SetLink(Action):
             parts.append(f"mac {self.mac}")
         if self.up is not None:
             parts.append("up" if self.up else "down")
-        return f"set {_where(self.ns)}:{self.name} " + ", ".join(parts)
+        parts += [s.words for s in self.data if s.words]
+        what = f"{self.kind} " if self.kind else ""
+        return f"set {what}{_where(self.ns)}:{self.name} " + ", ".join(parts)
 
     def commands(self) -> list[str]:
-        out = []
-        base = f"{_ip(self.ns)} link set {self.name}"
-        if self.alias is not None:
-            out.append(f"{base} alias {shlex.quote(self.alias)}")
-        if self.master is not None:
-            out.append(f"{base} master {self.master}" if self.master else f"{base} nomaster")
-        if self.mtu is not None:
-            out.append(f"{base} mtu {self.mtu}")
-        if self.mac is not None:
-            out.append(f"{base} address {self.mac}")
-        if self.up is not None:
-            out.append(f"{base} {'up' if self.up else 'down'}")
-        return out
-
-
-@dataclass(frozen=True)
-class SetBridge(Action):
-    name: str
-    stp: bool | None = None
-    ageing: int | None = None
-
-    def describe(self) -> str:
-        parts = []
-        if self.stp is not None:
-            parts.append(f"stp {'on' if self.stp else 'off'}")
-        if self.ageing is not None:
-            parts.append(f"ageing {self.ageing}s")
-        return f"set bridge {_where(self.ns)}:{self.name} " + ", ".join(parts)
-
-    def commands(self) -> list[str]:
-        extra = ""
-        if self.stp is not None:
-            extra += f" stp_state {int(self.stp)}"
-        if self.ageing is not None:
-            extra += f" ageing_time {self.ageing * 100}"
-        return [f"{_ip(self.ns)} link set {self.name} type bridge{extra}"]
+        return [self.request().command()]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from nsnet import kinds
 from nsnet.errors import ConflictError
 from nsnet.model import (
     ROOT_NS,
@@ -29,10 +30,8 @@ from nsnet.plan.actions import (
     Action,
     Address,
     ApplyFirewall,
-    CreateBridge,
+    CreateLink,
     CreateNamespace,
-    CreateVeth,
-    CreateVxlan,
     DeleteLink,
     DeleteNamespace,
     DockerHost,
@@ -40,7 +39,6 @@ from nsnet.plan.actions import (
     NeighbourEntry,
     Plan,
     RouteChange,
-    SetBridge,
     SetLink,
     SetShaping,
     SetSysctl,
@@ -49,7 +47,7 @@ from nsnet.plan.actions import (
     _where,
 )
 from nsnet.plan.firewall import restore_text
-from nsnet.plan.phases import Phase, Steps
+from nsnet.plan.phases import CREATION, Phase, Steps
 
 if TYPE_CHECKING:  # a journal is read, never written, here: the engine is not loaded
     from nsnet.engine.journal import Journal
@@ -83,8 +81,8 @@ class _Run:
     journal: Journal | None
     adopt: bool
     steps: Steps = field(default_factory=Steps)
-    done_pairs: set[tuple[Endpoint, Endpoint]] = field(default_factory=set)
-    """The veth pairs already created (from either end)."""
+    done_pairs: set[tuple[Endpoint, ...]] = field(default_factory=set)
+    """The ends of the links already created (a veth pair from either end)."""
 
 
 def _plan_namespace(run: _Run, ns: str, want: Namespace, have: Namespace | None) -> None:
@@ -121,7 +119,8 @@ def _existing(run: _Run, ns: str, want: Namespace, have: Namespace | None) -> Na
 
 
 def _plan_rebuilds(run: _Run, ns: str, want: Namespace, have: Namespace, owned_links: set[str]) -> set[str]:
-    """Remove the lab's live links that go away; the names of those to make again (another kind, peer or VNI)."""
+    """Remove the lab's live links that go away; the names of those to make again (another kind, or
+    another identity by their kind: a veth's peer, a VXLAN's VNI, a macvlan's parent ...)."""
     recreate: set[str] = set()
     for name, link in have.links.items():
         ours = name in owned_links
@@ -131,11 +130,8 @@ def _plan_rebuilds(run: _Run, ns: str, want: Namespace, have: Namespace, owned_l
                 phase = Phase.BRIDGE_REMOVALS if link.kind == "bridge" else Phase.LINK_REMOVALS
                 run.steps.add(phase, DeleteLink(ns, name))
             continue
-        if (
-            link.kind != target.kind
-            or (target.kind == "veth" and link.peer != target.peer)
-            or (target.kind == "vxlan" and link.vxlan != target.vxlan)
-        ):
+        kind = kinds.get(target.kind)
+        if link.kind != target.kind or kind.identity(link) != kind.identity(target):
             if not ours and not run.adopt:
                 raise ConflictError(
                     f"interface {_where(ns)}:{name} already exists and was not created by nsnet; "
@@ -266,40 +262,28 @@ def _same_route(want: Route, have: Route) -> bool:
 
 
 def _plan_link(run: _Run, ns: str, want: Link, have: Link | None, owned: bool = False) -> None:
+    kind = kinds.get(want.kind)
     if have is None:
-        _plan_create(run, ns, want)
+        spec = kind.create(ns, want, run.mark)
+        ends = tuple(sorted(spec.ends))  # a veth pair is made once, from either end
+        if ends not in run.done_pairs:
+            run.done_pairs.add(ends)
+            run.steps.add(CREATION[kind.order], CreateLink(spec.ns, spec))
     changes = _link_changes(run.mark, ns, want, have, owned)
     if changes:
         run.steps.add(Phase.LINK_SETTINGS, SetLink(ns, want.name, **changes))
-    if want.kind == "bridge" and have is not None:
-        stp = want.stp if want.stp is not None and have.stp != want.stp else None
-        ageing = want.ageing if want.ageing is not None and have.ageing != want.ageing else None
-        if stp is not None or ageing is not None:
-            run.steps.add(Phase.LINK_SETTINGS, SetBridge(ns, want.name, stp=stp, ageing=ageing))
+    data = kind.changes(want, have) if have is not None else ()
+    if data:
+        run.steps.add(Phase.LINK_SETTINGS, SetLink(ns, want.name, kind=want.kind, data=data))
     have_addrs = have.addresses if have else frozenset()
     for cidr in sorted(have_addrs - want.addresses):
         run.steps.add(Phase.ADDRESS_REMOVALS, Address(ns, want.name, cidr, add=False))
     for cidr in sorted(want.addresses - have_addrs):
         run.steps.add(Phase.ADDRESSES, Address(ns, want.name, cidr))
     if want.up != (have.up if have else False):
-        phase = Phase.BRIDGES_UP if want.kind == "bridge" else Phase.LINKS_UP
+        phase = Phase.ALONE_UP if kind.order == 0 else Phase.LINKS_UP
         run.steps.add(phase, SetLink(ns, want.name, up=want.up))
     _plan_entries(run.steps, ns, want, have)
-
-
-def _plan_create(run: _Run, ns: str, want: Link) -> None:
-    if want.kind == "bridge":
-        run.steps.add(Phase.BRIDGES, CreateBridge(ns, want.name, run.mark, bool(want.stp), want.ageing))
-    elif want.kind == "vxlan":
-        assert want.vxlan is not None
-        run.steps.add(Phase.VXLANS, CreateVxlan(ns, want.name, want.vxlan, run.mark))
-    else:
-        assert want.peer is not None
-        me = Endpoint(ns, want.name)
-        pair = (min(me, want.peer), max(me, want.peer))
-        if pair not in run.done_pairs:
-            run.done_pairs.add(pair)
-            run.steps.add(Phase.VETHS, CreateVeth(ns, want.name, want.peer, run.mark))
 
 
 def _link_changes(mark: str, ns: str, want: Link, have: Link | None, owned: bool) -> dict[str, Any]:

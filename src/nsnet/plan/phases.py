@@ -3,8 +3,8 @@
 The order is stated once, by :class:`Phase`: :mod:`nsnet.plan.diff` puts
 each action it finds in its phase, and :meth:`Steps.ordered` lists them
 phase after phase. Creation comes in dependency order (a namespace before its
-links, a bridge before its ports, an address before the routes through it).
-Removals that could clash with what is created (routes, links to rebuild, a
+links, a bridge before its ports, a link before those made on it, an address
+before the routes through it). Removals that could clash with what is created (routes, links to rebuild, a
 server to restart) come first; every other removal waits until all additions
 have succeeded, so that a failure rolls back by undoing additions only.
 """
@@ -20,18 +20,24 @@ class Phase(Enum):
     """A phase of a plan; the members' order is the order of the plan."""
 
     ROUTE_REMOVALS = ("routes that go away, before anything that could clash with them", True)
-    EARLY_REMOVALS = ("links to rebuild (another kind, peer or VNI) and servers to stop or restart", False)
+    EARLY_REMOVALS = ("links to rebuild (another kind, peer, VNI, parent ...) and servers to stop or restart", False)
     NAMESPACES = ("namespaces, and Docker on a host that asks for it", False)
-    BRIDGES = ("bridges", False)
-    VETHS = ("veth pairs", False)
-    VXLANS = ("VXLAN devices: after the veths, as their underlay device is one", False)
-    LINK_SETTINGS = ("master, MTU, MAC, ownership mark; a bridge's STP and ageing", False)
+    LINKS_ALONE = ("links made on their own: bridges, dummies", False)
+    LINK_PAIRS = ("veth pairs", False)
+    LINKS_ON_LOWER = (
+        "links made on another device: VXLAN (its underlay device may be a veth), macvlan, ipvlan",
+        False,
+    )
+    LINK_SETTINGS = ("master, MTU, MAC, ownership mark; a kind's own settings (a bridge's STP and ageing)", False)
     ADDRESS_REMOVALS = (
         "addresses that go away: before the new ones, as deleting a primary deletes its secondaries",
         True,
     )
     ADDRESSES = ("addresses added", False)
-    BRIDGES_UP = ("bridges set up (or down): first, so that ports join a bridge that is already up", True)
+    ALONE_UP = (
+        "links made on their own set up (or down): first, so that ports join a bridge that is already up",
+        True,
+    )
     LINKS_UP = ("other links set up (or down)", False)
     ENTRIES = ("a VXLAN device's forwarding and neighbour entries (static overlays)", False)
     ROUTES = ("routes added", False)
@@ -47,6 +53,10 @@ class Phase(Enum):
         self.why = why
         self.last_found_first = last_found_first
         """The phase runs its actions in the reverse of the order the diff found them."""
+
+
+CREATION = (Phase.LINKS_ALONE, Phase.LINK_PAIRS, Phase.LINKS_ON_LOWER)
+"""The phase that creates a link, by its kind's ``order`` (:class:`nsnet.kinds.base.Kind`)."""
 
 
 class Steps:

@@ -11,8 +11,10 @@ compiler whose passes each live in a module of their own and run in this order
    desugaring of ``hosts:`` (an underlay) and of ``outside:`` (a node);
 3. :mod:`~nsnet.topology.namespaces`, :mod:`~nsnet.topology.links` and
    :mod:`~nsnet.topology.firewall`: the namespaces, their veth links,
-   interfaces, routes, sysctls and firewall rules;
+   interfaces (with :mod:`nsnet.kinds.checks` for those of another ``kind:``),
+   routes, sysctls and firewall rules;
 4. :func:`nsnet.overlay.build.build`: VXLAN devices and entries of an overlay;
+   then :func:`nsnet.kinds.checks.lab_problems`: the parents of macvlans and ipvlans;
 5. :mod:`~nsnet.topology.checks`: whole-lab checks (addresses, bridge subnets
    and ports);
 6. :func:`nsnet.topology.world.connect`: gateways, NAT, published ports and
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from nsnet.errors import Problem, TopologyError
+from nsnet.kinds import checks as kind_checks
 from nsnet.model import Topology
 from nsnet.overlay.build import build as build_overlay
 from nsnet.topology import checks, links, namespaces, shape, source, underlay, world
@@ -105,6 +108,8 @@ def _compile(report: Report, spec: TopologySpec) -> Topology:
         spaces, problems = build_overlay(spaces, overlay, {n: report.base(n) for n in spaces})
         for loc, message, hint in problems:
             report.add(loc, message, hint)
+    for ns, ifname, (sub, message, hint) in kind_checks.lab_problems(spaces):
+        report.add((*report.base(ns), "interfaces", ifname, *sub), message, hint)
     checks.addresses(report, spaces)
     checks.bridge_subnets(report, spaces)
     checks.bridge_ports(report, spaces)

@@ -3,13 +3,15 @@
 :func:`declared` checks the node names and gathers every namespace's
 description; :func:`build` makes one :class:`~nsnet.model.Namespace` of a
 description and the veth ends :mod:`nsnet.topology.links` found for it: its
-bridges, VXLAN devices, veths, routes, sysctls and firewall.
+bridges, VXLAN devices, veths, links of their own kind (macvlan, dummy ...,
+checked by :mod:`nsnet.kinds.checks`), routes, sysctls and firewall.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+from nsnet.kinds import checks as kind_checks
 from nsnet.model import HOST, UNDERLAY, Endpoint, Link, Namespace, Overlay, Route, Vxlan
 from nsnet.topology import ipcache, shaping, underlay
 from nsnet.topology.firewall import firewall
@@ -146,10 +148,16 @@ def _vxlans(
 def _interfaces(
     report: Report, name: str, base: Loc, space: NamespaceSpec, ends: dict[str, Endpoint], links: dict[str, Link]
 ) -> None:
-    """Set the veths of ``links`` as ``interfaces:`` describes them."""
+    """Set the veths of ``links`` as ``interfaces:`` describes them; add the links of their own kind it
+    declares (macvlan, dummy ...)."""
     for ifname, if_spec in space.interfaces.items():
         loc = (*base, "interfaces", ifname)
-        if ifname not in ends:
+        own, problems = kind_checks.declared(if_spec, ifname in ends)
+        for sub, message, hint in problems:
+            report.add((*loc, *sub), message, hint)
+        if problems or (own is not None and not _own_link_ok(report, loc, ifname, space)):
+            continue
+        if ifname not in ends and own is None:
             if ifname in space.bridges:
                 report.add(loc, f"{ifname!r} is a bridge; set its addresses under bridges.{ifname}")
             elif (name, ifname) not in report.named_in_links:  # else its link's problem is reported
@@ -171,8 +179,7 @@ def _interfaces(
             master = None  # reported; no subnet checks against a bridge that does not exist
         links[ifname] = Link(
             name=ifname,
-            kind="veth",
-            peer=ends[ifname],
+            **(own or {"kind": "veth", "peer": ends[ifname]}),
             master=master,
             mtu=if_spec.mtu,
             mac=if_spec.mac,
@@ -180,6 +187,15 @@ def _interfaces(
             addresses=_addresses(if_spec.addresses),
             shaping=shaping.qdisc(if_spec.rate, if_spec.delay, if_spec.loss),
         )
+
+
+def _own_link_ok(report: Report, loc: Loc, ifname: str, space: NamespaceSpec) -> bool:
+    if not ifname_ok(report, loc, ifname):
+        return False
+    if ifname in space.bridges or ifname in getattr(space, "vxlans", {}):
+        report.add(loc, f"{ifname!r} is already the name of another interface here", "give the interface its own name")
+        return False
+    return True
 
 
 def _addresses(addresses: list[str]) -> frozenset[str]:

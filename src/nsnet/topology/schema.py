@@ -135,7 +135,7 @@ AddressOrNetwork = Annotated[str, AfterValidator(_check_address_or_network)]
 
 
 class InterfaceSpec(_Strict):
-    """Settings of one interface (a veth end) in a namespace."""
+    """Settings of one interface in a namespace: a veth end, or a link of its own ``kind``."""
 
     addresses: list[Cidr] = Field(default_factory=list, description="Addresses in CIDR form.")
     mtu: int | None = Field(default=None, ge=68, le=65535, description="MTU in bytes.")
@@ -149,6 +149,16 @@ class InterfaceSpec(_Strict):
     rate: Rate | None = Field(default=None, description="Egress rate limit (tbf), e.g. 10mbit, 500kbit.")
     delay: Delay | None = Field(default=None, description="Egress delay (netem), e.g. 20ms.")
     loss: float | None = Field(default=None, ge=0, le=100, description="Egress loss in percent (netem).")
+    kind: str | None = Field(
+        default=None,
+        description="veth (default: an end of a link under links:), or a link of its own: macvlan, ipvlan, dummy.",
+    )
+    parent: str | None = Field(
+        default=None, description="macvlan, ipvlan: the host's bridge or interface the link sits on."
+    )
+    mode: str | None = Field(
+        default=None, description="macvlan: bridge (default), private, vepa, passthru; ipvlan: l2 (default), l3, l3s."
+    )
 
 
 class BridgeSpec(_Strict):
