@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nsnet.topology.schema import IFNAME_MAX, IFNAME_RE, NAME_RE, SYSCTL_RE
+from nsnet.names import NAME_RE
+from nsnet.topology.values import IFNAME_MAX, IFNAME_RE, SYSCTL_RE
 
 NETNS_MAX = 255
 CHAINS = ("INPUT", "FORWARD", "OUTPUT")

@@ -6,8 +6,9 @@ import re
 
 from nsnet.model import Endpoint
 from nsnet.topology.report import Report, suggest
-from nsnet.topology.schema import IFNAME_MAX, NamespaceSpec, TopologySpec
+from nsnet.topology.schema import NamespaceSpec, TopologySpec
 from nsnet.topology.source import Loc
+from nsnet.topology.values import IFNAME_MAX
 
 LINK_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+\Z")
 

@@ -19,14 +19,13 @@ from nsnet.topology.links import ifname_ok
 from nsnet.topology.report import Report, suggest
 from nsnet.topology.schema import (
     NAME_RE,
-    SYSCTL_RE,
-    SYSCTL_VALUE_RE,
     BridgeSpec,
     MachineSpec,
     NamespaceSpec,
     TopologySpec,
 )
 from nsnet.topology.source import Loc
+from nsnet.topology.values import SYSCTL_RE, SYSCTL_VALUE_RE
 
 NODE_NAME_MAX = 48
 

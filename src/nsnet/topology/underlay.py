@@ -16,7 +16,6 @@ from nsnet.overlay.build import UNDERLAY_IFACE
 from nsnet.topology import ipcache
 from nsnet.topology.report import Report
 from nsnet.topology.schema import (
-    IFNAME_MAX,
     NAME_RE,
     BridgeSpec,
     HostSpec,
@@ -29,6 +28,7 @@ from nsnet.topology.schema import (
     UnderlaySpec,
 )
 from nsnet.topology.source import Loc
+from nsnet.topology.values import IFNAME_MAX
 
 
 def desugar(report: Report, spec: TopologySpec) -> tuple[TopologySpec, Overlay | None]:
