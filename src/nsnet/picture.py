@@ -172,16 +172,9 @@ def _picture(
         interfaces = []
         for name, link in _links(lab, names.get(label), want, have).items():
             interfaces.append(_interface(label, link, have, live is not None))
-            # A link of the file names its peer's namespace logically; one seen only live, by kernel name.
-            from_file = want is not None and name in want.links
-            peer = link.peer or link.parent
-            peer_label = (peer.ns if from_file else logical_of.get(peer.ns)) if peer else None
-            if peer is None or peer_label is None:
-                continue
-            ends = ((label, name), (peer_label, peer.ifname))
-            pairs.setdefault(
-                frozenset(ends), Wire(*ends, label=kinds.get(link.kind).detail(link) if link.parent else "")
-            )
+            wire = _wire((label, name), link, want is not None and name in want.links, logical_of)
+            if wire is not None:
+                pairs.setdefault(frozenset((wire.a, wire.b)), wire)
         role = want.role if want else (have.role if have else "node")
         if role == "host" and not interfaces:
             continue  # a host with nothing in it (lab 1) is not drawn
@@ -192,6 +185,17 @@ def _picture(
     wires = tuple(w for w in pairs.values() if picture.interface(w.a) and picture.interface(w.b))
     picture = Picture(lab, picture.boxes, wires, picture.live, source, _tunnels(picture.boxes))
     return _with_carrier(picture) if live is not None else picture
+
+
+def _wire(end: tuple[str, str], link: Link, from_file: bool, logical_of: dict[str, str]) -> Wire | None:
+    """The wire from ``link`` (at ``end``) to its veth peer or to the parent it sits on, if that end is known."""
+    # A link of the file names its peer's namespace logically; one seen only live, by kernel name.
+    peer = link.peer or link.parent
+    peer_label = (peer.ns if from_file else logical_of.get(peer.ns)) if peer else None
+    if peer is None or peer_label is None:
+        return None
+    label_text = kinds.get(link.kind).detail(link) if link.parent else ""
+    return Wire(end, (peer_label, peer.ifname), label=label_text)
 
 
 def _links(lab: str, netns: str | None, want: Namespace | None, have: Namespace | None) -> dict[str, Link]:
