@@ -71,11 +71,7 @@ def _namespace(
     """A namespace's sysctls, firewall and server (its links, routes and mark are added once every namespace
     is read: links name each other)."""
     keys = sorted(set(want.sysctls if want else ()) | set(journal.sysctls.get(ns, {}) if journal else ()))
-    families = set(want.firewall.families if want else ())
-    if want and want.firewall.policies:
-        families.add(4)
-    if journal and ns in journal.firewall:
-        families |= {4, 6}
+    families = _firewall_families(ns, want, journal)
     return Namespace(
         name=ns,
         label=label,
@@ -85,6 +81,16 @@ def _namespace(
         firewall=nl.read_firewall(ns, lab, families) if families else Firewall(),
         server=_server(nl, journal, ns),
     )
+
+
+def _firewall_families(ns: str, want: Namespace | None, journal: Journal | None) -> set[int]:
+    """The IP versions whose firewall is read: those the lab sets, or set before (as the journal says)."""
+    families = set(want.firewall.families if want else ())
+    if want and want.firewall.policies:
+        families.add(4)
+    if journal and ns in journal.firewall:
+        families |= {4, 6}
+    return families
 
 
 def _server(nl: Kernel, journal: Journal | None, ns: str) -> int | None:
