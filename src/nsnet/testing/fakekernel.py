@@ -20,10 +20,8 @@ from __future__ import annotations
 import errno
 import ipaddress
 import itertools
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 from nsnet import kinds
 from nsnet.engine.seam import Reading
@@ -35,49 +33,7 @@ from nsnet.kinds.base import LinkSet, LinkSpec
 from nsnet.model import ROOT_NS, Endpoint, Firewall, Link, Route, State
 from nsnet.plan.actions import SetShaping
 from nsnet.testing import fakefirewall
-from nsnet.testing.fakefirewall import Tables
-
-DEFAULT_SYSCTL = "0"
-"""What a sysctl nobody wrote reads as."""
-DEFAULTS: dict[str, dict[str, Any]] = {"bridge": {"stp": 0, "ageing": 30000}}
-"""The settings the kernel gives a new link of a kind when not told (by parameter key)."""
-
-
-def _error(code: int, what: str) -> KernelError:
-    return KernelError(f"{what}: {os.strerror(code)}")
-
-
-@dataclass
-class FakeLink:
-    index: int
-    name: str
-    kind: str
-    mac: str
-    alias: str | None = None
-    mtu: int = 1500
-    up: bool = False
-    master: str | None = None
-    values: dict[str, Any] = field(default_factory=dict)
-    """Its kind's settings (IFLA_INFO_DATA), by parameter key."""
-    peer: Endpoint | None = None
-    """A veth's other end."""
-    parent: Endpoint | None = None
-    """The device a macvlan or ipvlan sits on."""
-    addresses: list[str] = field(default_factory=list)
-    fdb: set[tuple[str, str]] = field(default_factory=set)
-    neighbours: set[tuple[str, str]] = field(default_factory=set)
-
-
-@dataclass
-class FakeNamespace:
-    name: str
-    mark: str | None = None
-    links: dict[str, FakeLink] = field(default_factory=dict)
-    routes: set[Route] = field(default_factory=set)
-    sysctls: dict[str, str] = field(default_factory=dict)
-    firewall: dict[int, Tables] = field(default_factory=dict)
-    qdiscs: dict[str, str] = field(default_factory=dict)
-    stale: bool = False
+from nsnet.testing.fakestate import DEFAULT_SYSCTL, DEFAULTS, FakeLink, FakeNamespace, kernel_error
 
 
 class FakeKernel:
@@ -213,7 +169,7 @@ class FakeKernel:
         for ns, mark in marks.items():
             error = self._step(f"create namespace {ns}")
             if error is None and ns in self.spaces and not self.spaces[ns].stale:
-                error = _error(errno.EEXIST, f"create namespace {ns}")
+                error = kernel_error(errno.EEXIST, f"create namespace {ns}")
             if error is not None:
                 failed[ns] = error
                 continue
@@ -225,7 +181,7 @@ class FakeKernel:
         for ns in spaces:
             error = self._step(f"delete namespace {ns}")
             if error is None and ns not in self.spaces:
-                error = _error(errno.ENOENT, f"delete namespace {ns}")
+                error = kernel_error(errno.ENOENT, f"delete namespace {ns}")
             if error is not None:
                 failed[ns] = error
                 continue
@@ -307,7 +263,7 @@ class FakeKernel:
         def change() -> None:
             for end in spec.ends:
                 if end.ifname in self._space(end.ns).links:
-                    raise _error(errno.EEXIST, f"create {spec.kind} {end}")
+                    raise kernel_error(errno.EEXIST, f"create {spec.kind} {end}")
             made = self._new_link(spec.name, spec.kind)
             made.values = {**DEFAULTS.get(spec.kind, {}), **settings}
             if spec.lower is not None:
@@ -331,9 +287,9 @@ class FakeKernel:
         def apply() -> None:
             link = self._link(ns, name)
             if change.master and self.spaces[ns].links[change.master].kind != "bridge":
-                raise _error(errno.EINVAL, f"{change.master} is not a bridge")
+                raise kernel_error(errno.EINVAL, f"{change.master} is not a bridge")
             if change.kind is not None and change.kind != link.kind:
-                raise _error(errno.EOPNOTSUPP, f"{name} is not a {change.kind}")
+                raise kernel_error(errno.EOPNOTSUPP, f"{name} is not a {change.kind}")
             if change.alias is not None:
                 link.alias = change.alias
             if change.master is not None:
@@ -416,11 +372,11 @@ class FakeKernel:
         def change() -> None:
             if op == "add":
                 if text in link.addresses:
-                    raise _error(errno.EEXIST, "add address")
+                    raise kernel_error(errno.EEXIST, "add address")
                 link.addresses.append(text)
             else:
                 if text not in link.addresses:
-                    raise _error(errno.EADDRNOTAVAIL, "delete address")
+                    raise kernel_error(errno.EADDRNOTAVAIL, "delete address")
                 link.addresses.remove(text)
                 self._drop_routes(ns, "")
 
@@ -434,11 +390,11 @@ class FakeKernel:
         def change() -> None:
             if op == "add":
                 if any(r.to == route.to and r.metric == route.metric for r in routes):
-                    raise _error(errno.EEXIST, "add route")
+                    raise kernel_error(errno.EEXIST, "add route")
                 if route.dev and not self.spaces[ns].links[route.dev].up:
-                    raise _error(errno.ENETDOWN, "add route")
+                    raise kernel_error(errno.ENETDOWN, "add route")
                 if route.via and not self._reachable(ns, route.via, route.dev):
-                    raise _error(errno.ENETUNREACH, "add route")
+                    raise kernel_error(errno.ENETUNREACH, "add route")
                 routes.add(route)
                 return
             found = [
@@ -450,7 +406,7 @@ class FakeKernel:
                 and route.metric in (None, r.metric)
             ]
             if not found:
-                raise _error(errno.ESRCH, "delete route")
+                raise kernel_error(errno.ESRCH, "delete route")
             routes.discard(found[0])
 
         return self._queue(ns, f"{op} route {route}", change)
