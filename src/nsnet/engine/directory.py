@@ -13,6 +13,7 @@ from nsnet.engine.journal import Journal, scan
 from nsnet.errors import LabNotFoundError, NsnetError
 from nsnet.kernel import netns
 from nsnet.model import HOST, ROOT_NS, Topology
+from nsnet.names import no_node
 
 
 def journal_of(lab: str) -> Journal:
@@ -102,7 +103,7 @@ def namespace_of(lab: str, node: str) -> str:
         if label == node:
             return ns
     known = sorted(set(journal.namespaces.values()) | ({HOST} if not journal.hosts else set()))
-    raise LabNotFoundError(f"lab {lab!r} has no node {node!r}; nodes: {', '.join(known)}")
+    raise LabNotFoundError(no_node(lab, node, known))
 
 
 def gone(lab: str) -> list[str]:
