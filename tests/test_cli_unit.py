@@ -62,6 +62,14 @@ def test_a_lab_that_is_not_up_is_not_found(state_dir: Path) -> None:
     assert invoke("graph", "t-nothing-here").exit_code == 4
 
 
+def test_every_json_document_says_its_schema(state_dir: Path) -> None:
+    assert json.loads(invoke("validate", "--json", LAB2).stdout)["schema"] == "nsnet/validate/1"
+    plan = json.loads(invoke("plan", LAB2, "--fresh", "--json").stdout)
+    assert list(plan)[0] == "schema" and plan["schema"] == "nsnet/plan/1"  # first, before the keys it versions
+    assert json.loads(invoke("ls", "--json").stdout) == []  # a list stays a list (its objects carry the key)
+    assert "schema" not in json.loads(invoke("schema").stdout)["properties"]  # a JSON Schema names its own
+
+
 def test_a_mistyped_command_gets_a_did_you_mean() -> None:
     result = CliRunner().invoke(main, ["inpsect", "lab2"])
     assert result.exit_code == 2

@@ -52,8 +52,29 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False))
+SCHEMA_VERSION = 1
+"""The version of every ``--json`` document's shape; it grows when a key changes meaning or goes away."""
+
+
+def schema_id(doc: str) -> str:
+    """The ``schema`` key of a JSON document of kind ``doc``: ``nsnet/<doc>/<version>``."""
+    return f"nsnet/{doc}/{SCHEMA_VERSION}"
+
+
+def versioned(data: Any, doc: str) -> Any:
+    """``data`` with its ``schema`` key first; a list keeps its shape (so ``jq '.[]'`` still works) and each
+    of its objects carries the key."""
+    if isinstance(data, dict):
+        return {"schema": schema_id(doc), **data}
+    if isinstance(data, list):
+        return [versioned(item, doc) for item in data]
+    return data
+
+
+def emit_json(data: Any, doc: str | None) -> None:
+    """Print a ``--json`` document, versioned as ``nsnet/<doc>/1`` (``doc`` None: a document with a schema
+    of its own, such as ``nsnet schema``'s JSON Schema)."""
+    click.echo(json.dumps(versioned(data, doc) if doc else data, indent=2, sort_keys=False))
 
 
 def load_topology(path: str) -> Topology:

@@ -109,7 +109,7 @@ def explain_(lab: str, src: str, dst: str, proto: str, size: int | None, send: b
         err.print(f"interrupted by {stop}: the probe's trace rules and monitors are removed", markup=False)
         sys.exit(128 + stop.signum)
     if as_json:
-        emit_json({**asdict(result), "observed": asdict(observed) if observed else None})
+        emit_json({**asdict(result), "observed": asdict(observed) if observed else None}, "explain")
     else:
         render(result)
         if observed:

@@ -74,7 +74,8 @@ def _print_plan(steps: Plan, script: bool, as_json: bool) -> None:
                     }
                     for a in steps.actions
                 ],
-            }
+            },
+            "plan",
         )
     elif not steps:
         out.print(f"lab {steps.lab}: nothing to do, the kernel matches the topology", markup=False)
@@ -117,7 +118,7 @@ def up(file: str, name: str | None, replace: bool, quiet: bool, verbose: bool, a
         again = f"nsnet up {file}" + (f" --name {name}" if name else "")
         fail(f"interrupted: {directory.state_of(lab)}; `{again}` finishes it, `nsnet down {lab}` removes it", 130)
     if as_json:
-        emit_json({"lab": lab, "changed": bool(steps), "steps": steps.lines()})
+        emit_json({"lab": lab, "changed": bool(steps), "steps": steps.lines()}, "up")
     elif talk:
         names = netns_names(topology, lab)
         if steps:
@@ -164,7 +165,7 @@ def down(target: str, name: str | None, quiet: bool, verbose: bool, as_json: boo
         fail(f"interrupted: {directory.state_of(lab)}; `nsnet down {lab}` again finishes removing it", 130)
     except LabNotFoundError:
         if as_json:
-            emit_json({"lab": lab, "was_up": False, "steps": [], "killed": []})
+            emit_json({"lab": lab, "was_up": False, "steps": [], "killed": []}, "down")
         elif not quiet:
             out.print(f"lab {lab} is not up: nothing to do", markup=False)
         return
@@ -178,7 +179,8 @@ def down(target: str, name: str | None, quiet: bool, verbose: bool, as_json: boo
                 "steps": steps.lines(),
                 "kept": list(steps.kept),
                 "killed": [{"pid": p.pid, "name": p.name, "node": p.node, "namespace": p.ns} for p in killed],
-            }
+            },
+            "down",
         )
     elif talk:
         out.print(f"lab {lab}: down ({plural(len(steps.actions), 'step')})", markup=False)
@@ -192,7 +194,7 @@ def ls(wide: bool, as_json: bool) -> None:
     """List the labs that are up, with their nodes and namespaces."""
     labs = directory.labs()
     if as_json:
-        emit_json([asdict(lab) for lab in labs])
+        emit_json([asdict(lab) for lab in labs], "lab")
         return
     if not labs:
         out.print("no labs are up", markup=False)
@@ -280,7 +282,7 @@ def schema() -> None:
     """Print the JSON Schema of the topology file format (for editors)."""
     from nsnet.topology.schema import json_schema
 
-    emit_json(json_schema())
+    emit_json(json_schema(), None)
 
 
 @main.command()
@@ -300,7 +302,7 @@ def gc(lab: str | None, dry_run: bool, as_json: bool) -> None:
     """
     found = recover.gc(lab, dry_run=dry_run)
     if as_json:
-        emit_json([asdict(m) for m in found])
+        emit_json([asdict(m) for m in found], "gc")
         return
     verb = "would remove" if dry_run else "removed"
     for m in found:

@@ -174,7 +174,7 @@ def ls(lab: str, registry: str | None, host: str | None, namespace: str | None, 
         finally:
             reg.close()
     if as_json:
-        emit_json([asdict(e) for e in endpoints])
+        emit_json([asdict(e) for e in endpoints], "endpoint")
         return
     if not endpoints:
         out.print(f"no endpoints registered for lab {lab} at {url}", markup=False)

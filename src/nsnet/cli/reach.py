@@ -117,7 +117,8 @@ def reach_(
                 "mode": "expectations" if use_expectations else "matrix",
                 "results": [asdict(r) for r in results],
                 "failed": len(failed),
-            }
+            },
+            "reach",
         )
     else:
         out.print(_expectations(results) if use_expectations else _matrix(results))
