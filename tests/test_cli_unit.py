@@ -65,7 +65,7 @@ def test_a_lab_that_is_not_up_is_not_found(state_dir: Path) -> None:
 def test_every_json_document_says_its_schema(state_dir: Path) -> None:
     assert json.loads(invoke("validate", "--json", LAB2).stdout)["schema"] == "nsnet/validate/1"
     plan = json.loads(invoke("plan", LAB2, "--fresh", "--json").stdout)
-    assert list(plan)[0] == "schema" and plan["schema"] == "nsnet/plan/1"  # first, before the keys it versions
+    assert next(iter(plan)) == "schema" and plan["schema"] == "nsnet/plan/1"  # first, before the keys it versions
     assert json.loads(invoke("ls", "--json").stdout) == []  # a list stays a list (its objects carry the key)
     assert "schema" not in json.loads(invoke("schema").stdout)["properties"]  # a JSON Schema names its own
 
