@@ -15,7 +15,19 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from nsnet.names import NAME_RE as NAME_RE  # re-exported: the loader and older callers import it from here
 from nsnet.topology import ipcache, values
-from nsnet.topology.values import PUBLISH_RE, AddressOrNetwork, Cidr, Delay, IPv4, Mac, Rate, Scalar
+from nsnet.topology.values import (
+    IP,
+    PUBLISH_RE,
+    AddressOrNetwork,
+    Cidr,
+    Delay,
+    Domain,
+    IPv4,
+    Mac,
+    Rate,
+    ResolvOption,
+    Scalar,
+)
 
 Policy = Literal["ACCEPT", "DROP"]
 Table = Literal["filter", "nat", "mangle", "raw"]
@@ -167,6 +179,20 @@ class FirewallSpec(_Strict):
     rules: list[RuleSpec] = Field(default_factory=list)
 
 
+class DnsSpec(_Strict):
+    """The namespace's ``resolv.conf`` (under ``/etc/netns``): name servers, search domains, options."""
+
+    servers: list[IP] = Field(default_factory=list, max_length=3, description="Name servers (the resolver reads 3).")
+    search: list[Domain] = Field(default_factory=list, max_length=6, description="Search domains.")
+    options: list[ResolvOption] = Field(default_factory=list, description="Resolver options, e.g. ndots:2.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> DnsSpec:
+        if not (self.servers or self.search or self.options):
+            raise ValueError("dns: needs servers, search or options (remove it to write no resolv.conf)")
+        return self
+
+
 class NamespaceSpec(_Strict):
     """What lives in one network namespace: interfaces, bridges, routes, sysctls, firewall."""
 
@@ -175,6 +201,7 @@ class NamespaceSpec(_Strict):
     routes: list[RouteSpec] = Field(default_factory=list)
     sysctls: dict[str, Scalar] = Field(default_factory=dict)
     firewall: FirewallSpec = Field(default_factory=FirewallSpec)
+    dns: DnsSpec | None = Field(default=None, description="A resolv.conf of its own (under /etc/netns).")
 
 
 class NodeSpec(NamespaceSpec):

@@ -137,3 +137,32 @@ def check_ipv4_network(value: str) -> str:
 
 
 IPv4 = Annotated[str, AfterValidator(check_ipv4)]
+
+
+DOMAIN_RE = re.compile(r"^(?=.{1,253}\Z)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+\Z")
+RESOLV_OPTION_RE = re.compile(r"^[a-z][a-z0-9-]*(:[0-9]{1,3})?\Z")
+
+
+def check_ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address: write it like 192.0.2.53 or 2001:db8::53") from None
+    return value
+
+
+def check_domain(value: str) -> str:
+    if not DOMAIN_RE.match(value):
+        raise ValueError(f"{value!r} is not a domain name: write it like lab.example")
+    return value
+
+
+def check_resolv_option(value: str) -> str:
+    if not RESOLV_OPTION_RE.match(value):
+        raise ValueError(f"{value!r} is not a resolver option: write it like ndots:2 or edns0")
+    return value
+
+
+IP = Annotated[str, AfterValidator(check_ip)]
+Domain = Annotated[str, AfterValidator(check_domain)]
+ResolvOption = Annotated[str, AfterValidator(check_resolv_option)]
