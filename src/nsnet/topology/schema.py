@@ -24,6 +24,7 @@ from nsnet.topology.values import (
     Domain,
     IPv4,
     Mac,
+    Ports,
     Rate,
     ResolvOption,
     Scalar,
@@ -211,10 +212,24 @@ class NodeSpec(NamespaceSpec):
 class PublishSpec(_Strict):
     """A published port: the host's ``host_port`` forwarded to ``node``'s ``port`` (``docker run -p``)."""
 
-    host_port: int = Field(ge=1, le=65535)
+    host_ip: IP | None = Field(
+        default=None, description="Only traffic to this host address (IPv4 or IPv6); default: every IPv4 address."
+    )
+    host_port: Ports = Field(description="A port, or a range such as 8000-8010.")
     node: str
-    port: int = Field(ge=1, le=65535)
+    port: Ports = Field(description="A port, or a range as long as host_port's.")
     proto: Literal["tcp", "udp"] = "tcp"
+
+    @model_validator(mode="after")
+    def _same_length(self) -> PublishSpec:
+        first, last = values.port_range(self.host_port)
+        to_first, to_last = values.port_range(self.port)
+        if last - first != to_last - to_first:
+            raise ValueError(
+                f"host ports {self.host_port} and node ports {self.port} are ranges of different lengths: "
+                "publish ranges of equal length (8000-8010:RED:8000-8010)"
+            )
+        return self
 
 
 class HostSpec(NamespaceSpec):
@@ -222,7 +237,8 @@ class HostSpec(NamespaceSpec):
 
     mode: Literal["sandbox", "root"] = "sandbox"
     publish: list[PublishSpec] = Field(
-        default_factory=list, description="Published ports, as mappings or 'HOSTPORT:NODE:PORT[/tcp|udp]'."
+        default_factory=list,
+        description="Published ports, as mappings or '[HOSTIP:]HOSTPORT[-END]:NODE:PORT[-END][/tcp|udp]'.",
     )
     allow: list[list[str]] = Field(
         default_factory=list, description="Pairs of bridges allowed to talk; others are isolated from each other."
@@ -242,11 +258,15 @@ class HostSpec(NamespaceSpec):
             if isinstance(item, str):
                 m = PUBLISH_RE.match(item.strip())
                 if not m:
-                    raise ValueError(f"{item!r} is not a published port: write it like 8080:RED:80/tcp")
+                    raise ValueError(
+                        f"{item!r} is not a published port: write it like 8080:RED:80/tcp, "
+                        "127.0.0.1:8080:RED:80, [fd00::1]:8080:RED:80 or 8000-8010:RED:8000-8010/udp"
+                    )
                 item = {
-                    "host_port": int(m["host"]),
+                    "host_ip": m["ip"].strip("[]") if m["ip"] else None,
+                    "host_port": m["host"],
                     "node": m["node"],
-                    "port": int(m["port"]),
+                    "port": m["port"],
                     "proto": m["proto"] or "tcp",
                 }
             out.append(item)
@@ -394,7 +414,7 @@ def json_schema() -> dict[str, Any]:
     schema["$defs"]["HostSpec"]["properties"]["publish"]["items"] = {
         "anyOf": [
             {"$ref": "#/$defs/PublishSpec"},
-            {"type": "string", "pattern": r"^\d{1,5}:[A-Za-z0-9][A-Za-z0-9_.-]*:\d{1,5}(/(tcp|udp))?$"},
+            {"type": "string", "pattern": PUBLISH_RE.pattern.replace("\\Z", "$")},
         ]
     }
     props["links"]["items"] = {
