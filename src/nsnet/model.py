@@ -190,6 +190,9 @@ class Namespace:
     """A port on which nsnet runs a small HTTP server in this namespace (the ``outside``)."""
     stale: bool = False
     """Live only: not a namespace but the empty file a creation cut short left under /run/netns."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Files of ``/etc/netns/<namespace>/`` (``hosts``, ``resolv.conf``) by name, their whole text: what
+    ``ip netns exec`` shows over ``/etc``. Bound ones start with :func:`file_mark`; live: those there."""
 
 
 def link_mark(lab: str) -> str:
@@ -201,6 +204,15 @@ def namespace_mark(lab: str, label: str) -> str:
     """The alias nsnet gives ``lo`` in every namespace it creates for ``lab``:
     ``nsnet:<lab>:<label>:<state>``, ``state`` naming the state directory of its journal."""
     return f"nsnet:{lab}:{label}:{statedir.identity()}"
+
+
+NETNS_FILES = ("hosts", "resolv.conf")
+"""The files nsnet writes under ``/etc/netns/<namespace>/``."""
+
+
+def file_mark(lab: str) -> str:
+    """The first line of every file nsnet writes for ``lab`` under ``/etc/netns``: what proves it is the lab's."""
+    return f"# nsnet:{lab}: written by nsnet up, removed by nsnet down\n"
 
 
 @dataclass(frozen=True)
@@ -320,5 +332,6 @@ def bind(topology: Topology, lab: str | None = None) -> State:
             else v
             for k, v in space.links.items()
         }
-        spaces[names[logical]] = replace(space, name=names[logical], links=links)
+        files = {name: file_mark(lab) + text for name, text in space.files.items()} if names[logical] else {}
+        spaces[names[logical]] = replace(space, name=names[logical], links=links, files=files)
     return State(lab=lab, namespaces=spaces)

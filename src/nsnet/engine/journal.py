@@ -60,6 +60,8 @@ class Journal:
     """Shaping nsnet put on links (``tc qdisc`` words): {ns: {ifname: qdisc}}."""
     servers: dict[str, list[int]] = field(default_factory=dict)
     """Processes nsnet started (the outside's HTTP server): {ns: [pid, port, start time]}."""
+    files: dict[str, list[str]] = field(default_factory=dict)
+    """Files nsnet wrote under /etc/netns: {ns: [hosts, resolv.conf ...]}, "/" where it made the directory."""
     scratch: list[str] = field(default_factory=list)
     """Directories made for the lab outside the state directory (etcd's data and log): removed on ``down``."""
     status: str = "applying"
