@@ -69,6 +69,7 @@ def up(
         journal = previous or Journal(lab=lab)
         journal.topology, journal.source, journal.host_mode = topology.name, topology.source, topology.host_mode
         journal.hosts = [] if HOST in topology.namespaces else topology.hosts
+        journal.machine = topology.machine
         with Netlink() as nl:
             live = observe(nl, lab, desired, previous)
             steps = plan(desired, live, previous)

@@ -41,7 +41,7 @@ from nsnet.model import (
 )
 from nsnet.overlay.build import UNDERLAY_IFACE
 from nsnet.overlay.build import build as build_overlay
-from nsnet.topology import ipcache, outside, shaping
+from nsnet.topology import inventory, ipcache, outside, shaping
 from nsnet.topology.rules import render_rule
 from nsnet.topology.schema import (
     IFNAME_MAX,
@@ -481,7 +481,12 @@ class _Validator:
         result = self._outside_world(spec, result)
         expectations = self._expectations(spec, result)
         return Topology(
-            name=spec.name, host_mode=spec.host.mode, namespaces=result, expectations=expectations, overlay=overlay
+            name=spec.name,
+            host_mode=spec.host.mode,
+            namespaces=result,
+            expectations=expectations,
+            overlay=overlay,
+            machines=inventory.machines(spec.machines, spec.hosts, self.add),
         )
 
     def _with_underlay(self, spec: TopologySpec) -> tuple[TopologySpec, Overlay | None]:

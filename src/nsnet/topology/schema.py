@@ -16,6 +16,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from nsnet.names import NAME_RE as NAME_RE  # re-exported: the loader and older callers import it from here
 from nsnet.topology import ipcache
+from nsnet.topology.inventory import MachineInventorySpec
 
 # \Z, not $ (as in NAME_RE): $ also matches before a trailing newline, which would let "eth0\n" through.
 IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+\Z")
@@ -454,6 +455,9 @@ class TopologySpec(_Strict):
     )
     underlay: UnderlaySpec | None = Field(default=None, description="The network joining the hosts.")
     overlay: OverlaySpec | None = Field(default=None, description="How VXLAN entries are kept (static or dynamic).")
+    machines: dict[str, MachineInventorySpec] = Field(
+        default_factory=dict, description="The real machines carrying the hosts (see docs/machines.md)."
+    )
     nodes: dict[str, NodeSpec | None] = Field(default_factory=dict)
     links: list[LinkSpec] = Field(default_factory=list)
     outside: OutsideSpec | None = Field(

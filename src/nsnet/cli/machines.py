@@ -1,0 +1,174 @@
+"""The lab commands across machines: a machine's share here (``--machine``), or the whole lab over SSH."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from nsnet.cli._common import emit_json, err, fail, out, plural
+from nsnet.errors import NsnetError
+
+if TYPE_CHECKING:
+    from nsnet.machines.driver import Outcome, Report
+    from nsnet.model import Machine, Topology
+
+
+def read(file: str, name: str | None, machine: str | None, keep: bool) -> Topology:
+    """The topology in ``file`` (``-``: streamed in by a driver, kept as the lab's with ``keep``)."""
+    from nsnet.topology.cache import load
+    from nsnet.topology.loader import loads
+
+    if file != "-":
+        return load(file)
+    if machine is None:
+        fail("a topology on standard input (-) is a machine's share: give --machine")
+    text = sys.stdin.read()
+    topology = loads(text, "<stdin>")
+    if not keep:
+        return topology
+    from nsnet.machines.local import store
+
+    return load(store(name or topology.name, text))
+
+
+def share(topology: Topology, machine: str) -> Topology:
+    from nsnet.machines.local import share_of
+
+    return share_of(topology, machine)
+
+
+def _machines(topology: Topology) -> list[Machine]:
+    return list(topology.machines.values())
+
+
+def _text(file: str) -> str:
+    with open(file) as f:
+        return f.read()
+
+
+def _report(report: Report, verb: str, talk: bool, as_json: bool, lab: str) -> None:
+    """Per machine, what was done; exit 2 naming every machine that failed."""
+    if as_json:
+        emit_json(
+            {
+                "lab": lab,
+                "machines": {o.machine: {"ok": o.ok, "error": o.error or None, **_data(o)} for o in report.outcomes},
+            }
+        )
+    elif talk:
+        for o in sorted(report.outcomes, key=lambda o: o.machine):
+            if o.ok:
+                steps = (o.data or {}).get("steps") or []
+                what = f"{verb} ({plural(len(steps), 'change')})" if steps else f"{verb}, nothing changed"
+                out.print(f"  machine {o.machine}: {what}", markup=False)
+    for o in report.failed:
+        err.print(f"error: {o.error}", markup=False, soft_wrap=True)
+    if report.failed:
+        names = ", ".join(sorted(o.machine for o in report.failed))
+        fail(f"lab {lab}: failed on machine{'s' if len(report.failed) > 1 else ''} {names}")
+
+
+def _data(o: Outcome) -> dict[str, Any]:
+    return o.data if isinstance(o.data, dict) else {}
+
+
+def _print_plans(plans: list[Outcome], lab: str) -> None:
+    total = sum(len(p.data.get("steps", [])) for p in plans if p.ok)
+    out.print(f"lab {lab}: {plural(total, 'step')} on {plural(len(plans), 'machine')}", markup=False)
+    for p in sorted(plans, key=lambda p: p.machine):
+        steps = p.data.get("steps", []) if p.ok else []
+        out.print(f"  machine {p.machine}: {plural(len(steps), 'step')}", markup=False)
+        for step in steps:
+            out.print(f"    [{p.machine}] + {step['description']}", markup=False, soft_wrap=True)
+
+
+def drive_up(file: str, topology: Topology, name: str | None, quiet: bool, as_json: bool, config: str | None) -> None:
+    """``nsnet up FILE`` of a lab across machines."""
+    from nsnet.machines import driver
+    from nsnet.machines.record import Driven
+
+    lab = name or topology.name
+    talk = not quiet and not as_json
+    if talk:
+        where = ", ".join(f"{m.name}={m.ssh}" for m in _machines(topology))
+        out.print(f"lab {lab}: bringing up {file} on {plural(len(topology.machines), 'machine')} ({where})", markup=False)
+    Driven(lab, topology.source, dict(topology.machines)).save()
+
+    def shown(plans: list[Outcome]) -> None:
+        if talk:
+            _print_plans(plans, lab)
+
+    report = driver.up(_machines(topology), _text(file), name, config, on_plan=shown)
+    _report(report, "up", talk, as_json, lab)
+    if talk:
+        out.print(f"lab {lab}: up on {plural(len(report.outcomes), 'machine')}", markup=False)
+
+
+def drive_plan(file: str, topology: Topology, name: str | None, as_json: bool, config: str | None) -> None:
+    from nsnet.machines import driver
+
+    lab = name or topology.name
+    report = driver.plan(_machines(topology), _text(file), name, config)
+    if as_json:
+        _report(report, "planned", False, True, lab)
+        return
+    _print_plans([o for o in report.outcomes if o.ok], lab)
+    _report(report, "planned", False, False, lab)
+
+
+def driven_machines(target: str, topology: Topology | None, name: str | None) -> tuple[str, list[Machine]] | None:
+    """The lab and machines of a ``down``/``reach``/``explain`` target this machine drives (None: a lab here)."""
+    from nsnet.machines.record import Driven
+
+    if topology is not None and topology.machines:
+        return name or topology.name, _machines(topology)
+    lab = name or target
+    try:
+        found = Driven.load(lab)
+    except NsnetError:
+        return None
+    return (lab, list(found.machines.values())) if found else None
+
+
+def drive_down(lab: str, machines: list[Machine], quiet: bool, as_json: bool, config: str | None) -> None:
+    from nsnet.machines import driver
+    from nsnet.machines.record import Driven
+
+    talk = not quiet and not as_json
+    report = driver.down(machines, lab, config)
+    if not report.failed:
+        Driven(lab, None).remove()
+    if as_json:
+        _report(report, "down", False, True, lab)
+        return
+    for o in sorted(report.outcomes, key=lambda o: o.machine):
+        if o.ok and talk:
+            was = _data(o).get("was_up", True)
+            steps = _data(o).get("steps") or []
+            what = f"down ({plural(len(steps), 'step')})" if was else "not up there: nothing to do"
+            out.print(f"  machine {o.machine}: {what}", markup=False)
+    _report(report, "down", False, False, lab)
+    if talk:
+        out.print(f"lab {lab}: down on {plural(len(report.outcomes), 'machine')}", markup=False)
+
+
+def local_down(lab: str, machine: str) -> None:
+    """Before ``down LAB --machine M``: the lab here must be M's share."""
+    from nsnet.engine.journal import Journal
+    from nsnet.machines.local import check_machine
+
+    if Journal.load(lab) is not None:
+        check_machine(lab, machine)
+
+
+def forget(lab: str) -> None:
+    from nsnet.machines.local import forget as gone
+
+    gone(lab)
+
+
+def driven_rows() -> list[tuple[str, str, str]]:
+    """(lab, machines, file) of every lab this machine drives, for ``ls``."""
+    from nsnet.machines.record import driven
+
+    return [(d.lab, ", ".join(f"{n}={m.ssh}" for n, m in d.machines.items()), d.source or "") for d in driven()]
