@@ -57,8 +57,11 @@ class Fleet:
         return self.switch.run(NSNET, *args, timeout=timeout, env=env)
 
     def drive_argv(self, *args: str) -> tuple[list[str], dict[str, str]]:
-        """The argv and environment of :meth:`drive`, for a process the test starts (and kills) itself."""
-        return self.switch.argv([NSNET, *args]), {**os.environ, "HOME": str(self.home)}
+        """The argv and environment of :meth:`drive`, for a process the test starts (and kills) itself:
+        in the switch's network and mounts, not its PID namespace, so that nsenter execs nsnet (its PID is
+        nsnet's)."""
+        argv = ["nsenter", f"--target={self.switch.init}", "--net", "--mount", "--", NSNET, *args]
+        return argv, {**os.environ, "HOME": str(self.home)}
 
     def inventory(self, example: str, directory: Path, **extra: object) -> Path:
         """``example`` with ``machines:`` naming the fleet's machines, written to ``directory``."""

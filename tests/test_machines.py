@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from fleet import Fleet, fleet
+from fleet import NSNET, Fleet, fleet
 
 
 @pytest.fixture
@@ -51,3 +55,75 @@ def test_static_overlay_across_three_machines(machines: Fleet, tmp_path: Path) -
     down = f.drive("down", "overlay")
     assert down.code == 0, down.text
     nothing_left(f)
+
+
+GREEN_ON_C = {
+    "hosts": {"C": {"bridges": {"br0": {}}, "vxlans": {"vxlan1": {"vni": 42, "master": "br0"}},
+                    "interfaces": {"vgreen": {"master": "br0"}}}},
+    "nodes": {"GREEN": {"interfaces": {"geth0": {"addresses": ["10.0.0.4/24"]}}}},
+    "links": [["GREEN:geth0", "C:vgreen"]],
+}  # fmt: skip
+
+
+def with_green(f: Fleet, example: str, path: Path) -> Path:
+    """``example`` (as :meth:`Fleet.inventory` writes it) with node GREEN on host C, at ``path``."""
+    data = yaml.safe_load(f.inventory(example, path.parent).read_text())
+    for key, more in GREEN_ON_C.items():
+        data[key] = data[key] + more if isinstance(more, list) else {**data[key], **more}
+    data["machines"]["C"] = {"underlay": {"interface": "eth1", "address": f.addresses["C"]}, "nsnet": NSNET}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_sigkill_of_the_driving_up_converges_on_the_next(machines: Fleet, tmp_path: Path) -> None:
+    """The driver killed at 10 points of its work (connecting, planning, applying): the next `up` finishes."""
+    f = machines
+    small = f.inventory("overlay-static.yaml", tmp_path)
+    big = with_green(f, "overlay-static.yaml", tmp_path / "three.yaml")
+    for i, delay in enumerate([0.2, 0.5, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 3.0]):
+        topo = big if i % 2 == 0 else small  # each killed `up` has something to change
+        argv, env = f.drive_argv("up", str(topo), "-q")
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        up = f.drive("up", str(topo))
+        assert up.code == 0, (delay, up.text)
+        assert ping(f, "A", "RED", "10.0.0.3"), delay
+        if topo == big:
+            assert ping(f, "C", "GREEN", "10.0.0.2"), delay
+        again = f.drive("up", str(topo))
+        assert again.code == 0 and again.out.count("nothing changed") == len(yaml.safe_load(topo.read_text())["machines"]), (
+            delay,
+            again.out,
+        )
+    down = f.drive("down", "overlay")
+    assert down.code == 0, down.text
+    nothing_left(f)
+
+
+def test_a_failing_machine_is_named_and_nothing_is_half_done(machines: Fleet, tmp_path: Path) -> None:
+    f = machines
+    topo = with_green(f, "overlay-static.yaml", tmp_path / "three.yaml")
+    f.machines["C"].sh("ip link add br0 type bridge")  # the machine's own: nsnet takes over nothing
+    up = f.drive("up", str(topo))
+    assert up.code == 2, up.text
+    assert "machine C: interface br0 already exists in the root namespace" in up.err, up.err
+    assert "failed on machine C" in up.err
+    for name in ("A", "B"):
+        assert f.links(name) == "", f"machine {name} was changed though C failed to plan"
+    f.machines["C"].sh("ip link del br0")
+    f.machines["C"].sh("kill $(cat /run/sshd-fleet.pid)")  # C unreachable (its sshd's own pid file)
+    up = f.drive("up", str(topo))
+    assert up.code == 2 and "machine C (root@192.168.100.3): cannot connect" in up.err, up.text
+    # Down reaches what it can, and says which machine it could not.
+    down = f.drive("down", "overlay")
+    assert down.code == 2 and "failed on machine C" in down.err, down.text
+
+
+def test_an_unknown_host_key_is_refused(machines: Fleet, tmp_path: Path) -> None:
+    f = machines
+    (f.home / ".ssh" / "known_hosts").write_text("")
+    up = f.drive("up", str(f.inventory("overlay-static.yaml", tmp_path)))
+    assert up.code == 2 and "its host key is not trusted" in up.err, up.text
+    assert all(f.links(name) == "" for name in f.machines)

@@ -52,7 +52,10 @@ def _report(report: Report, verb: str, talk: bool, as_json: bool, lab: str) -> N
         emit_json(
             {
                 "lab": lab,
-                "machines": {o.machine: {"ok": o.ok, "error": o.error or None, **_data(o)} for o in report.outcomes},
+                "machines": {
+                    o.machine: {"ok": o.ok, "skipped": o.skipped, "error": o.error or None, **_data(o)}
+                    for o in report.outcomes
+                },
             }
         )
     elif talk:
@@ -65,7 +68,9 @@ def _report(report: Report, verb: str, talk: bool, as_json: bool, lab: str) -> N
         err.print(f"error: {o.error}", markup=False, soft_wrap=True)
     if report.failed:
         names = ", ".join(sorted(o.machine for o in report.failed))
-        fail(f"lab {lab}: failed on machine{'s' if len(report.failed) > 1 else ''} {names}")
+        held = sorted(o.machine for o in report.skipped)
+        also = f"; nothing was changed on {', '.join(held)}" if held else ""
+        fail(f"lab {lab}: failed on machine{'s' if len(report.failed) > 1 else ''} {names}{also}")
 
 
 def _data(o: Outcome) -> dict[str, Any]:
@@ -172,3 +177,31 @@ def driven_rows() -> list[tuple[str, str, str]]:
     from nsnet.machines.record import driven
 
     return [(d.lab, ", ".join(f"{n}={m.ssh}" for n, m in d.machines.items()), d.source or "") for d in driven()]
+
+
+def serve_machine(lab: str, machine: str, registry: str | None, as_json: bool, ttl: int, announce: bool) -> None:
+    """``nsnet overlay serve LAB --machine M``: until SIGTERM, whether the lab is up here or not (yet)."""
+    import signal
+    import threading
+    import time
+
+    from nsnet.machines.local import machine_views
+    from nsnet.overlay.log import Record, printer
+    from nsnet.overlay.serve import serve as run
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sink = printer(as_json, stop)
+    url = registry
+    while url is None and not stop.is_set():
+        views, url = machine_views(lab, machine)
+        if url is None:
+            if not views:
+                sink(Record(time.time(), machine, "wait", f"lab {lab} is not up here as machine {machine}'s share", {}))
+            else:
+                fail(f"lab {lab} has no overlay registry (not a dynamic overlay?): give one with --registry URL")
+            while not stop.wait(0.5) and machine_views(lab, machine)[1] is None:
+                pass
+    if url is not None:
+        run(lab, lambda: machine_views(lab, machine)[0], url, sink, stop, hosts=[machine], ttl=ttl, announce=announce)

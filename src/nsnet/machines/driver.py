@@ -34,6 +34,8 @@ class Outcome:
     ok: bool
     data: Any = None
     error: str = ""
+    skipped: bool = False
+    """Not done because another machine failed first (nothing changed here)."""
 
 
 @dataclass
@@ -104,7 +106,11 @@ class Report:
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.ok]
+        return [o for o in self.outcomes if not o.ok and not o.skipped]
+
+    @property
+    def skipped(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.skipped]
 
 
 def plan(machines: Iterable[Machine], text: str, lab: str | None, config: str | None = None) -> Report:
@@ -131,8 +137,8 @@ def up(
         async with fleet(machines, config) as f:
             plans = await each(f, lambda s: s.nsnet("plan", "-", *_args(s.machine.name, lab), input=text))
             if f.failed or any(not p.ok for p in plans):
-                skipped = [Outcome(p.machine, False, error="not applied: another machine failed first") for p in plans]
-                return Report(f.failed + [p if not p.ok else s for p, s in zip(plans, skipped, strict=True)])
+                held = [p if not p.ok else Outcome(p.machine, False, skipped=True) for p in plans]
+                return Report(f.failed + held)
             if on_plan is not None:
                 on_plan(plans)
             done = await each(f, lambda s: s.nsnet("up", "-", *_args(s.machine.name, lab), input=text))

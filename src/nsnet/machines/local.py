@@ -12,17 +12,19 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 from nsnet import statedir
 from nsnet.engine import lifecycle, preflight
-from nsnet.engine.directory import journal_of
+from nsnet.engine.directory import journal_of, lab_namespaces
 from nsnet.engine.journal import Journal, check_lab_name
 from nsnet.errors import NsnetError
 from nsnet.kernel import readers
 from nsnet.kernel.netlink import Netlink
-from nsnet.machines.share import share
+from nsnet.machines.share import machine_view, share
 from nsnet.model import ROOT_NS, Machine, Topology
+from nsnet.overlay.endpoints import HostView
 from nsnet.plan.actions import Plan
 
 
@@ -111,3 +113,22 @@ def check_machine(lab: str, machine: str) -> None:
     if journal.machine != machine:
         what = f"machine {journal.machine}'s share" if journal.machine else "a lab of this machine alone"
         raise NsnetError(f"lab {lab} is up here as {what}, not machine {machine}'s")
+
+
+def machine_views(lab: str, machine: str) -> tuple[dict[str, HostView], str | None]:
+    """What ``nsnet overlay serve LAB --machine M`` serves now: M's host view, and the lab's registry URL.
+
+    Nothing (and no URL) while the lab is not up here as M's share: the controller waits for it.
+    """
+    journal = Journal.load(lab)
+    if journal is None or journal.machine != machine or not journal.source or not os.path.isfile(journal.source):
+        return {}, None
+    from nsnet.topology.cache import load  # pydantic only where a file is read
+
+    topology = load(journal.source)
+    if machine not in topology.machines or topology.overlay is None:
+        return {}, None
+    built = set(lab_namespaces(lab).values())
+    view = machine_view(topology, machine)
+    view = replace(view, local=tuple(e for e in view.local if e.node in built))
+    return {machine: view}, topology.overlay.registry
