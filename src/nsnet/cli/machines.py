@@ -61,8 +61,10 @@ def _report(report: Report, verb: str, talk: bool, as_json: bool, lab: str) -> N
     elif talk:
         for o in sorted(report.outcomes, key=lambda o: o.machine):
             if o.ok:
-                steps = (o.data or {}).get("steps") or []
+                steps = _data(o).get("steps") or []
                 what = f"{verb} ({plural(len(steps), 'change')})" if steps else f"{verb}, nothing changed"
+                if "was_up" in _data(o):  # a machine whose host left the file
+                    what = f"its host left the lab: share removed ({plural(len(steps), 'step')})"
                 out.print(f"  machine {o.machine}: {what}", markup=False)
     for o in report.failed:
         err.print(f"error: {o.error}", markup=False, soft_wrap=True)
@@ -97,13 +99,18 @@ def drive_up(file: str, topology: Topology, name: str | None, quiet: bool, as_js
     if talk:
         where = ", ".join(f"{m.name}={m.ssh}" for m in _machines(topology))
         out.print(f"lab {lab}: bringing up {file} on {plural(len(topology.machines), 'machine')} ({where})", markup=False)
-    Driven(lab, topology.source, dict(topology.machines)).save()
+    previous = Driven.load(lab)
+    leaving = [m for n, m in (previous.machines if previous else {}).items() if n not in topology.machines]
+    # Recorded before anything changes: a killed `up` leaves a lab that `down` and `ls` know, all its machines.
+    Driven(lab, topology.source, {**{m.name: m for m in leaving}, **topology.machines}).save()
 
     def shown(plans: list[Outcome]) -> None:
         if talk:
             _print_plans(plans, lab)
 
-    report = driver.up(_machines(topology), _text(file), name, config, on_plan=shown)
+    report = driver.up(_machines(topology), _text(file), lab, config, on_plan=shown, leaving=leaving)
+    if not report.failed:
+        Driven(lab, topology.source, dict(topology.machines)).save()
     _report(report, "up", talk, as_json, lab)
     if talk:
         out.print(f"lab {lab}: up on {plural(len(report.outcomes), 'machine')}", markup=False)
@@ -113,7 +120,7 @@ def drive_plan(file: str, topology: Topology, name: str | None, as_json: bool, c
     from nsnet.machines import driver
 
     lab = name or topology.name
-    report = driver.plan(_machines(topology), _text(file), name, config)
+    report = driver.plan(_machines(topology), _text(file), lab, config)
     if as_json:
         _report(report, "planned", False, True, lab)
         return

@@ -93,8 +93,8 @@ async def each(f: Fleet, work: Work) -> list[Outcome]:
     return list(await asyncio.gather(*(one(n, s) for n, s in f.sessions.items())))
 
 
-def _args(machine: str, lab: str | None) -> list[str]:
-    return ["--machine", machine, *(["--name", lab] if lab else [])]
+def _args(machine: str, lab: str) -> list[str]:
+    return ["--machine", machine, "--name", lab]
 
 
 @dataclass
@@ -113,7 +113,7 @@ class Report:
         return [o for o in self.outcomes if o.skipped]
 
 
-def plan(machines: Iterable[Machine], text: str, lab: str | None, config: str | None = None) -> Report:
+def plan(machines: Iterable[Machine], text: str, lab: str, config: str | None = None) -> Report:
     """Every machine's plan of its share of the topology ``text``."""
 
     async def go() -> Report:
@@ -127,22 +127,36 @@ def plan(machines: Iterable[Machine], text: str, lab: str | None, config: str | 
 def up(
     machines: Iterable[Machine],
     text: str,
-    lab: str | None,
+    lab: str,
     config: str | None = None,
     on_plan: Callable[[list[Outcome]], None] | None = None,
+    leaving: Iterable[Machine] = (),
 ) -> Report:
-    """Plan every share, then (if every machine could) apply them all in parallel."""
+    """Plan every share, then (if every machine could) apply them all in parallel.
+
+    ``leaving``: machines that carried a share of the lab and no longer do
+    (their host left the file): their shares are removed with the same run.
+    """
+    gone = {m.name: m for m in leaving}
 
     async def go() -> Report:
-        async with fleet(machines, config) as f:
-            plans = await each(f, lambda s: s.nsnet("plan", "-", *_args(s.machine.name, lab), input=text))
-            if f.failed or any(not p.ok for p in plans):
-                held = [p if not p.ok else Outcome(p.machine, False, skipped=True) for p in plans]
-                return Report(f.failed + held)
-            if on_plan is not None:
-                on_plan(plans)
-            done = await each(f, lambda s: s.nsnet("up", "-", *_args(s.machine.name, lab), input=text))
-            return Report(done, plans)
+        async with fleet([*machines, *gone.values()], config) as f:
+            leave = {n: f.sessions.pop(n) for n in list(f.sessions) if n in gone}
+            try:
+                return await _up(f, leave)
+            finally:
+                await asyncio.gather(*(s.__aexit__() for s in leave.values()), return_exceptions=True)
+
+    async def _up(f: Fleet, leave: dict[str, Session]) -> Report:
+        plans = await each(f, lambda s: s.nsnet("plan", "-", *_args(s.machine.name, lab), input=text))
+        if f.failed or any(not p.ok for p in plans):
+            held = [p if not p.ok else Outcome(p.machine, False, skipped=True) for p in plans]
+            return Report(f.failed + held)
+        if on_plan is not None:
+            on_plan(plans)
+        done = await each(f, lambda s: s.nsnet("up", "-", *_args(s.machine.name, lab), input=text))
+        left = await each(Fleet(leave), lambda s: s.nsnet("down", lab, "--machine", s.machine.name))
+        return Report(done + left, plans)
 
     return asyncio.run(go())
 
