@@ -6,7 +6,7 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -127,3 +127,77 @@ def test_an_unknown_host_key_is_refused(machines: Fleet, tmp_path: Path) -> None
     up = f.drive("up", str(f.inventory("overlay-static.yaml", tmp_path)))
     assert up.code == 2 and "its host key is not trusted" in up.err, up.text
     assert all(f.links(name) == "" for name in f.machines)
+
+
+def registry(f: Fleet) -> str:
+    """etcd on the operator's seat (the switch world), reached by the machines over the underlay."""
+    url = "http://192.168.100.254:2379"
+    f.switch.spawn(
+        ["etcd", "--name", "fleet", "--data-dir", "/run/etcd", "--listen-client-urls", url,
+         "--advertise-client-urls", url, "--listen-peer-urls", "http://127.0.0.1:2380",
+         "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
+         "--initial-cluster", "fleet=http://127.0.0.1:2380", "--log-level", "warn"],
+        "/run/etcd.log",
+    )  # fmt: skip
+    f.switch.sh(
+        "for i in $(seq 200); do ss -ltn | grep -q '192.168.100.254:2379 ' && exit 0; sleep 0.05; done; "
+        "cat /run/etcd.log; exit 1"
+    )
+    return url
+
+
+def wait_for(check: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+    return True
+
+
+def test_dynamic_overlay_across_three_machines(machines: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """etcd on the underlay, `overlay serve --machine` on each machine; GREEN joins on C, reachable at once."""
+    f = machines
+    url = registry(f)
+    base = f.inventory("overlay-dynamic.yaml", tmp_path, overlay={"mode": "dynamic", "registry": url})
+    # The controllers run as services do, before the lab is up: each waits for its machine's share.
+    for name, w in f.machines.items():
+        w.spawn([NSNET, "overlay", "serve", "overlay-dyn", "--machine", name, "--json"], f"/run/serve-{name}.log")
+    up = f.drive("up", str(base))
+    assert up.code == 0, up.text
+    assert "forward" not in up.out  # dynamic: the controllers write the entries
+    assert wait_for(lambda: ping(f, "A", "RED", "10.0.0.3"), 10), f.machines["A"].sh("cat /run/serve-A.log")
+
+    green = with_green(f, "overlay-dynamic.yaml", tmp_path / "green.yaml")
+    data = yaml.safe_load(green.read_text())
+    data["overlay"] = {"mode": "dynamic", "registry": url}
+    green.write_text(yaml.safe_dump(data, sort_keys=False))
+    up = f.drive("up", str(green))
+    assert up.code == 0, up.text
+    start = time.monotonic()  # GREEN is there on C: from now on, A's RED must reach it
+    red = f.machines["A"].argv(["ip", "netns", "exec", "RED", "ping", "-c1", "-n", "-W", "0.2", "10.0.0.4"])
+    assert wait_for(lambda: subprocess.run(red, capture_output=True, check=False).returncode == 0, 5)
+    reached = time.monotonic() - start
+    with capsys.disabled():
+        print(f"\n  GREEN (on machine C) reachable from RED (on machine A) {reached:.3f}s after up")
+    assert reached < 1.0, f.machines["C"].sh("cat /run/serve-C.log")
+    log = f.machines["A"].sh("cat /run/serve-A.log")
+    events = [json.loads(line) for line in log.splitlines()]
+    assert any(e["event"] == "l3miss" and e.get("ip") == "10.0.0.4" for e in events), log
+    fdb = f.machines["A"].sh("bridge fdb show dev vxlan1")
+    assert "02:42:0a:00:00:04 dst 192.168.100.3 self permanent" in fdb, fdb
+
+    listed = f.machines["B"].run(NSNET, "overlay", "ls", "overlay-dyn", "--registry", url, "--json")
+    assert {(e["node"], e["vtep"], e["host"]) for e in json.loads(listed.out)} == {
+        ("RED", "192.168.100.1", "A"), ("BLUE", "192.168.100.2", "B"), ("GREEN", "192.168.100.3", "C"),
+    }  # fmt: skip
+
+    down = f.drive("down", str(green))
+    assert down.code == 0, down.text
+    nothing_left(f)
+    # The controllers withdrew their machines' nodes when the lab went down (and wait for it to come back).
+    def registered() -> list[object]:
+        listed = f.drive("overlay", "ls", "overlay-dyn", "--registry", url, "--json")
+        assert listed.code == 0, listed.text
+        return list(json.loads(listed.out))
+
+    assert wait_for(lambda: registered() == [], 10)
