@@ -52,9 +52,48 @@ def test_static_overlay_across_three_machines(machines: Fleet, tmp_path: Path) -
     assert again.code == 0, again.text
     assert "machine A: up, nothing changed" in again.out, again.out
 
+    # A third machine joins with GREEN: the others get its entries, and it theirs.
+    three = with_green(f, "overlay-static.yaml", tmp_path / "three.yaml")
+    up = f.drive("up", str(three))
+    assert up.code == 0, up.text
+    assert "[A] + forward 02:42:0a:00:00:04 on root:vxlan1 to VTEP 192.168.100.3" in up.out, up.out
+    assert ping(f, "C", "GREEN", "10.0.0.2") and ping(f, "B", "BLUE", "10.0.0.4")
+
+    listed = f.drive("ls", "--json")
+    assert listed.code == 0, listed.text
+    rows = {(r["machine"], r["status"], r["nodes"]) for r in json.loads(listed.out)}
+    assert rows == {("A", "up", "RED"), ("B", "up", "BLUE"), ("C", "up", "GREEN")}, listed.out
+    reach = f.drive("reach", "overlay", "--json")
+    assert reach.code == 0, reach.text
+    assert {(r["machine"], r["src"], r["dst"]) for r in json.loads(reach.out)["results"]} == {
+        ("A", "RED", "10.0.0.3"), ("B", "BLUE", "10.0.0.2")
+    }
+    explained = f.drive("explain", "overlay", "RED", "BLUE")
+    assert explained.code == 0, explained.text
+    assert "the request leaves machine A for machine B (VTEP 192.168.100.2, UDP 4789)" in explained.out
+    assert "to 02:42:0a:00:00:03 (BLUE:beth0 on machine B)" in explained.out
+    assert "the request leaves machine B for machine A" in explained.out  # the reply's side, explained on B
+    assert "probe from machine A: RED reaches 10.0.0.3" in explained.out
+
+    # On machine A itself: inspect and capture see the share, the encapsulated frames on the real eth1.
+    a = f.machines["A"]
+    view = json.loads(a.run(NSNET, "inspect", "overlay", "--json").out)
+    vxlans = [v for ns in view["namespaces"] for v in ns.get("vxlans") or []]
+    assert [(v["name"], v["local"], v["dev"]) for v in vxlans] == [("vxlan1", "192.168.100.1", "eth1")]
+    capture = a.sh(
+        f"{NSNET} capture overlay RED:reth0 host:eth1 'icmp or udp port 4789' --count 2 --duration 20 --json "
+        f">{tmp_path}/capture.json 2>{tmp_path}/capture.err & cap=$!\n"
+        f"for i in $(seq 300); do grep -q '^capturing' {tmp_path}/capture.err && break; sleep 0.1; done\n"
+        "ip netns exec RED ping -c 1 10.0.0.3 >/dev/null\n"
+        f"wait $cap; cat {tmp_path}/capture.json"
+    )
+    seen = [(p["point"], p["direction"]) for p in json.loads(capture)["packets"]]
+    assert seen[:2] == [("RED:reth0", "out"), ("host:eth1", "out")], capture
+
     down = f.drive("down", "overlay")
     assert down.code == 0, down.text
     nothing_left(f)
+    assert f.drive("ls", "--json").out.strip() == "[]"
 
 
 GREEN_ON_C = {

@@ -266,12 +266,12 @@ def ls(wide: bool, as_json: bool) -> None:
     labs = directory.labs()
     across = machines_cli.driven_rows()
     if as_json:
-        emit_json([asdict(lab) for lab in labs] + [{"name": n, "machines": m, "source": f} for n, m, f in across])
+        emit_json([asdict(lab) for lab in labs] + across)
         return
     if across:
-        table = Panel("", "LAB", "MACHINES", "FILE")
+        table = Panel("", "LAB", "MACHINE", "STATUS", "NODES", "FILE")
         for row in across:
-            table.add_row(*row)
+            table.add_row(row["lab"], f"{row['machine']} ({row['ssh']})", row["status"], row["nodes"], row["source"])
         for _, line in table.lines():
             click.echo(line.rstrip())
         if not labs:

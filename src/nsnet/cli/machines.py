@@ -179,11 +179,30 @@ def forget(lab: str) -> None:
     gone(lab)
 
 
-def driven_rows() -> list[tuple[str, str, str]]:
-    """(lab, machines, file) of every lab this machine drives, for ``ls``."""
+def driven_rows() -> list[dict[str, str]]:
+    """Each machine's share of every lab this machine drives, as the machine says (``nsnet ls`` there)."""
+    import json
+
+    from nsnet.machines import driver
     from nsnet.machines.record import driven
 
-    return [(d.lab, ", ".join(f"{n}={m.ssh}" for n, m in d.machines.items()), d.source or "") for d in driven()]
+    rows = []
+    for d in driven():
+        report = driver.ask(d.machines.values(), lambda m: ["ls", "--json"])
+        for o in sorted(report.outcomes, key=lambda o: o.machine):
+            row = {"lab": d.lab, "machine": o.machine, "ssh": d.machines[o.machine].ssh, "source": d.source or ""}
+            try:
+                there = next((lab for lab in json.loads(o.data.out) if lab.get("name") == d.lab), None) if o.ok else None
+            except (ValueError, AttributeError):
+                there = None
+            if not o.ok:
+                row.update(status="unreachable", nodes=o.error)
+            elif there is None:
+                row.update(status="not up", nodes="")
+            else:
+                row.update(status=there.get("status", "?"), nodes=", ".join(there.get("nodes") or {}))
+            rows.append(row)
+    return rows
 
 
 def serve_machine(lab: str, machine: str, registry: str | None, as_json: bool, ttl: int, announce: bool) -> None:

@@ -591,7 +591,10 @@ class Walker(
         self, src: str, dst: str, proto: str, legs: list[Leg], fix: Fix | None, size: int | None = None
     ) -> Explanation:
         request = legs[0]
-        if request.outcome in ("dropped", "rejected", "unknown"):
+        if request.outcome == "left":
+            verdict = f"{src} -> {dst} ({proto}): {request.reason}"
+            reachable = False
+        elif request.outcome in ("dropped", "rejected", "unknown"):
             verdict = f"{src} cannot reach {dst} ({proto}): the request is {request.outcome}: {request.reason}"
             reachable = False
         elif request.outcome == "refused":
