@@ -22,8 +22,9 @@ from pathlib import Path
 
 import yaml
 
-from conftest import EXAMPLES, Result
 from world import World, machine_network, residue
+
+from conftest import EXAMPLES, Result
 
 SUBNET = "192.168.100"
 NSNET = str(Path(sys.executable).parent / "nsnet")
@@ -107,8 +108,23 @@ def fleet(names: Sequence[str], tmp: Path) -> Iterator[Fleet]:
             address = f"{SUBNET}.{i}"
             f.machines[name], f.addresses[name] = w, address
             subprocess.run(
-                ["nsenter", f"--target={w.init}", "--net", "--", "ip", "link", "add", "eth1", "type", "veth"]
-                + ["peer", "name", name, "netns", str(switch.init)],
+                [
+                    "nsenter",
+                    f"--target={w.init}",
+                    "--net",
+                    "--",
+                    "ip",
+                    "link",
+                    "add",
+                    "eth1",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    name,
+                    "netns",
+                    str(switch.init),
+                ],
                 check=True,
             )
             switch.sh(f"ip link set {name} master ul0 up")

@@ -66,7 +66,8 @@ def test_static_overlay_across_three_machines(machines: Fleet, tmp_path: Path) -
     reach = f.drive("reach", "overlay", "--json")
     assert reach.code == 0, reach.text
     assert {(r["machine"], r["src"], r["dst"]) for r in json.loads(reach.out)["results"]} == {
-        ("A", "RED", "10.0.0.3"), ("B", "BLUE", "10.0.0.2")
+        ("A", "RED", "10.0.0.3"),
+        ("B", "BLUE", "10.0.0.2"),
     }
     explained = f.drive("explain", "overlay", "RED", "BLUE")
     assert explained.code == 0, explained.text
@@ -132,7 +133,9 @@ def test_sigkill_of_the_driving_up_converges_on_the_next(machines: Fleet, tmp_pa
         if topo == big:
             assert ping(f, "C", "GREEN", "10.0.0.2"), delay
         again = f.drive("up", str(topo))
-        assert again.code == 0 and again.out.count("nothing changed") == len(yaml.safe_load(topo.read_text())["machines"]), (
+        assert again.code == 0 and again.out.count("nothing changed") == len(
+            yaml.safe_load(topo.read_text())["machines"]
+        ), (
             delay,
             again.out,
         )
@@ -193,7 +196,9 @@ def wait_for(check: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def test_dynamic_overlay_across_three_machines(machines: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_dynamic_overlay_across_three_machines(
+    machines: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """etcd on the underlay, `overlay serve --machine` on each machine; GREEN joins on C, reachable at once."""
     f = machines
     url = registry(f)
@@ -233,6 +238,7 @@ def test_dynamic_overlay_across_three_machines(machines: Fleet, tmp_path: Path, 
     down = f.drive("down", str(green))
     assert down.code == 0, down.text
     nothing_left(f)
+
     # The controllers withdrew their machines' nodes when the lab went down (and wait for it to come back).
     def registered() -> list[object]:
         listed = f.drive("overlay", "ls", "overlay-dyn", "--registry", url, "--json")

@@ -28,7 +28,7 @@ from nsnet.engine import directory, lifecycle, preflight, recover
 from nsnet.engine.journal import check_lab_name
 from nsnet.errors import LabNotFoundError
 from nsnet.kernel import netns, procs
-from nsnet.model import ROOT_NS, netns_names
+from nsnet.model import ROOT_NS, Topology, netns_names
 from nsnet.plan.actions import Plan
 
 # Single quotes: bash expands \w and \$ (# for root) when it draws the prompt, not when it reads the file.
@@ -64,11 +64,12 @@ def plan(
     SSH); with --machine M, machine M's share here (TARGET - reads the file
     from standard input).
     """
-    if machine is not None or target == "-":
+    topology: Topology | None
+    if (machine is not None or target == "-") and not for_down:
         topology = machines_cli.read(target, name, machine, keep=False)
         lab = name or topology.name
-        if not for_down:
-            topology = machines_cli.share(topology, machine or "") if not fresh else topology
+        if not fresh:
+            topology = machines_cli.share(topology, machine or "")
     else:
         lab, topology = lab_and_topology(target, name)
     if topology is not None and topology.machines and not for_down and machine is None:

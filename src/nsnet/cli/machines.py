@@ -98,7 +98,9 @@ def drive_up(file: str, topology: Topology, name: str | None, quiet: bool, as_js
     talk = not quiet and not as_json
     if talk:
         where = ", ".join(f"{m.name}={m.ssh}" for m in _machines(topology))
-        out.print(f"lab {lab}: bringing up {file} on {plural(len(topology.machines), 'machine')} ({where})", markup=False)
+        out.print(
+            f"lab {lab}: bringing up {file} on {plural(len(topology.machines), 'machine')} ({where})", markup=False
+        )
     previous = Driven.load(lab)
     leaving = [m for n, m in (previous.machines if previous else {}).items() if n not in topology.machines]
     # Recorded before anything changes: a killed `up` leaves a lab that `down` and `ls` know, all its machines.
@@ -192,7 +194,9 @@ def driven_rows() -> list[dict[str, str]]:
         for o in sorted(report.outcomes, key=lambda o: o.machine):
             row = {"lab": d.lab, "machine": o.machine, "ssh": d.machines[o.machine].ssh, "source": d.source or ""}
             try:
-                there = next((lab for lab in json.loads(o.data.out) if lab.get("name") == d.lab), None) if o.ok else None
+                there = (
+                    next((lab for lab in json.loads(o.data.out) if lab.get("name") == d.lab), None) if o.ok else None
+                )
             except (ValueError, AttributeError):
                 there = None
             if not o.ok:

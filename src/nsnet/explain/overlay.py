@@ -117,16 +117,18 @@ class OverlayMixin(WalkerBase):
     def _leaves(self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None, hop: str, pkt: Packet) -> None:
         """On a machine's share: a frame for ``hop`` that a VXLAN port sends to another machine; raises Stop."""
         for link, vx in _vxlan_ports(space, bridge) if self.snap.remote else []:
-            entry = next(
-                (n for n in vx.neighbours if n.address == hop and n.mac and USABLE_NEIGH & set(n.state)), None
-            )
+            entry = next((n for n in vx.neighbours if n.address == hop and n.mac and USABLE_NEIGH & set(n.state)), None)
             vtep = next((e.vtep for e in vx.entries if entry and e.mac == entry.mac), None)
             if entry is None or vtep not in self.snap.remote:
                 continue
             node, machine = space.node, self.snap.remote[vtep or ""]
             leg.add(node, "neigh", f"{link.name} answers ARP for {hop} from its neighbour table (proxy): {entry.mac}")
             came = f"from port {port.name} " if port else ""
-            leg.add(node, "bridge", f"{bridge.name} forwards {came}to port {link.name} ({_fdb_text(space, bridge, entry.mac)})")
+            leg.add(
+                node,
+                "bridge",
+                f"{bridge.name} forwards {came}to port {link.name} ({_fdb_text(space, bridge, entry.mac)})",
+            )
             self._out_of_port(leg, space, bridge, port, link, pkt)
             leg.add(
                 node,

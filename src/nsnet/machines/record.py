@@ -53,7 +53,10 @@ class Driven:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         with open(statedir.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w") as f:
-            json.dump({"lab": self.lab, "source": self.source, "machines": {n: asdict(m) for n, m in self.machines.items()}}, f)
+            json.dump(
+                {"lab": self.lab, "source": self.source, "machines": {n: asdict(m) for n, m in self.machines.items()}},
+                f,
+            )
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -28,7 +28,7 @@ def placement(topology: Topology) -> dict[str, str]:
     spaces = topology.namespaces
     where: dict[str, str] = {}
     for host in sorted(hosts):
-        todo = [l.peer.ns for l in spaces[host].links.values() if l.peer and l.peer.ns in topology.nodes]
+        todo = [k.peer.ns for k in spaces[host].links.values() if k.peer and k.peer.ns in topology.nodes]
         while todo:
             node = todo.pop()
             if where.get(node) == host:
@@ -36,7 +36,7 @@ def placement(topology: Topology) -> dict[str, str]:
             if node in where:
                 raise NsnetError(f"node {node} is linked to hosts {where[node]} and {host}: a node sits on one machine")
             where[node] = host
-            todo += [l.peer.ns for l in spaces[node].links.values() if l.peer and l.peer.ns in topology.nodes]
+            todo += [k.peer.ns for k in spaces[node].links.values() if k.peer and k.peer.ns in topology.nodes]
     lost = [n for n in topology.nodes if n not in where]
     if lost:
         raise NsnetError(f"node{'s' if len(lost) > 1 else ''} {', '.join(lost)} on no host: link each to a host")
@@ -51,7 +51,7 @@ def _vteps(topology: Topology) -> dict[str, str]:
 
 def _on_overlay(spaces: Mapping[str, Namespace]) -> set[tuple[str, str]]:
     """(space, link) of everything that carries overlay traffic: VXLAN devices, their bridges, ports, node ends."""
-    out = {(s, n) for s, space in spaces.items() for n, l in space.links.items() if l.kind == "vxlan"}
+    out = {(s, n) for s, space in spaces.items() for n, k in space.links.items() if k.kind == "vxlan"}
     for host, bridge in vxlan_bridges(spaces, point_to_point=True):
         out.add((host, bridge))
         for name, port in spaces[host].links.items():
@@ -93,10 +93,10 @@ def share(topology: Topology, machine: str, mtu: int) -> Topology:
         return link
 
     host = topology.namespaces[machine]
-    links = {n: adapt(machine, l) for n, l in host.links.items() if n != UNDERLAY_IFACE}
+    links = {n: adapt(machine, k) for n, k in host.links.items() if n != UNDERLAY_IFACE}
     routes = frozenset(replace(r, dev=m.interface) if r.dev == UNDERLAY_IFACE else r for r in host.routes)
     spaces = {
-        n: replace(topology.namespaces[n], links={k: adapt(n, l) for k, l in topology.namespaces[n].links.items()})
+        n: replace(topology.namespaces[n], links={k: adapt(n, v) for k, v in topology.namespaces[n].links.items()})
         for n in mine
     }
     spaces[HOST] = replace(host, name=HOST, label=HOST, links=links, routes=routes)
@@ -106,7 +106,9 @@ def share(topology: Topology, machine: str, mtu: int) -> Topology:
             f"{', '.join(too_big)} is more; lower it in the file, or raise {m.interface}'s MTU"
         )
     local = set(mine)
-    expectations = tuple(e for e in topology.expectations if e.src in local and (e.dst in local or e.dst not in topology.namespaces))
+    expectations = tuple(
+        e for e in topology.expectations if e.src in local and (e.dst in local or e.dst not in topology.namespaces)
+    )
     return replace(
         topology,
         host_mode="root",

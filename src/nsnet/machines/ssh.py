@@ -7,7 +7,6 @@ that is not known is refused, never accepted silently.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shlex
 import warnings
@@ -72,7 +71,7 @@ class Session:
                 f"machine {self.machine.name} ({self.machine.ssh}): SSH refused the login: "
                 "give a key it accepts (~/.ssh, the agent, or IdentityFile in ~/.ssh/config)"
             ) from None
-        except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
             reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
             raise MachineError(f"machine {self.machine.name} ({self.machine.ssh}): cannot connect: {reason}") from None
         return self
@@ -88,7 +87,7 @@ class Session:
         assert self._conn is not None
         try:
             done = await self._conn.run(shlex.join(argv), input=input, check=False, timeout=timeout)
-        except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncssh.Error) as exc:
             raise MachineError(f"machine {self.machine.name}: `{shlex.join(argv)}` failed: {exc}") from None
         code = done.exit_status if done.exit_status is not None else 255
         return Reply(code, _text(done.stdout), _text(done.stderr))
@@ -101,7 +100,9 @@ class Session:
         try:
             return reply.json()
         except ValueError:
-            raise MachineError(f"machine {self.machine.name}: nsnet {args[0]} said no JSON: {reply.out[:200]!r}") from None
+            raise MachineError(
+                f"machine {self.machine.name}: nsnet {args[0]} said no JSON: {reply.out[:200]!r}"
+            ) from None
 
     async def version(self) -> str:
         """nsnet's version on the machine; :class:`MachineError` if it has none."""
