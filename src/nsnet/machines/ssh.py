@@ -83,7 +83,7 @@ class Session:
 
     async def run(self, *args: str, input: str | None = None, timeout: float | None = 300) -> Reply:
         """``nsnet ARGS`` on the machine (``args[0] == "!"``: another command)."""
-        argv = list(args[1:]) if args and args[0] == "!" else [self.machine.nsnet, *args]
+        argv = list(args[1:]) if args and args[0] == "!" else [*shlex.split(self.machine.nsnet), *args]
         assert self._conn is not None
         try:
             done = await self._conn.run(shlex.join(argv), input=input, check=False, timeout=timeout)
