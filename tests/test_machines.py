@@ -13,6 +13,11 @@ import pytest
 import yaml
 
 from fleet import NSNET, Fleet, fleet
+from nsnet.errors import NsnetError, TopologyError
+from nsnet.machines.share import share
+from nsnet.topology.loader import load, loads
+
+from conftest import EXAMPLES
 
 
 @pytest.fixture
@@ -246,3 +251,48 @@ def test_dynamic_overlay_across_three_machines(
         return list(json.loads(listed.out))
 
     assert wait_for(lambda: registered() == [], 10)
+
+
+def test_the_inventory_is_checked_with_file_and_line(tmp_path: Path) -> None:
+    data = yaml.safe_load((EXAMPLES / "overlay-static.yaml").read_text())
+    data["machines"] = {
+        "A": {"underlay": {"interface": "eth1", "address": "192.168.104.2"}},
+        "Z": {"underlay": {"interface": "eth1", "address": "192.168.104.3"}},
+        "B": {"underlay": {"interface": "eth1", "address": "192.168.104.2/24"}, "ssh": "root@bad host"},
+    }
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(TopologyError) as caught:
+        load(path)
+    text = str(caught.value)
+    assert "bad.yaml:" in text and "machines.Z: 'Z' is not a host of this lab" in text, text
+    assert "machines.B.underlay.address: 192.168.104.2 is machine A's address too" in text, text
+    del data["machines"]["B"], data["machines"]["Z"]
+    data["machines"]["A"]["ssh"] = "root@bad host"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(TopologyError) as caught:
+        load(path)
+    text = str(caught.value)
+    assert "machines.A.ssh: 'root@bad host' is not an SSH destination" in text, text
+    assert "machines: no machine carries host B" in text, text
+
+
+def test_a_share_is_the_host_in_the_root_namespace_on_the_real_underlay() -> None:
+    data = yaml.safe_load((EXAMPLES / "overlay-static.yaml").read_text())
+    data["machines"] = {
+        h: {"ssh": f"admin@vm{h}:2222", "underlay": {"interface": "ens4", "address": a}}
+        for h, a in (("A", "198.51.100.7"), ("B", "203.0.113.9"))
+    }
+    topology = loads(yaml.safe_dump(data))
+    assert topology.machines["A"].ssh == "admin@vmA:2222"
+    part = share(topology, "A", 1400)
+    assert part.host_mode == "root" and part.machine == "A" and set(part.namespaces) == {"host", "RED"}
+    vx = part.namespaces["host"].links["vxlan1"]
+    assert vx.vxlan is not None and (vx.vxlan.local, vx.vxlan.dev) == ("198.51.100.7", "ens4")
+    assert vx.fdb == frozenset({("02:42:0a:00:00:03", "203.0.113.9")})  # B's real address, not the simulated one
+    assert "eth0" not in part.namespaces["host"].links
+    assert {link.mtu for link in part.namespaces["host"].links.values()} == {1350}  # ens4's 1400, less 50
+    assert part.namespaces["RED"].links["reth0"].mtu == 1350
+    data["nodes"]["RED"]["interfaces"]["reth0"]["mtu"] = 1400
+    with pytest.raises(NsnetError, match=r"ens4 carries 1350 bytes of overlay .* RED:reth0 \(mtu 1400\) is more"):
+        share(loads(yaml.safe_dump(data)), "A", 1400)
