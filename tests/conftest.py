@@ -1,8 +1,13 @@
-"""Shared fixtures: unique lab names, running the CLI, and leak checks.
+"""Shared fixtures: unique lab names, running the CLI, leak checks, and which tests need root.
 
 Every lab a test brings up gets a unique name (so tests run in parallel
 under pytest-xdist) and is brought down at the end of the test, even when
 the test fails; the test then fails if any namespace of that lab is left.
+
+A test is a *kernel* test (marker ``kernel``: it needs root and builds real
+namespaces) unless its module is marked ``unit`` and it uses none of
+:data:`KERNEL_FIXTURES` (directly or through another fixture). Without root,
+kernel tests are skipped; ``pytest -m "not kernel"`` runs only the unit tests.
 """
 
 from __future__ import annotations
@@ -90,16 +95,51 @@ def _root_state() -> tuple[str, str]:
     return root_links(), "\n".join(line for line in rules.splitlines() if line.startswith("-A "))
 
 
+KERNEL_FIXTURES = frozenset({"lab_name", "new_lab_name"})
+"""Fixtures that bring labs up: a test that uses one is a kernel test wherever it is."""
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        pure = item.get_closest_marker("unit") is not None and not KERNEL_FIXTURES & set(
+            getattr(item, "fixturenames", ())
+        )
+        if not pure and item.get_closest_marker("kernel") is None:
+            item.add_marker(pytest.mark.kernel)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if not IS_ROOT and item.get_closest_marker("kernel") is not None:
+        pytest.skip("kernel test: needs root (it builds real network namespaces); run the suite as root")
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _must_be_root_and_leave_nothing() -> Iterator[None]:
-    if os.geteuid() != 0:
-        pytest.exit("the nsnet test suite builds real namespaces: run it as root", returncode=2)
+def _leave_nothing() -> Iterator[None]:
+    """The session leaves no namespace and changes nothing in the root namespace (checked as root)."""
+    if not IS_ROOT:
+        yield
+        return
     before = _root_state()
     yield
     mine = tuple(f"{p}{os.getpid() % 100000}x" for p in ("t", "keep", "none"))
     leaked = sorted(ns for ns in netns_list() if ns.startswith(mine))
     assert not leaked, f"namespaces left behind by this test session: {leaked}"
     assert _root_state() == before, "the tests changed the root namespace's links or iptables rules"
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private nsnet state directory (journals, locks) for the test, as ``NSNET_STATE_DIR`` would give."""
+    from nsnet import statedir
+
+    path, old = tmp_path / "state", statedir.STATE_DIR
+    monkeypatch.setenv("NSNET_STATE_DIR", str(path))
+    for module in [m for name, m in sys.modules.items() if name.startswith("nsnet")]:
+        for key, value in vars(module).items():  # STATE_DIR and the paths under it, read at import
+            if key.isupper() and isinstance(value, Path) and value.is_relative_to(old):
+                monkeypatch.setattr(module, key, path / value.relative_to(old))
+    return path
 
 
 @pytest.fixture

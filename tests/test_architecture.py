@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.unit
+
 SRC = Path(__file__).resolve().parent.parent / "src"
 PACKAGE = SRC / "nsnet"
 
@@ -142,3 +144,38 @@ def test_read_only_views_do_not_load_the_write_side(module: str) -> None:
 def test_the_driver_only_talks_to_machines(module: str) -> None:
     """The driver of a lab across machines changes nothing on its own machine: no kernel, no engine."""
     assert _under(_loaded_by(module), "nsnet.kernel", "nsnet.engine", "nsnet.plan") == []
+
+
+def test_only_tests_load_the_fake_kernel() -> None:
+    """``nsnet.testing`` is for tests: nothing of nsnet's own imports it, at load time or later."""
+    users = []
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        if name.startswith("nsnet.testing"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                targets = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            users += [name for target in targets if target.startswith("nsnet.testing")]
+    assert users == []
+
+
+def test_the_engine_reaches_the_machine_only_through_its_seam() -> None:
+    """up, down, plan, observe and apply open no netlink socket of their own: they use the kernel they are given."""
+    graph = import_graph()
+    for module in ("nsnet.engine.lifecycle", "nsnet.engine.apply", "nsnet.engine.observe"):
+        assert not {"nsnet.kernel.netns", "nsnet.kernel.firewall", "nsnet.kernel.settle"} & graph[module], module
+        source = (SRC / (module.replace(".", "/") + ".py")).read_text()
+        assert "Netlink()" not in source, module
+
+
+@pytest.mark.parametrize(
+    "module", ["nsnet.engine.lifecycle", "nsnet.engine.directory", "nsnet.cli.lab", "nsnet.cli.inspect"]
+)
+def test_commands_on_a_running_lab_do_not_load_the_schema(module: str) -> None:
+    # down, ls, exec and inspect read journals, not topology files: pydantic is for files being read.
+    assert _under(_loaded_by(module), "pydantic", "nsnet.topology.schema") == []

@@ -25,6 +25,8 @@ from nsnet.errors import NsnetError
 
 from conftest import EXAMPLES, nsnet, sh, unique_name
 
+pytestmark = pytest.mark.unit
+
 SEED = [
     ("ARP request", "R"),
     ("ARP request", "~"),
@@ -377,11 +379,11 @@ def test_count_stops_after_n_packets(lab_name: str) -> None:
 def test_errors_are_clear(lab_name: str) -> None:
     up(lab_name)
     bad = nsnet("capture", lab_name, "RED:eth9")
-    assert bad.code == 2 and "has no interface 'eth9'" in bad.err and "reth0" in bad.err
+    assert bad.code == 4 and "has no interface 'eth9'" in bad.err and "reth0" in bad.err
     bad = nsnet("capture", lab_name, "RED", "icmp and (")
     assert bad.code == 2 and "bad capture filter 'icmp and ('" in bad.err
     bad = nsnet("capture", "nosuchlab", "RED")
-    assert bad.code == 2 and "no lab named 'nosuchlab'" in bad.err
+    assert bad.code == 4 and "no lab named 'nosuchlab'" in bad.err
     bad = nsnet("capture", "--read", "/nonexistent.pcapng")
     assert bad.code == 2 and "cannot read" in bad.err
 

@@ -10,6 +10,8 @@ from nsnet.cli._common import COMMANDS, main
 
 from conftest import nsnet
 
+pytestmark = pytest.mark.unit
+
 
 def test_every_command_module_registers_exactly_the_listed_commands() -> None:
     for module in {m for m, _ in COMMANDS.values()}:

@@ -83,7 +83,7 @@ def test_exec_and_inspect_say_a_deleted_namespace_is_gone(lab_name: str) -> None
 def test_capture_names_a_mistyped_node(lab_name: str) -> None:
     assert nsnet("up", FIXED, "--name", lab_name, "-q").code == 0
     result = nsnet("capture", lab_name, "REDD:reth0", "icmp", "-c", "1")
-    assert result.code == 2
+    assert result.code == 4
     assert "the lab has no node 'REDD' (did you mean RED:reth0?)" in result.err
     assert "filter" not in result.err
 

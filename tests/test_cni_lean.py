@@ -21,6 +21,8 @@ from nsnet.cni import jsonc, spawn
 from nsnet.cni.config import NAME_RE
 from nsnet.cni.record import record
 
+pytestmark = pytest.mark.unit
+
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),

@@ -17,6 +17,8 @@ import yaml
 import nsnet
 from nsnet.topology.schema import json_schema
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 EXAMPLES = ROOT / "examples"

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import EXAMPLES, nsnet
+
+pytestmark = pytest.mark.unit
 
 
 def test_every_example_topology_validates() -> None:

@@ -22,6 +22,8 @@ from nsnet.explain.snapshot import from_json
 from nsnet.explain.verdict import Snapshot
 from nsnet.views import ChainView, RuleView, TableView
 
+pytestmark = pytest.mark.unit
+
 SAVED = json.loads((Path(__file__).parent / "data" / "lab2-docker-root-snapshot.json").read_text())
 HOST_LOCAL = frozenset({"127.0.0.1", "172.17.0.1", "::1"})
 

@@ -8,10 +8,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nsnet.explain import Walker
 from nsnet.explain.snapshot import from_json, to_json
 from nsnet.explain.verdict import Explanation, Snapshot
 from nsnet.views import BridgePortView, FdbView, NeighbourView, PolicyRuleView, RouteView
+
+pytestmark = pytest.mark.unit
 
 DATA = Path(__file__).parent / "data"
 ROUTED = json.loads((DATA / "routed-snapshot.json").read_text())

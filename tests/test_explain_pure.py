@@ -6,10 +6,15 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from nsnet.errors import ExplainError
 from nsnet.explain import Walker
 from nsnet.explain.snapshot import from_json, to_json
 from nsnet.explain.verdict import Snapshot
 from nsnet.views import ChainView, RuleView
+
+pytestmark = pytest.mark.unit
 
 SAVED = json.loads((Path(__file__).parent / "data" / "lab2-snapshot.json").read_text())
 
@@ -97,7 +102,7 @@ def test_bad_arguments() -> None:
     ):
         try:
             walker.explain(*args)
-        except ValueError as exc:
+        except ExplainError as exc:
             assert message in str(exc)
         else:
             raise AssertionError(f"{args} was accepted")

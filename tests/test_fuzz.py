@@ -6,6 +6,7 @@ import contextlib
 import copy
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 from nsnet import Topology, TopologyError, loads
 
 from conftest import EXAMPLES, netns_list, nsnet, unique_name
+
+pytestmark = pytest.mark.unit
 
 BASES: list[dict[str, Any]] = [
     yaml.safe_load((EXAMPLES / name).read_text())
@@ -90,6 +93,7 @@ def test_arbitrary_text_is_an_error_or_a_topology(text: str) -> None:
         loads(text, "fuzz.yaml")
 
 
+@pytest.mark.kernel
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutated())
 def test_up_of_a_broken_file_changes_nothing(tmp_path_factory: Any, data: dict[str, Any]) -> None:

@@ -8,10 +8,14 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from nsnet.graph import GREY, from_topology, render, to_graphviz, to_mermaid
 from nsnet.topology.loader import load
 
 from conftest import EXAMPLES, ROOT, nsnet, sh
+
+pytestmark = pytest.mark.unit
 
 LAB2 = str(EXAMPLES / "lab2-bridge.yaml")
 NAMESPACES = ("RED", "BLUE", "host")
@@ -151,8 +155,8 @@ def test_cli_errors(tmp_path: Path) -> None:
     result = nsnet("graph", LAB2, "-o", str(tmp_path / "lab2.jpeg"))
     assert result.code == 2
     assert "cannot tell the format" in result.err and "--format" in result.err
-    result = nsnet("graph", "t-no-such-lab")
-    assert result.code == 2
+    result = nsnet("graph", "t-no-such-lab", env={**os.environ, "NSNET_STATE_DIR": str(tmp_path / "state")})
+    assert result.code == 4
     assert "no lab named 't-no-such-lab'" in result.err
     result = nsnet("graph", LAB2, "-o", str(tmp_path / "no" / "dir.svg"))
     assert result.code == 2 and "cannot write" in result.err

@@ -17,6 +17,8 @@ from nsnet.topology.loader import loads
 
 from conftest import nsnet, sh
 
+pytestmark = pytest.mark.unit
+
 DATA = Path(__file__).resolve().parent / "data"
 KATHARA = DATA / "kathara"
 CLAB = DATA / "clab"

@@ -138,7 +138,7 @@ def test_inspect_tables_side_by_side(lab_name: str) -> None:
     bad = nsnet("inspect", lab_name, "--what", "links,arp")
     assert bad.code == 2 and "unknown section arp" in bad.err
     missing = nsnet("inspect", lab_name, "GREEN")
-    assert missing.code == 2 and f"lab {lab_name!r} has no node 'GREEN'" in missing.err
+    assert missing.code == 4 and f"lab {lab_name!r} has no node 'GREEN'" in missing.err
 
 
 def test_vendor_names_come_from_the_oui_registry() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from nsnet.engine.observe import observe
+from nsnet.engine.seam import LiveKernel
 from nsnet.kernel import linkkinds
-from nsnet.kernel.netlink import Netlink
 from nsnet.model import ROOT_NS, Endpoint, State, bind, netns_names
 from nsnet.plan.diff import plan
 from nsnet.topology.loader import load, loads
@@ -37,7 +37,7 @@ def kernel_state(path: Path, lab: str) -> dict[str, Any]:
     def end(e: Endpoint | None) -> tuple[str, str] | None:
         return (label.get(e.ns, "?"), e.ifname) if e else None
 
-    with Netlink() as nl:
+    with LiveKernel() as nl:
         live = observe(nl, lab, bind(topology, lab), None)
     out: dict[str, Any] = {}
     for ns, space in live.namespaces.items():
@@ -138,7 +138,7 @@ def test_macvlan_mode_change_makes_the_link_again(lab_name: str) -> None:
     private = LAB5.read_text().replace("mode: bridge", "mode: private")
     topology = loads(private, "lab5.yaml")
     desired = bind(topology, lab_name)
-    with Netlink() as nl:
+    with LiveKernel() as nl:
         live = observe(nl, lab_name, desired, None)
     steps = plan(desired, live, None, adopt=True)
     assert [a.describe() for a in steps.actions][:2] == [

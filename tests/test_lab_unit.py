@@ -369,7 +369,7 @@ def test_the_lock_file_goes_with_the_lab(lab_name: str, tmp_path: Path) -> None:
     bad["host"]["sysctls"] = {"net.ipv4.conf.nosuchif.forwarding": 1}
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
     failed = nsnet("up", str(tmp_path / "bad.yaml"), "--name", lab_name, "-q")
-    assert failed.code == 2 and "restored to how it was" in failed.err, failed.text
+    assert failed.code == 7 and "restored to how it was" in failed.err, failed.text
     assert not lock.exists()
 
 
@@ -499,7 +499,7 @@ def test_up_of_another_file_under_a_labs_name_is_refused_unless_replace(private:
     assert private.nsnet("up", str(tmp_path / "alpha.yaml"), "-q").code == 0
     before = private.sh("ls /run/netns; ip -n RED -br addr; ip -n alpha-host -br link")
     refused = private.nsnet("up", str(tmp_path / "other.yaml"), "--name", "alpha")
-    assert refused.code == 2, refused.text
+    assert refused.code == 5, refused.text
     assert (
         f"error: lab 'alpha' is up from topology 'alpha' ({tmp_path / 'alpha.yaml'}); topology 'other' "
         f"({tmp_path / 'other.yaml'}) is another lab"

@@ -169,11 +169,21 @@ def test_edit_and_up_applies_only_the_difference(lab_name: str, tmp_path: Path) 
     assert "nothing changed" in up(write(tmp_path, BASE), lab_name)
 
 
+def test_a_changed_address_keeps_the_route_through_its_subnet(lab_name: str, tmp_path: Path) -> None:
+    """The kernel drops the routes whose gateway was in the subnet of a deleted address: up adds them again."""
+    up(write(tmp_path, BASE), lab_name)
+    moved = BASE.replace("a0: {addresses: [10.20.0.2/24,", "a0: {addresses: [10.20.0.12/24,")
+    up(write(tmp_path, moved, "moved.yaml"), lab_name)
+    routes = sh("ip", "-n", f"{lab_name}-A", "route", "show", "proto", "static")
+    assert "default via 10.20.0.1 dev a0" in routes
+    assert "nothing changed" in up(write(tmp_path, moved, "moved.yaml"), lab_name)
+
+
 def test_failure_halfway_through_first_up_leaves_nothing(lab_name: str, tmp_path: Path) -> None:
     bad = BASE.replace("net.ipv4.ip_forward: 1", "net.ipv4.conf.nosuchif.forwarding: 1")
     before_links = root_links()
     result = nsnet("up", write(tmp_path, bad), "--name", lab_name)
-    assert result.code == 2
+    assert result.code == 7
     assert (
         f"failed at step: set sysctl net.ipv4.conf.nosuchif.forwarding=1 in {lab_name}-host: "
         "sysctl net.ipv4.conf.nosuchif.forwarding does not exist in this kernel; "
@@ -194,7 +204,7 @@ def test_failure_halfway_through_a_change_restores_the_lab(lab_name: str, tmp_pa
         "      - {to: 192.0.2.0/24, via: 10.20.0.1}\n      - {to: 198.51.100.0/24, via: 172.31.9.9, dev: a0}",
     )
     result = nsnet("up", write(tmp_path, bad, "bad.yaml"), "--name", lab_name)
-    assert result.code == 2, result.text
+    assert result.code == 7, result.text
     assert f"failed at step: add route 198.51.100.0/24 via 172.31.9.9 dev a0 in {lab_name}-A" in result.err
     assert "the kernel was restored to how it was before this run" in result.err
     after = snapshot(lab_name)
@@ -209,7 +219,7 @@ def test_conflicting_link_is_refused_before_anything_changes(lab_name: str, tmp_
     before = snapshot(lab_name)
     clash = CHANGED.replace("  - [B:b0, host:b1]", "  - [B:b0, host:b1]\n  - [B:b5, host:d1]")
     result = nsnet("up", write(tmp_path, clash, "clash.yaml"), "--name", lab_name)
-    assert result.code == 2
+    assert result.code == 5
     assert (
         f"error: interface {host}:d1 already exists and was not created by nsnet; rename the interface "
         f"in the topology or delete it (ip -n {host} link del d1)"
@@ -273,7 +283,7 @@ def test_exec_passes_exit_code_stdin_and_stdout(lab_name: str, node: str) -> Non
 def test_exec_unknown_node(lab_name: str) -> None:
     up(str(EXAMPLES / "lab1-veth.yaml"), lab_name)
     result = nsnet("exec", lab_name, "GREEN", "--", "true")
-    assert result.code == 2
+    assert result.code == 4
     assert f"lab {lab_name!r} has no node 'GREEN'; nodes: BLUE, RED, host" in result.err
 
 

@@ -13,6 +13,8 @@ from nsnet.explain.nft import Fields, NotEvaluated, run_chain
 from nsnet.kernel.nftables import parse, rule_texts
 from nsnet.views import NftTableView
 
+pytestmark = pytest.mark.unit
+
 DATA = Path(__file__).parent / "data"
 RULESET = parse(json.loads((DATA / "nft-ruleset.json").read_text()), rule_texts((DATA / "nft-ruleset.txt").read_text()))
 FW = RULESET[0]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from nsnet.model import Firewall, Rule, State, bind, link_mark, namespace_mark
 from nsnet.plan.diff import plan
 from nsnet.plan.firewall import restore_text
 from nsnet.topology.loader import load
 
 from conftest import EXAMPLES
+
+pytestmark = pytest.mark.unit
 
 
 def test_fresh_plan_of_lab2_follows_the_seed_order() -> None:
@@ -96,3 +100,80 @@ def test_root_host_never_deletes_the_machines_own_routes() -> None:
         "delete route 10.99.0.0/16 via 10.9.0.1 dev ra0 in root"
     ]
     assert plan(desired, live, None, adopt=True).lines() == []
+
+
+def test_the_phases_of_a_plan_run_in_one_stated_order() -> None:
+    from nsnet.plan.phases import Phase
+
+    assert [phase.name for phase in Phase] == [
+        "ROUTE_REMOVALS",
+        "EARLY_REMOVALS",
+        "NAMESPACES",
+        "LINKS_ALONE",
+        "LINK_PAIRS",
+        "LINKS_ON_LOWER",
+        "LINK_SETTINGS",
+        "ADDRESS_REMOVALS",
+        "ADDRESSES",
+        "ALONE_UP",
+        "LINKS_UP",
+        "ENTRIES",
+        "ROUTES",
+        "SHAPING",
+        "SYSCTLS",
+        "FIREWALL",
+        "SERVERS",
+        "LINK_REMOVALS",
+        "BRIDGE_REMOVALS",
+        "NAMESPACE_REMOVALS",
+    ]
+    assert {p.name for p in Phase if p.last_found_first} == {"ROUTE_REMOVALS", "ADDRESS_REMOVALS", "ALONE_UP"}
+
+
+def test_every_kind_is_made_in_a_creation_phase() -> None:
+    from nsnet.kinds import KINDS
+    from nsnet.plan.phases import CREATION, Phase
+
+    assert [CREATION[kind.order] for kind in KINDS.values()]  # no order without its phase
+    assert {name: CREATION[kind.order] for name, kind in KINDS.items() if name in ("bridge", "veth", "vxlan")} == {
+        "bridge": Phase.LINKS_ALONE,
+        "veth": Phase.LINK_PAIRS,
+        "vxlan": Phase.LINKS_ON_LOWER,
+    }
+
+
+def test_a_plan_removes_what_clashes_first_and_what_goes_away_last() -> None:
+    from nsnet.model import Link, Route
+
+    desired = bind(load(EXAMPLES / "lab2-bridge-fixed.yaml"), "x")
+    live = State(
+        "x",
+        {
+            ns: replace(
+                space,
+                mark=namespace_mark("x", space.label),
+                links={n: replace(link, alias=link_mark("x")) for n, link in space.links.items()},
+            )
+            for ns, space in desired.namespaces.items()
+        },
+    )
+    red, host = live.namespaces["x-RED"], live.namespaces["x-host"]
+    live.namespaces["x-RED"] = replace(
+        red,
+        links={"reth0": replace(red.links["reth0"], addresses=frozenset({"11.11.11.9/24", "11.11.11.8/24"}))},
+        routes=frozenset({Route("10.1.0.0/16", "11.11.11.1"), Route("10.2.0.0/16", "11.11.11.1")}),
+    )
+    links = dict(host.links)
+    links["br0"] = replace(links["br0"], up=False)
+    links["old0"] = Link(name="old0", kind="bridge", alias=link_mark("x"))
+    live.namespaces["x-host"] = replace(host, links=links)
+    assert plan(desired, live, None).lines() == [
+        "delete route 10.2.0.0/16 via 11.11.11.1 in x-RED",
+        "delete route 10.1.0.0/16 via 11.11.11.1 in x-RED",
+        "delete address 11.11.11.9/24 from x-RED:reth0",
+        "delete address 11.11.11.8/24 from x-RED:reth0",
+        "add address 11.11.11.2/24 to x-RED:reth0",
+        "set x-host:br0 up",
+        "iptables in x-host: re-link nsnet chains",
+        "delete link x-host:old0",
+    ]

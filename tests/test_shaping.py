@@ -83,7 +83,7 @@ def test_delay_and_loss_need_netem(lab_name: str, tmp_path: Path) -> None:
         assert result.code == 0, result.text
         assert qdisc(lab_name)["kind"] == "netem"
     else:
-        assert result.code == 2
+        assert result.code == 6
         assert "delay and loss need the netem queueing discipline, which this kernel does not have" in result.err
         assert not [ns for ns in netns_list() if ns.startswith(f"{lab_name}-")]
 

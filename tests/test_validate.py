@@ -26,6 +26,8 @@ from nsnet.topology.loader import MAX_NODES
 
 from conftest import EXAMPLES, netns_list, nsnet, root_links, sh
 
+pytestmark = pytest.mark.unit
+
 FILE = "lab.yaml"
 LAB2 = str(EXAMPLES / "lab2-bridge.yaml")
 
@@ -1079,7 +1081,7 @@ def test_up_as_non_root_changes_nothing(lab_name: str) -> None:
     )
     # lab2 under its own name is left out: test_seed_labs.py may be bringing it up right now.
     assert_nothing_changed(before, kernel_snapshot(), lab_name)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.returncode == 6, proc.stdout + proc.stderr
     assert proc.stderr == (
         "error: nsnet must run as root to change network namespaces: run it with sudo (or as root)\n"
     )
@@ -1114,7 +1116,7 @@ def test_up_without_iptables_restore_changes_nothing(tmp_path: Path, lab_name: s
     result = nsnet("up", LAB2, "--name", lab_name, env=env)
     # lab2 under its own name is left out: test_seed_labs.py may be bringing it up right now.
     assert_nothing_changed(before, kernel_snapshot(), lab_name)
-    assert result.code == 2, result.text
+    assert result.code == 6, result.text
     assert result.err == "error: required tool missing: iptables-restore; install with: apt-get install iptables\n"
     assert not (LABS_DIR / f"{lab_name}.json").exists()
 
@@ -1126,7 +1128,7 @@ def test_up_when_a_namespace_belongs_to_someone_else(lab_name: str) -> None:
         before = kernel_snapshot()
         foreign_links = sh("ip", "-n", foreign, "-o", "link", "show")
         result = nsnet("up", LAB2, "--name", lab_name)
-        assert result.code == 2, result.text
+        assert result.code == 5, result.text
         assert result.err == (
             f"error: network namespace {foreign!r} already exists and belongs to something other than nsnet; "
             "bring this lab up under another name (--name) or remove that namespace\n"

@@ -278,9 +278,9 @@ def test_watch_ends_when_the_lab_goes_down(lab_name: str) -> None:
 
 def test_unknown_lab_and_node(lab_name: str) -> None:
     result = nsnet("watch", "no-such-lab", "--timeout", "1")
-    assert result.code == 2 and "no lab named 'no-such-lab'" in result.err
+    assert result.code == 4 and "no lab named 'no-such-lab'" in result.err
     with pytest.raises(LabNotFoundError):
         watch("no-such-lab")
     up(LAB2_FIXED, lab_name)
     result = nsnet("watch", lab_name, "GREEN", "--timeout", "1")
-    assert result.code == 2 and "has no node 'GREEN'" in result.err and "RED" in result.err
+    assert result.code == 4 and "has no node 'GREEN'" in result.err and "RED" in result.err

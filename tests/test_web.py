@@ -198,7 +198,7 @@ def test_bad_arguments_are_clear_errors() -> None:
     result = nsnet("web", "--listen", "localhost-ish")
     assert result.code == 2 and "--listen takes an IP address" in result.err
     result = nsnet("web", "no-such-lab-here")
-    assert result.code == 2 and "no lab named 'no-such-lab-here'" in result.err
+    assert result.code == 4 and "no lab named 'no-such-lab-here'" in result.err
 
 
 def test_no_asset_references_an_external_url(web: Callable[..., Server]) -> None:

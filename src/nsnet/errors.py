@@ -2,6 +2,11 @@
 
 Every error nsnet raises is a :class:`NsnetError`; lower-level errors
 (netlink, subprocess, OS) are converted at the boundary where they occur.
+Each class carries the exit code the ``nsnet`` command ends with when it
+fails with that error (:attr:`NsnetError.exit_code`; the table is in
+docs/cli.md): 2 for what the user asked wrongly (an invalid topology, bad
+arguments), 4 for a lab or node not found, 5 for a conflict, 6 for a machine
+that cannot run it, 7 for the kernel or a tool refusing.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from dataclasses import dataclass
 
 class NsnetError(Exception):
     """Base class of every error nsnet raises."""
+
+    exit_code: int = 2
+    """The exit code of an ``nsnet`` command that fails with this error."""
 
 
 @dataclass(frozen=True)
@@ -40,24 +48,39 @@ class TopologyError(NsnetError):
         super().__init__(head + ":\n" + "\n".join(f"  {p}" for p in problems))
 
 
+class ExplainError(NsnetError):
+    """``explain`` cannot answer what it was asked: a node the lab lacks, a protocol or size it does not take,
+    a destination without an address."""
+
+
 class PreflightError(NsnetError):
     """The machine cannot run this: not root, a tool or kernel feature missing."""
+
+    exit_code = 6
 
 
 class ConflictError(NsnetError):
     """Something in the kernel or another lab is in the way."""
 
+    exit_code = 5
+
 
 class LabNotFoundError(NsnetError):
-    """No lab of that name is up."""
+    """No lab of that name is up (or the lab has no node of that name)."""
+
+    exit_code = 4
 
 
 class KernelError(NsnetError):
     """The kernel or a tool refused an operation."""
 
+    exit_code = 7
+
 
 class ApplyError(NsnetError):
     """A step of ``up`` failed; the change was rolled back."""
+
+    exit_code = 7
 
     def __init__(self, step: str, cause: BaseException, rolled_back: bool) -> None:
         self.step = step

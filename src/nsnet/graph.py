@@ -1,39 +1,38 @@
-"""Pictures of a lab: namespaces as boxes, interfaces in them, veth pairs as wires.
+"""Drawing a lab: a :class:`~nsnet.picture.Picture` as Graphviz (DOT, SVG, PNG) or Mermaid.
 
-VXLAN devices of the same VNI and UDP port on different hosts are joined by
-a dashed edge labelled ``VXLAN <vni>``: the overlay, drawn over the underlay
-that carries it (whose switch and veth pairs are drawn like any other).
+The picture shows namespaces as boxes, interfaces in them, veth pairs as
+wires; VXLAN devices of the same VNI and UDP port on different hosts are
+joined by a dashed edge labelled ``VXLAN <vni>``: the overlay, drawn over the
+underlay that carries it (whose switch and veth pairs are drawn like any other).
 
-A :class:`Picture` is built from a topology (:func:`from_topology`) or from a
-live lab (:func:`from_lab`: the lab's topology file for the layout, the kernel
-for link state, addresses and MACs). It is then drawn as a ``graphviz.Graph``
-(:func:`to_graphviz`: DOT source, SVG, PNG) or as Mermaid flowchart text
-(:func:`to_mermaid`, no graphviz needed). :func:`render` does either by format.
+A picture is built from a topology (:func:`from_topology`) or from a live lab
+(:func:`from_lab`), both in :mod:`nsnet.picture`. It is then drawn as a
+``graphviz.Graph`` (:func:`to_graphviz`: DOT source, SVG, PNG) or as Mermaid
+flowchart text (:func:`to_mermaid`, no graphviz needed). :func:`render` does
+either by format.
 """
 
 from __future__ import annotations
 
-import functools
 import html
-import ipaddress
-import itertools
 import re
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import graphviz
 
-from nsnet import kinds
-from nsnet.engine import preflight
-from nsnet.engine.journal import Journal
-from nsnet.engine.observe import observe
-from nsnet.errors import LabNotFoundError, NsnetError, TopologyError
-from nsnet.kernel.netlink import Netlink
-from nsnet.model import HOST, ROOT_NS, Link, Namespace, State, Topology, link_mark, netns_names
-from nsnet.topology.loader import load
+from nsnet.errors import NsnetError
+from nsnet.model import HOST
+from nsnet.picture import Box as Box
+from nsnet.picture import Interface as Interface
+from nsnet.picture import LinkState as LinkState
+from nsnet.picture import Picture as Picture
+from nsnet.picture import Tunnel as Tunnel
+from nsnet.picture import Wire as Wire
+from nsnet.picture import from_lab as from_lab
+from nsnet.picture import from_topology as from_topology
 
 Format = Literal["svg", "png", "dot", "mermaid"]
 FORMATS: tuple[Format, ...] = ("svg", "png", "dot", "mermaid")
@@ -46,251 +45,6 @@ SUFFIXES: dict[str, Format] = {
     ".mermaid": "mermaid",
 }
 NAMED_FORMATS: dict[str, Format] = {f: f for f in FORMATS}
-LinkState = Literal["up", "down", "no carrier", "missing"]
-
-
-@dataclass(frozen=True)
-class Interface:
-    """One interface drawn in its namespace's box."""
-
-    ns: str
-    """Logical name of its namespace (``RED``, ``host``)."""
-    name: str
-    kind: str
-    addresses: tuple[str, ...] = ()
-    master: str | None = None
-    mac: str | None = None
-    state: LinkState | None = None
-    """Live only: ``up``; ``down`` (set down); ``no carrier`` (a veth whose peer is down); ``missing``."""
-    vni: int | None = None
-    """VXLAN devices: their VNI."""
-    vxlan_port: int | None = None
-    """VXLAN devices: their UDP port."""
-    detail: str = ""
-    """The kind's own words, for kinds without a shape of their own (``macvlan bridge``, ``dummy``)."""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.ns, self.name)
-
-    @property
-    def passes(self) -> bool:
-        """Whether traffic can pass (always, when not drawn live)."""
-        return self.state in (None, "up")
-
-
-@dataclass(frozen=True)
-class Box:
-    """One network namespace."""
-
-    label: str
-    """Logical name: a node, or ``host``."""
-    netns: str
-    """Kernel namespace name (``ROOT_NS`` for the root namespace)."""
-    role: Literal["node", "host"]
-    interfaces: tuple[Interface, ...]
-    missing: bool = False
-    """Live only: the namespace does not exist."""
-
-    @property
-    def title(self) -> str:
-        return "root namespace" if self.netns == ROOT_NS else f"netns {self.netns}"
-
-
-@dataclass(frozen=True)
-class Wire:
-    """A veth pair: its two ends; or (``label`` set) a link and the parent device it sits on."""
-
-    a: tuple[str, str]
-    b: tuple[str, str]
-    label: str = ""
-
-
-@dataclass(frozen=True)
-class Tunnel:
-    """Two VXLAN devices of the same VNI and UDP port on different hosts: one overlay network between them."""
-
-    a: tuple[str, str]
-    b: tuple[str, str]
-    vni: int
-
-
-@dataclass(frozen=True)
-class Picture:
-    """What is drawn: a lab's namespaces, their interfaces, the veth pairs and the VXLAN tunnels between them."""
-
-    lab: str
-    boxes: tuple[Box, ...]
-    wires: tuple[Wire, ...]
-    live: bool = False
-    source: str | None = None
-    tunnels: tuple[Tunnel, ...] = ()
-
-    def interface(self, key: tuple[str, str]) -> Interface | None:
-        return self._interfaces.get(key)
-
-    @functools.cached_property
-    def _interfaces(self) -> dict[tuple[str, str], Interface]:
-        """Every interface by key, built once (a lab of hundreds of nodes asks for thousands)."""
-        found: dict[tuple[str, str], Interface] = {}
-        for box in self.boxes:
-            for iface in box.interfaces:
-                found.setdefault(iface.key, iface)
-        return found
-
-
-# -- building a picture -----------------------------------------------------
-
-
-def from_topology(topology: Topology, lab: str | None = None) -> Picture:
-    """The picture of ``topology`` as it would be brought up under lab name ``lab``."""
-    lab = lab or topology.name
-    return _picture(lab, topology, netns_names(topology, lab), None, topology.source)
-
-
-def from_lab(lab: str, topology: Topology | None = None) -> Picture:
-    """The picture of lab ``lab`` as it is in the kernel now (needs root).
-
-    The layout follows ``topology``, or else the file the lab was brought up
-    from (as the journal records it); link state, addresses and MACs are read
-    from the kernel, and interfaces the file does not name are drawn too.
-    """
-    journal = Journal.load(lab)
-    if journal is None:
-        raise LabNotFoundError(f"no lab named {lab!r} is up (see `nsnet ls`)")
-    preflight.require_root("read the lab's namespaces")
-    source = topology.source if topology else journal.source
-    if topology is None and journal.source:
-        try:
-            topology = load(journal.source)
-        except TopologyError:
-            topology = None  # the file is gone or no longer valid: draw what the kernel holds
-    names = {label: ns for ns, label in journal.namespaces.items()}
-    if journal.host_mode == "root":
-        names[HOST] = ROOT_NS
-    if topology is not None:
-        for logical, ns in netns_names(topology, lab).items():
-            names.setdefault(logical, ns)
-    with Netlink() as nl:
-        state = observe(nl, lab, State(lab, {}), None, extra={ns: label for label, ns in names.items()})
-    return _picture(lab, topology, names, state, source)
-
-
-def _picture(
-    lab: str, topology: Topology | None, names: dict[str, str], live: State | None, source: str | None
-) -> Picture:
-    logical_of = {ns: label for label, ns in names.items()}
-    desired = dict(topology.namespaces) if topology else {}
-    observed = {space.label: space for space in live.namespaces.values()} if live else {}
-    order = list(desired) + [label for label in observed if label not in desired]
-    order.sort(key=lambda label: label == HOST)  # nodes first, the host last (stable)
-
-    boxes: list[Box] = []
-    pairs: dict[frozenset[tuple[str, str]], Wire] = {}
-    for label in order:
-        want = desired.get(label)
-        have = observed.get(label)
-        links: dict[str, Link] = dict(want.links) if want else {}
-        if have is not None:
-            extra = {n: lk for n, lk in sorted(have.links.items()) if n not in links}
-            if names.get(label) == ROOT_NS:  # of the machine's own links, only the lab's
-                extra = {n: lk for n, lk in extra.items() if lk.alias == link_mark(lab)}
-            links.update(extra)
-        interfaces = []
-        for name, link in links.items():
-            interfaces.append(_interface(label, link, have, live is not None))
-            # A link of the file names its peer's namespace logically; one seen only live, by kernel name.
-            from_file = want is not None and name in want.links
-            peer = link.peer or link.parent
-            peer_label = (peer.ns if from_file else logical_of.get(peer.ns)) if peer else None
-            if peer is None or peer_label is None:
-                continue
-            ends = ((label, name), (peer_label, peer.ifname))
-            pairs.setdefault(
-                frozenset(ends), Wire(*ends, label=kinds.get(link.kind).detail(link) if link.parent else "")
-            )
-        role = want.role if want else (have.role if have else "node")
-        if role == "host" and not interfaces:
-            continue  # a host with nothing in it (lab 1) is not drawn
-        boxes.append(
-            Box(label, names.get(label, label), role, tuple(interfaces), missing=live is not None and have is None)
-        )
-    picture = Picture(lab, tuple(boxes), (), live is not None, source)
-    wires = tuple(w for w in pairs.values() if picture.interface(w.a) and picture.interface(w.b))
-    picture = Picture(lab, picture.boxes, wires, picture.live, source, _tunnels(picture.boxes))
-    return _with_carrier(picture) if live is not None else picture
-
-
-def _tunnels(boxes: Iterable[Box]) -> tuple[Tunnel, ...]:
-    """Every pair of VXLAN devices in different namespaces that share a VNI and a UDP port."""
-    devices = [i for box in boxes for i in box.interfaces if i.vni is not None]
-    return tuple(
-        Tunnel(a.key, b.key, a.vni)
-        for a, b in itertools.combinations(devices, 2)
-        if a.vni is not None and a.ns != b.ns and (a.vni, a.vxlan_port) == (b.vni, b.vxlan_port)
-    )
-
-
-def _interface(label: str, link: Link, have: Namespace | None, live: bool) -> Interface:
-    vni, port = (link.vxlan.vni, link.vxlan.port) if link.vxlan else (None, None)
-    kind = kinds.get(link.kind)
-    detail = kind.detail(link) if kind.user else ""
-    if not live:
-        return Interface(
-            label, link.name, link.kind, _sorted(link.addresses), link.master, vni=vni, vxlan_port=port, detail=detail
-        )
-    seen = have.links.get(link.name) if have else None
-    if seen is None:
-        return Interface(
-            label, link.name, link.kind, _sorted(link.addresses), link.master, state="missing", vni=vni, vxlan_port=port
-        )
-    return Interface(
-        label,
-        link.name,
-        seen.kind,
-        _sorted(seen.addresses),
-        seen.master,
-        seen.mac,
-        "up" if seen.up else "down",
-        vni=seen.vxlan.vni if seen.vxlan else None,
-        vxlan_port=seen.vxlan.port if seen.vxlan else None,
-        detail=detail,
-    )
-
-
-def _with_carrier(picture: Picture) -> Picture:
-    """An end of a veth pair that is up has no carrier when the other end is not."""
-    quiet = set()
-    for wire in picture.wires:
-        a, b = picture.interface(wire.a), picture.interface(wire.b)
-        assert a is not None and b is not None
-        if wire.label:  # a link on its parent: the link loses its carrier with the parent, not the reverse
-            if a.state == "up" and not b.passes:
-                quiet.add(a.key)
-            continue
-        if a.state == "up" and not b.passes:
-            quiet.add(a.key)
-        if b.state == "up" and not a.passes:
-            quiet.add(b.key)
-    boxes = tuple(
-        Box(
-            box.label,
-            box.netns,
-            box.role,
-            tuple(replace(i, state="no carrier") if i.key in quiet else i for i in box.interfaces),
-            box.missing,
-        )
-        for box in picture.boxes
-    )
-    return replace(picture, boxes=boxes)
-
-
-def _sorted(addresses: Iterable[str]) -> tuple[str, ...]:
-    def key(a: str) -> tuple[int, int]:
-        ip = ipaddress.ip_interface(a)
-        return (ip.version, int(ip))
-
-    return tuple(sorted(addresses, key=key))
 
 
 # -- drawing ----------------------------------------------------------------
@@ -397,37 +151,8 @@ def to_graphviz(picture: Picture) -> graphviz.Graph:
     )
     colours = _colours(picture.boxes)
     for i, box in enumerate(picture.boxes):
-        fill, border = colours[box.label]
         with g.subgraph(name=f"cluster_{i}") as c:
-            c.attr(
-                label=_box_label(box),
-                style="rounded,filled" + (",dashed" if box.missing else ""),
-                fillcolor=fill,
-                color=GREY if box.missing else border,
-                penwidth="1.5",
-                fontname=FONT,
-                fontsize="13",
-                margin="14",
-            )
-            if not box.interfaces:
-                c.node(f"{box.label}/", label="(no interfaces)", shape="plaintext", style="", fontcolor="#777777")
-            for iface in box.interfaces:
-                attrs = {"label": _iface_label(iface), "fillcolor": "white", "color": "#333333"}
-                if iface.kind == "bridge":
-                    attrs.update(shape="box", style="filled", fillcolor="#fff3c4", height="0.5", penwidth="1.5")
-                if not iface.passes:
-                    attrs.update(
-                        style=attrs.get("style", "rounded,filled") + ",dashed", color=GREY, fontcolor="#777777"
-                    )
-                c.node(node_id(iface.key), **attrs)
-            # The ports of each bridge sit above it, the bridge below them.
-            for iface in box.interfaces:
-                if iface.master and any(b.name == iface.master for b in box.interfaces):
-                    bridge = next(b for b in box.interfaces if b.name == iface.master)
-                    attrs = {"penwidth": "1.2"}
-                    if not (iface.passes and bridge.passes):
-                        attrs.update(style="dashed", color=GREY)
-                    c.edge(node_id(iface.key), node_id(bridge.key), **attrs)
+            _cluster(c, box, *colours[box.label])
     roles = {box.label: box.role for box in picture.boxes}
     for wire in picture.wires:
         a, b = wire.a, wire.b
@@ -459,6 +184,37 @@ def to_graphviz(picture: Picture) -> graphviz.Graph:
     return g
 
 
+def _cluster(c: graphviz.Graph, box: Box, fill: str, border: str) -> None:
+    """A namespace's box: its interfaces, and its bridges below their ports."""
+    c.attr(
+        label=_box_label(box),
+        style="rounded,filled" + (",dashed" if box.missing else ""),
+        fillcolor=fill,
+        color=GREY if box.missing else border,
+        penwidth="1.5",
+        fontname=FONT,
+        fontsize="13",
+        margin="14",
+    )
+    if not box.interfaces:
+        c.node(f"{box.label}/", label="(no interfaces)", shape="plaintext", style="", fontcolor="#777777")
+    for iface in box.interfaces:
+        attrs = {"label": _iface_label(iface), "fillcolor": "white", "color": "#333333"}
+        if iface.kind == "bridge":
+            attrs.update(shape="box", style="filled", fillcolor="#fff3c4", height="0.5", penwidth="1.5")
+        if not iface.passes:
+            attrs.update(style=attrs.get("style", "rounded,filled") + ",dashed", color=GREY, fontcolor="#777777")
+        c.node(node_id(iface.key), **attrs)
+    # The ports of each bridge sit above it, the bridge below them.
+    for iface in box.interfaces:
+        if iface.master and any(b.name == iface.master for b in box.interfaces):
+            bridge = next(b for b in box.interfaces if b.name == iface.master)
+            attrs = {"penwidth": "1.2"}
+            if not (iface.passes and bridge.passes):
+                attrs.update(style="dashed", color=GREY)
+            c.edge(node_id(iface.key), node_id(bridge.key), **attrs)
+
+
 def _mermaid_text(text: str) -> str:
     return html.escape(text, quote=False).replace('"', "#quot;")
 
@@ -468,42 +224,13 @@ def to_mermaid(picture: Picture) -> str:
 
     VXLAN tunnels are dotted links labelled ``VXLAN <vni>``.
     """
-    ids: dict[tuple[str, str], str] = {}
-    used: set[str] = set()
-
-    def ident(prefix: str, *parts: str) -> str:
-        base = prefix + "_".join(re.sub(r"\W", "_", p) for p in parts)
-        name, n = base, 2
-        while name in used:
-            name, n = f"{base}_{n}", n + 1
-        used.add(name)
-        return name
-
+    idents = _Idents()
     title = f"lab {picture.lab}" + (" (live)" if picture.live else "")
     lines = ["---", f"title: {title}", "---", "flowchart TB"]
     down: list[str] = []
     for box in picture.boxes:
-        sub = box.title + (" (missing)" if box.missing else "")
-        lines.append(
-            f'  subgraph {ident("ns_", box.label)}["<b>{_mermaid_text(box.label)}</b><br/>{_mermaid_text(sub)}"]'
-        )
-        if not box.interfaces:
-            lines.append(f'    {ident("empty_", box.label)}["<i>(no interfaces)</i>"]')
-        for iface in box.interfaces:
-            ids[iface.key] = ident("", iface.ns, iface.name)
-            name = f"<b>{_mermaid_text(iface.name)}</b>" + (f" (VXLAN {iface.vni})" if iface.vni is not None else "")
-            name += f" ({_mermaid_text(iface.detail)})" if iface.detail else ""
-            text = [name, *iface.addresses]
-            if iface.mac:
-                text.append(iface.mac)
-            state = _state_text(iface)
-            if state:
-                text.append(f"<i>{state}</i>")
-            opening, closing = ("[[", "]]") if iface.kind == "bridge" else ("(", ")")
-            lines.append(f'    {ids[iface.key]}{opening}"{"<br/>".join(text)}"{closing}')
-            if not iface.passes:
-                down.append(ids[iface.key])
-        lines.append("  end")
+        lines += _mermaid_box(box, idents, down)
+    ids = idents.of_interface
     roles = {box.label: box.role for box in picture.boxes}
     for wire in picture.wires:
         a, b = wire.a, wire.b
@@ -528,6 +255,46 @@ def to_mermaid(picture: Picture) -> str:
         lines.append(f"  classDef down stroke-dasharray: 5 5,stroke:{GREY},color:#777777")
         lines.append(f"  class {','.join(down)} down")
     return "\n".join(lines) + "\n"
+
+
+class _Idents:
+    """Mermaid node names, each used once."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+        self.of_interface: dict[tuple[str, str], str] = {}
+
+    def __call__(self, prefix: str, *parts: str) -> str:
+        base = prefix + "_".join(re.sub(r"\W", "_", p) for p in parts)
+        name, n = base, 2
+        while name in self.used:
+            name, n = f"{base}_{n}", n + 1
+        self.used.add(name)
+        return name
+
+
+def _mermaid_box(box: Box, ident: _Idents, down: list[str]) -> list[str]:
+    """A namespace's subgraph and its interfaces (those that pass no traffic are added to ``down``)."""
+    sub = box.title + (" (missing)" if box.missing else "")
+    lines = [f'  subgraph {ident("ns_", box.label)}["<b>{_mermaid_text(box.label)}</b><br/>{_mermaid_text(sub)}"]']
+    if not box.interfaces:
+        lines.append(f'    {ident("empty_", box.label)}["<i>(no interfaces)</i>"]')
+    for iface in box.interfaces:
+        node = ident.of_interface[iface.key] = ident("", iface.ns, iface.name)
+        name = f"<b>{_mermaid_text(iface.name)}</b>" + (f" (VXLAN {iface.vni})" if iface.vni is not None else "")
+        name += f" ({_mermaid_text(iface.detail)})" if iface.detail else ""
+        text = [name, *iface.addresses]
+        if iface.mac:
+            text.append(iface.mac)
+        state = _state_text(iface)
+        if state:
+            text.append(f"<i>{state}</i>")
+        opening, closing = ("[[", "]]") if iface.kind == "bridge" else ("(", ")")
+        lines.append(f'    {node}{opening}"{"<br/>".join(text)}"{closing}')
+        if not iface.passes:
+            down.append(node)
+    lines.append("  end")
+    return lines
 
 
 # -- output -----------------------------------------------------------------

@@ -378,10 +378,7 @@ class Lab:
 
     def explain(self, src: str, dst: str, proto: str = "icmp") -> Explanation:
         """Where a packet from ``src`` to ``dst`` (node or address) goes, where it dies and why, with a fix."""
-        try:
-            return _explain.explain(self.name, src, dst, proto)
-        except ValueError as exc:
-            raise NsnetError(str(exc)) from None
+        return _explain.explain(self.name, src, dst, proto)
 
     @contextlib.contextmanager
     def capture(self, points: Sequence[str] = (), filter: str = "") -> Iterator[Capture]:
@@ -442,10 +439,7 @@ def _topology(source: TopologySource) -> Topology:
 
 
 def _protocol(proto: str) -> None:
-    try:
-        parse_proto(proto)
-    except ValueError as exc:
-        raise NsnetError(str(exc)) from None
+    parse_proto(proto)  # ExplainError if it is not one
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:

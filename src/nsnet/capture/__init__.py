@@ -4,7 +4,7 @@
 - :mod:`.bpf`: tcpdump filter syntax compiled by libpcap, attached in the kernel;
 - :mod:`.ring`: an AF_PACKET socket with a TPACKET_V3 ring per point, in the point's namespace;
 - :mod:`.timeline`: the capture loop merging points by kernel timestamp; packets grouped across points;
-- :mod:`.decode`: frames decoded by dpkt and worded like ``tcpdump -n -e``, or as JSON;
+- :mod:`.decode`: frames decoded by dpkt and worded like ``tcpdump -n -e``; :mod:`.fields`: the same as JSON;
 - :mod:`.pcapng`: files with one interface per capture point;
 - :mod:`.render`: text, JSON and pcapng sinks.
 """
@@ -12,7 +12,8 @@
 from __future__ import annotations
 
 from nsnet.capture.bpf import compile_filter
-from nsnet.capture.decode import Decoded, Decoder, fields
+from nsnet.capture.decode import Decoded, Decoder
+from nsnet.capture.fields import fields
 from nsnet.capture.frames import Frame
 from nsnet.capture.pcapng import Interface, Writer, read
 from nsnet.capture.points import Point, assign_tags, resolve, split_args

@@ -27,7 +27,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from nsnet.capture.decode import Decoder, fields
+from nsnet.capture.decode import Decoder
+from nsnet.capture.fields import fields
 from nsnet.capture.frames import PKTTYPES, Frame, direction
 from nsnet.capture.pcapng import Interface, Writer
 from nsnet.capture.points import Point

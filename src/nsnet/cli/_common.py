@@ -31,16 +31,16 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 
 def guard(func: F) -> F:
-    """Turn nsnet errors into one clear message and exit code 2."""
+    """Turn nsnet errors into one clear message and the error's exit code (:attr:`NsnetError.exit_code`)."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except TopologyError as exc:
             err.print(str(exc), markup=False, soft_wrap=True)
-            sys.exit(2)
+            sys.exit(exc.exit_code)
         except NsnetError as exc:
-            fail(str(exc))
+            fail(str(exc), exc.exit_code)
 
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__

@@ -12,7 +12,6 @@ from nsnet.cli import complete
 from nsnet.cli._common import emit_json, err, guard, main, out
 from nsnet.engine import preflight
 from nsnet.engine.probe_record import clean_stale
-from nsnet.errors import NsnetError
 from nsnet.explain import Explanation, Walker
 from nsnet.explain.probe import Observation, ProbeInterrupted, probe
 from nsnet.explain.snapshot import snapshot
@@ -107,10 +106,7 @@ def explain_(lab: str, src: str, dst: str, proto: str, size: int | None, send: b
     preflight.require_root("read the lab's namespaces")
     clean_stale(lab)  # what killed probes of the lab left behind
     snap = snapshot(lab)
-    try:
-        result = Walker(snap).explain(src, dst, proto, size)
-    except ValueError as exc:
-        raise NsnetError(str(exc)) from None
+    result = Walker(snap).explain(src, dst, proto, size)
     try:
         observed = probe(snap, result) if send else None
     except ProbeInterrupted as stop:

@@ -11,7 +11,7 @@ from nsnet.cli import complete
 from nsnet.cli._common import err, guard, main
 from nsnet.engine import preflight
 from nsnet.engine.directory import labs
-from nsnet.errors import NsnetError
+from nsnet.errors import LabNotFoundError
 
 
 @main.command()
@@ -39,7 +39,7 @@ def web(lab: str | None, port: int, listen: str | None, allow_changes: bool) -> 
     preflight.require_root("read the labs' namespaces")
     address = listen or DEFAULT_LISTEN
     if lab is not None and lab not in {i.name for i in labs()}:
-        raise NsnetError(f"no lab named {lab!r} is up (see `nsnet ls`)")
+        raise LabNotFoundError(f"no lab named {lab!r} is up (see `nsnet ls`)")
     sock = bind(address, port)
     if not ipaddress.ip_address(address).is_loopback:
         err.print(f"warning: listening on {address}: anyone who can reach it and has the URL sees (and with")

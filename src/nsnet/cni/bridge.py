@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from nsnet.cni import attach, rules, spawn, spec, state
 from nsnet.cni import jsonc as json
 from nsnet.cni.config import NetConf
+from nsnet.cni.differences import differences
 from nsnet.cni.ipam import Ipam
 from nsnet.cni.record import record
 from nsnet.cni.spec import CniError
@@ -131,56 +132,10 @@ def _build(
     comment: str,
     fresh: bool,
 ) -> dict[str, Any]:
-    bridge = attach.ensure_bridge(node, conf.bridge, conf.mtu, conf.promisc, conf.name)
-    stale = attach.get_link(node, host)
-    if stale is not None:
-        if stale.alias != alias:
-            raise CniError(spec.INTERNAL, f"{host} exists in the node and is not this attachment's")
-        attach.delete_link(node, host)  # left by an ADD that was killed
-    attach.create_veth(node, host, fd, env.ifname, conf.mtu)
-    host_link = attach.get_link(node, host)
-    inside = attach.get_link(container, env.ifname)
-    if host_link is None or inside is None:
-        raise CniError(spec.INTERNAL, f"the veth pair {host} <-> {env.ifname} vanished just after it was made")
-    attach.set_link(node, host_link, up=True, master=bridge.index, alias=alias)
-    if conf.hairpin:
-        attach.set_hairpin(node, host_link)
-    attach.set_link(container, inside, up=True)
-
+    bridge, host_link, inside = _plug(conf, env, fd, node, container, host, alias)
     prev = conf.prev_result or {"interfaces": [], "ips": [], "routes": []}
-    index = len(prev["interfaces"]) + 2
-    ips = []
-    gateways: dict[int, str] = {}
-    for ip in got["ips"]:
-        ip = dict(ip, interface=index)
-        iface = ipaddress.ip_interface(ip["address"])
-        if conf.is_gateway and not ip.get("gateway"):
-            ip["gateway"] = str(next(iface.network.hosts()))  # as the reference plugin: the subnet's first address
-        if ip.get("gateway"):
-            gateways.setdefault(iface.version, ip["gateway"])
-        ips.append(ip)
-    routes = [dict(r) for r in got["routes"]]
-    if conf.is_default_gateway:
-        for version, gw in sorted(gateways.items()):
-            default = "0.0.0.0/0" if version == 4 else "::/0"
-            if not any(ipaddress.ip_network(r["dst"], strict=False) == ipaddress.ip_network(default) for r in routes):
-                routes.append({"dst": default, "gw": gw})
-    for ip in ips:
-        attach.add_address(container, inside, ip["address"])
-    for route in routes:
-        version = ipaddress.ip_network(route["dst"], strict=False).version
-        attach.add_route(container, inside, route["dst"], route.get("gw") or gateways.get(version))
-    if conf.is_gateway:
-        for ip in ips:
-            if ip.get("gateway"):
-                prefix = ipaddress.ip_interface(ip["address"]).network.prefixlen
-                attach.add_address(node, bridge, f"{ip['gateway']}/{prefix}")
-    versions = {ipaddress.ip_interface(ip["address"]).version for ip in ips}
-    if conf.is_gateway or conf.ip_masq or conf.port_mappings:
-        if 4 in versions:
-            attach.set_sysctl("net.ipv4.ip_forward", "1")
-        if 6 in versions:
-            attach.set_sysctl("net.ipv6.conf.all.forwarding", "1")
+    ips, routes, gateways = _addressing(conf, got, len(prev["interfaces"]) + 2)
+    _configure(conf, node, container, (bridge, inside), ips, routes, gateways)
     wanted = rules.desired(conf, [ip["address"] for ip in ips])
     if wanted:
         with state.node_lock():
@@ -209,6 +164,81 @@ def _build(
         dns=conf.dns or got.get("dns") or prev.get("dns") or {},
     )
     return spec.shape_result(result, conf.version)
+
+
+def _configure(
+    conf: NetConf,
+    node: rtnl.Socket,
+    container: rtnl.Socket,
+    links: tuple[attach.Link, attach.Link],
+    ips: list[dict[str, Any]],
+    routes: list[dict[str, Any]],
+    gateways: dict[int, str],
+) -> None:
+    """The container's addresses and routes, the gateways' addresses on the bridge, forwarding in the node."""
+    bridge, inside = links
+    for ip in ips:
+        attach.add_address(container, inside, ip["address"])
+    for route in routes:
+        version = ipaddress.ip_network(route["dst"], strict=False).version
+        attach.add_route(container, inside, route["dst"], route.get("gw") or gateways.get(version))
+    if conf.is_gateway:
+        for ip in ips:
+            if ip.get("gateway"):
+                prefix = ipaddress.ip_interface(ip["address"]).network.prefixlen
+                attach.add_address(node, bridge, f"{ip['gateway']}/{prefix}")
+    versions = {ipaddress.ip_interface(ip["address"]).version for ip in ips}
+    if conf.is_gateway or conf.ip_masq or conf.port_mappings:
+        if 4 in versions:
+            attach.set_sysctl("net.ipv4.ip_forward", "1")
+        if 6 in versions:
+            attach.set_sysctl("net.ipv6.conf.all.forwarding", "1")
+
+
+def _plug(
+    conf: NetConf, env: Env, fd: int, node: rtnl.Socket, container: rtnl.Socket, host: str, alias: str
+) -> tuple[attach.Link, attach.Link, attach.Link]:
+    """The bridge, and a veth pair from it into the container, both ends up: (bridge, host end, container end)."""
+    bridge = attach.ensure_bridge(node, conf.bridge, conf.mtu, conf.promisc, conf.name)
+    stale = attach.get_link(node, host)
+    if stale is not None:
+        if stale.alias != alias:
+            raise CniError(spec.INTERNAL, f"{host} exists in the node and is not this attachment's")
+        attach.delete_link(node, host)  # left by an ADD that was killed
+    attach.create_veth(node, host, fd, env.ifname, conf.mtu)
+    host_link = attach.get_link(node, host)
+    inside = attach.get_link(container, env.ifname)
+    if host_link is None or inside is None:
+        raise CniError(spec.INTERNAL, f"the veth pair {host} <-> {env.ifname} vanished just after it was made")
+    attach.set_link(node, host_link, up=True, master=bridge.index, alias=alias)
+    if conf.hairpin:
+        attach.set_hairpin(node, host_link)
+    attach.set_link(container, inside, up=True)
+    return bridge, host_link, inside
+
+
+def _addressing(
+    conf: NetConf, got: dict[str, Any], index: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[int, str]]:
+    """The IPAM result's addresses (on interface ``index`` of the result, with their gateways), its routes (and
+    a default route with isDefaultGateway), and the gateway of each IP version."""
+    ips = []
+    gateways: dict[int, str] = {}
+    for ip in got["ips"]:
+        ip = dict(ip, interface=index)
+        iface = ipaddress.ip_interface(ip["address"])
+        if conf.is_gateway and not ip.get("gateway"):
+            ip["gateway"] = str(next(iface.network.hosts()))  # as the reference plugin: the subnet's first address
+        if ip.get("gateway"):
+            gateways.setdefault(iface.version, ip["gateway"])
+        ips.append(ip)
+    routes = [dict(r) for r in got["routes"]]
+    if conf.is_default_gateway:
+        for version, gw in sorted(gateways.items()):
+            default = "0.0.0.0/0" if version == 4 else "::/0"
+            if not any(ipaddress.ip_network(r["dst"], strict=False) == ipaddress.ip_network(default) for r in routes):
+                routes.append({"dst": default, "gw": gw})
+    return ips, routes, gateways
 
 
 def _shape(conf: NetConf, env: Env, host: str) -> None:
@@ -287,69 +317,9 @@ def check(conf: NetConf, env: Env) -> None:
     with _sockets(env.netns) as (_, node, container), state.network_lock(conf.name):
         if conf.ipam:
             Ipam(conf, env.environ).check()
-        problems = _differences(conf, env, node, container, host, alias, comment)
+        problems = differences(conf, env, node, container, host, alias, comment)
     if problems:
         raise CniError(spec.CHECK_FAILED, "the container's network is not as ADD made it", "; ".join(problems))
-
-
-def _differences(
-    conf: NetConf, env: Env, node: rtnl.Socket, container: rtnl.Socket, host: str, alias: str, comment: str
-) -> list[str]:
-    prev = conf.prev_result
-    assert prev is not None
-    problems = []
-    mine = [
-        i
-        for i, iface in enumerate(prev["interfaces"])
-        if iface.get("name") == env.ifname and iface.get("sandbox") == env.netns
-    ]
-    if not mine:
-        return [f"prevResult lists no interface {env.ifname} in {env.netns}"]
-    expected = prev["interfaces"][mine[0]]
-    inside = attach.get_link(container, env.ifname)
-    bridge = attach.get_link(node, conf.bridge)
-    host_link = attach.get_link(node, host)
-    if bridge is None or bridge.kind != "bridge":
-        problems.append(f"bridge {conf.bridge} is missing")
-    if host_link is None or host_link.alias != alias:
-        problems.append(f"the node's end of the veth pair, {host}, is missing")
-    elif bridge is not None and host_link.master != bridge.index:
-        problems.append(f"{host} is not a port of {conf.bridge}")
-    if inside is None:
-        problems.append(f"interface {env.ifname} is missing in {env.netns}")
-        return problems
-    if host_link is not None and inside.peer_index != host_link.index:
-        problems.append(f"{env.ifname} is not the peer of {host}")
-    if not inside.flags & rtnl.IFF_UP:
-        problems.append(f"{env.ifname} is down")
-    if expected.get("mac") and inside.mac != str(expected["mac"]).lower():
-        problems.append(f"{env.ifname} has MAC {inside.mac}, not {expected['mac']}")
-    ips = [ip for ip in prev["ips"] if ip.get("interface") == mine[0]]
-    have = attach.addresses(container, inside)
-    for ip in ips:
-        if str(ipaddress.ip_interface(ip["address"])) not in have:
-            problems.append(f"address {ip['address']} is missing on {env.ifname}")
-    gateways = {ipaddress.ip_interface(ip["address"]).version: ip.get("gateway") for ip in ips if ip.get("gateway")}
-    if conf.is_gateway and bridge is not None:
-        on_bridge = attach.addresses(node, bridge)
-        for ip in ips:
-            if ip.get("gateway"):
-                gw_cidr = f"{ip['gateway']}/{ipaddress.ip_interface(ip['address']).network.prefixlen}"
-                if str(ipaddress.ip_interface(gw_cidr)) not in on_bridge:
-                    problems.append(f"the gateway address {gw_cidr} is missing on {conf.bridge}")
-    subnets = [ipaddress.ip_interface(ip["address"]).network for ip in ips]
-    live_routes = attach.routes(container, inside)
-    for route in prev["routes"]:
-        dst = str(ipaddress.ip_network(route["dst"], strict=False))
-        gw = route.get("gw") or gateways.get(ipaddress.ip_network(dst).version)
-        if gw is None or not any(ipaddress.ip_address(gw) in net for net in subnets):
-            continue  # not a route through this plugin's interface (a previous plugin's)
-        if (dst, gw) not in live_routes:
-            problems.append(f"route {dst} via {gw} is missing in {env.netns}")
-    problems += [
-        f"rule missing: {r}" for r in rules.missing(rules.desired(conf, [ip["address"] for ip in ips]), comment)
-    ]
-    return problems
 
 
 # -- GC and STATUS ---------------------------------------------------------------

@@ -209,6 +209,31 @@ def _valid_attachments(data: dict[str, Any]) -> set[tuple[str, str]] | None:
     return out
 
 
+def _check_unsupported(data: dict[str, Any]) -> None:
+    """Refuse a field nsnet-cni does not implement (unless it has its harmless value)."""
+    for key, harmless in UNSUPPORTED.items():
+        value = data.get(key)
+        if value not in (None, harmless) and not (harmless is None and value == []):
+            raise CniError(
+                spec.UNSUPPORTED_FIELD,
+                f"unsupported field in network configuration: {key}={json.dumps(value)}",
+                "nsnet-cni does not implement it; use the reference bridge plugin for this network",
+            )
+
+
+def _ipam_and_dns(data: dict[str, Any]) -> tuple[Any, Any]:
+    """The ``ipam`` and ``dns`` objects, checked."""
+    ipam = data.get("ipam")
+    if ipam is not None and not isinstance(ipam, dict):
+        raise _invalid("'ipam' must be an object")
+    if ipam is not None and ipam.get("type") is not None and not isinstance(ipam.get("type"), str):
+        raise _invalid("'ipam.type' must be a string")
+    dns = data.get("dns")
+    if dns is not None and not isinstance(dns, dict):
+        raise _invalid("'dns' must be an object")
+    return ipam, dns
+
+
 def parse(stdin: bytes) -> NetConf:
     """Read and check the network configuration; raise :class:`CniError` with the spec's code."""
     data = parse_json(stdin)
@@ -226,22 +251,8 @@ def parse(stdin: bytes) -> NetConf:
     kind = data.get("type")
     if not isinstance(kind, str) or not kind:
         raise _invalid("the network configuration has no type")
-    for key, harmless in UNSUPPORTED.items():
-        value = data.get(key)
-        if value not in (None, harmless) and not (harmless is None and value == []):
-            raise CniError(
-                spec.UNSUPPORTED_FIELD,
-                f"unsupported field in network configuration: {key}={json.dumps(value)}",
-                "nsnet-cni does not implement it; use the reference bridge plugin for this network",
-            )
-    ipam = data.get("ipam")
-    if ipam is not None and not isinstance(ipam, dict):
-        raise _invalid("'ipam' must be an object")
-    if ipam is not None and ipam.get("type") is not None and not isinstance(ipam.get("type"), str):
-        raise _invalid("'ipam.type' must be a string")
-    dns = data.get("dns")
-    if dns is not None and not isinstance(dns, dict):
-        raise _invalid("'dns' must be an object")
+    _check_unsupported(data)
+    ipam, dns = _ipam_and_dns(data)
     mtu = data.get("mtu")
     runtime = data.get("runtimeConfig") or {}
     if not isinstance(runtime, dict):

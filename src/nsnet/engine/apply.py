@@ -14,14 +14,13 @@ the rollback undoes like any other change.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Sequence
 
-from nsnet.engine import servers
 from nsnet.engine.journal import Journal
+from nsnet.engine.seam import Kernel
 from nsnet.errors import KernelError, NsnetError
-from nsnet.kernel import firewall, netns, sysctl
-from nsnet.kernel.netlink import Netlink, Ticket
+from nsnet.kernel import sysctl
+from nsnet.kernel.netlink import Ticket
 from nsnet.model import ROOT_NS
 from nsnet.plan.actions import (
     DOCKER_RULES,
@@ -67,7 +66,7 @@ class StepFailed(NsnetError):
         super().__init__(f"{action.describe()}: {cause}")
 
 
-def execute(plan: Plan, nl: Netlink, journal: Journal, on_step: Callable[[Action], None] | None = None) -> None:
+def execute(plan: Plan, nl: Kernel, journal: Journal, on_step: Callable[[Action], None] | None = None) -> None:
     """Run every action in order, a batch at a time; raise :class:`StepFailed` at the first that fails."""
     batch: list[Action] = []
     for action in plan.actions:
@@ -81,7 +80,7 @@ def execute(plan: Plan, nl: Netlink, journal: Journal, on_step: Callable[[Action
         _run_batch(batch, nl, journal)
 
 
-def _run_batch(batch: list[Action], nl: Netlink, journal: Journal) -> None:
+def _run_batch(batch: list[Action], nl: Kernel, journal: Journal) -> None:
     first = batch[0]
     try:
         if isinstance(first, CreateNamespace):
@@ -89,14 +88,14 @@ def _run_batch(batch: list[Action], nl: Netlink, journal: Journal) -> None:
         elif isinstance(first, DeleteNamespace):
             _delete_namespaces([a for a in batch if isinstance(a, DeleteNamespace)], nl, journal)
         elif isinstance(first, SetSysctl):
-            _sysctls([a for a in batch if isinstance(a, SetSysctl)], journal)
+            _sysctls([a for a in batch if isinstance(a, SetSysctl)], nl, journal)
         elif isinstance(first, ApplyFirewall):
-            _firewall([a for a in batch if isinstance(a, ApplyFirewall)], journal)
+            _firewall([a for a in batch if isinstance(a, ApplyFirewall)], nl, journal)
         elif isinstance(first, BATCHED):
             _netlink(batch, nl, journal)
         else:
             for action in batch:
-                _run_one(action, journal)
+                _run_one(action, nl, journal)
     except StepFailed:
         raise
     except (NsnetError, OSError) as exc:  # not any one action's (the journal, a socket): the batch's first
@@ -113,7 +112,7 @@ def _fail(actions: Sequence[Action], errors: dict[int, BaseException]) -> None:
 # -- namespaces ----------------------------------------------------------------
 
 
-def _create_namespaces(batch: list[CreateNamespace], nl: Netlink, journal: Journal) -> None:
+def _create_namespaces(batch: list[CreateNamespace], nl: Kernel, journal: Journal) -> None:
     # Recorded before they exist: `down` finds them even if this process is killed right after.
     for a in batch:
         journal.namespaces[a.ns] = a.label
@@ -121,16 +120,16 @@ def _create_namespaces(batch: list[CreateNamespace], nl: Netlink, journal: Journ
     failed = nl.create_namespaces({a.ns: a.mark for a in batch})
     if failed:
         for ns in failed:
-            if not netns.exists(ns):  # never made: nothing for `down` to find
+            if not nl.exists(ns):  # never made: nothing for `down` to find
                 journal.namespaces.pop(ns, None)
         journal.save()
         _fail(batch, {i: failed[a.ns] for i, a in enumerate(batch) if a.ns in failed})
 
 
-def _delete_namespaces(batch: list[DeleteNamespace], nl: Netlink, journal: Journal) -> None:
+def _delete_namespaces(batch: list[DeleteNamespace], nl: Kernel, journal: Journal) -> None:
     for a in batch:
         nl.forget(a.ns)  # an open socket would keep the namespace alive
-    failed = netns.delete_many([a.ns for a in batch])
+    failed = nl.delete_namespaces([a.ns for a in batch])
     for a in batch:
         if a.ns in failed:
             continue
@@ -147,7 +146,7 @@ def _delete_namespaces(batch: list[DeleteNamespace], nl: Netlink, journal: Journ
 # -- netlink -------------------------------------------------------------------
 
 
-def _netlink(batch: list[Action], nl: Netlink, journal: Journal) -> None:
+def _netlink(batch: list[Action], nl: Kernel, journal: Journal) -> None:
     tickets: list[list[Ticket]] = []
     errors: dict[int, BaseException] = {}
     for i, a in enumerate(batch):
@@ -183,7 +182,7 @@ def _netlink(batch: list[Action], nl: Netlink, journal: Journal) -> None:
     _fail(batch, errors)
 
 
-def _queue(a: Action, nl: Netlink) -> list[Ticket]:
+def _queue(a: Action, nl: Kernel) -> list[Ticket]:
     if isinstance(a, CreateLink):
         return nl.create_link(a.spec)
     if isinstance(a, FdbEntry):
@@ -211,13 +210,13 @@ def _note_root_link(journal: Journal, ns: str, name: str) -> bool:
 # -- sysctls and firewall --------------------------------------------------------
 
 
-def _sysctls(batch: list[SetSysctl], journal: Journal) -> None:
+def _sysctls(batch: list[SetSysctl], nl: Kernel, journal: Journal) -> None:
     # Originals first, saved before anything changes (read where the plan did not know them).
     unknown: dict[str, list[str]] = {}
     for a in batch:
         if not a.restore and a.original is None and a.key not in journal.sysctls.get(a.ns, {}):
             unknown.setdefault(a.ns, []).append(a.key)
-    read = {ns: sysctl.read(ns, keys) for ns, keys in unknown.items()}
+    read = {ns: nl.read_sysctls(ns, keys) for ns, keys in unknown.items()}
     changed = False
     for a in batch:
         saved = journal.sysctls.setdefault(a.ns, {})
@@ -237,7 +236,7 @@ def _sysctls(batch: list[SetSysctl], journal: Journal) -> None:
         while end < len(batch) and batch[end].ns == ns:
             end += 1
         try:
-            sysctl.write_many(ns, [(a.key, a.value) for a in batch[done:end]])
+            nl.write_sysctls(ns, [(a.key, a.value) for a in batch[done:end]])
             done = end
         except sysctl.SysctlFailed as exc:
             done, error = done + exc.index, exc
@@ -252,7 +251,7 @@ def _sysctls(batch: list[SetSysctl], journal: Journal) -> None:
         raise StepFailed(batch[done], error) from error
 
 
-def _firewall(batch: list[ApplyFirewall], journal: Journal) -> None:
+def _firewall(batch: list[ApplyFirewall], nl: Kernel, journal: Journal) -> None:
     for a in batch:
         saved = journal.policies.setdefault(a.ns, {})
         for chain, policy in a.originals.items():
@@ -260,7 +259,7 @@ def _firewall(batch: list[ApplyFirewall], journal: Journal) -> None:
         if a.ns not in journal.firewall:
             journal.firewall.append(a.ns)
     journal.save()
-    results = firewall.restore_many([(a.ns, a.family, a.text) for a in batch])
+    results = nl.restore_firewall([(a.ns, a.family, a.text) for a in batch])
     for a, error in zip(batch, results, strict=True):
         if error is None:
             for chain in a.restored:
@@ -272,11 +271,8 @@ def _firewall(batch: list[ApplyFirewall], journal: Journal) -> None:
 # -- one at a time ---------------------------------------------------------------
 
 
-def _shape(a: SetShaping, journal: Journal) -> None:
-    argv = a.argv()
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0 and a.qdisc is not None:
-        raise KernelError(f"tc refused {' '.join(argv[argv.index('qdisc') :])}: {done.stderr.strip()}")
+def _shape(a: SetShaping, nl: Kernel, journal: Journal) -> None:
+    nl.shape(a)
     applied = journal.shaping.setdefault(a.ns, {})
     if a.qdisc is None:
         applied.pop(a.name, None)
@@ -285,21 +281,27 @@ def _shape(a: SetShaping, journal: Journal) -> None:
     journal.save()
 
 
-def _run_one(a: Action, journal: Journal) -> None:
+def _docker_host(a: DockerHost, nl: Kernel) -> None:
+    error = nl.restore_firewall([(a.ns, 4, DOCKER_RULES)])[0]
+    if error is not None:
+        raise error
+
+
+def _run_one(a: Action, nl: Kernel, journal: Journal) -> None:
     try:
         if isinstance(a, StartServer):
             journal.servers[a.ns] = [0, a.port, 0]  # recorded before it runs: a crash leaves a trace
             journal.save()
-            journal.servers[a.ns] = servers.start(a.ns, a.port)
+            journal.servers[a.ns] = nl.start_server(a.ns, a.port)
             journal.save()
         elif isinstance(a, StopServer):
-            servers.stop(a.ns, journal.servers.get(a.ns, []))
+            nl.stop_server(a.ns, journal.servers.get(a.ns, []))
             journal.servers.pop(a.ns, None)
             journal.save()
         elif isinstance(a, DockerHost):
-            firewall.restore(a.ns, 4, DOCKER_RULES)
+            _docker_host(a, nl)
         elif isinstance(a, SetShaping):
-            _shape(a, journal)
+            _shape(a, nl, journal)
         else:  # pragma: no cover - every action type is handled
             raise KernelError(f"unknown action {a!r}")
     except (NsnetError, OSError) as exc:

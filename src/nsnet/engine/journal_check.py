@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nsnet.topology.schema import IFNAME_MAX, IFNAME_RE, NAME_RE, SYSCTL_RE
+from nsnet.names import IFNAME_MAX, IFNAME_RE, NAME_RE, SYSCTL_RE
 
 NETNS_MAX = 255
 CHAINS = ("INPUT", "FORWARD", "OUTPUT")
@@ -68,6 +68,12 @@ def _qdisc(value: Any) -> str:
 def check(data: Any, lab: str) -> dict[str, Any]:
     """``data`` if it is a journal of ``lab`` nsnet could have written; :class:`Corrupt` names the first bad value."""
     journal = _mapping(data, "the journal")
+    for part in (_header, _names, _sysctls, _firewall, _shaping, _servers):
+        part(journal, lab)
+    return journal
+
+
+def _header(journal: dict[str, Any], lab: str) -> None:
     if journal.get("lab") != lab:
         raise Corrupt(f"it is the journal of {journal.get('lab')!r}, not of {lab!r}")
     if journal.get("host_mode", "sandbox") not in ("sandbox", "root"):
@@ -78,6 +84,10 @@ def check(data: Any, lab: str) -> dict[str, Any]:
         _text(journal["source"], "source")
     if not isinstance(journal.get("updated", 0.0), int | float):
         raise Corrupt("updated is not a time")
+
+
+def _names(journal: dict[str, Any], lab: str) -> None:
+    """Namespaces, hosts, links and routes the lab made."""
     for ns, label in _mapping(journal.get("namespaces", {}), "namespaces").items():
         netns_name(ns)
         if not isinstance(label, str) or not NAME_RE.match(label):
@@ -89,6 +99,9 @@ def check(data: Any, lab: str) -> dict[str, Any]:
         ifname(name)
     for route in _list(journal.get("root_routes", []), "root_routes"):
         _text(route, "route")
+
+
+def _sysctls(journal: dict[str, Any], lab: str) -> None:
     for ns, values in _mapping(journal.get("sysctls", {}), "sysctls").items():
         netns_name(ns, root=True)
         for key, value in _mapping(values, "sysctls").items():
@@ -97,6 +110,9 @@ def check(data: Any, lab: str) -> dict[str, Any]:
             # An original value as the kernel gave it (whitespace made single spaces): any text on one line.
             if not isinstance(value, str) or len(value) > 4096 or not value.isprintable():
                 raise Corrupt(f"{value!r} is not a sysctl value")
+
+
+def _firewall(journal: dict[str, Any], lab: str) -> None:
     for ns, chains in _mapping(journal.get("policies", {}), "policies").items():
         netns_name(ns, root=True)
         for chain, policy in _mapping(chains, "policies").items():
@@ -104,11 +120,17 @@ def check(data: Any, lab: str) -> dict[str, Any]:
                 raise Corrupt(f"policy {chain!r} {policy!r} is not one nsnet sets")
     for ns in _list(journal.get("firewall", []), "firewall"):
         netns_name(ns, root=True)
+
+
+def _shaping(journal: dict[str, Any], lab: str) -> None:
     for ns, links in _mapping(journal.get("shaping", {}), "shaping").items():
         netns_name(ns, root=True)
         for name, qdisc in _mapping(links, "shaping").items():
             ifname(name)
             _qdisc(qdisc)
+
+
+def _servers(journal: dict[str, Any], lab: str) -> None:
     for ns, entry in _mapping(journal.get("servers", {}), "servers").items():
         netns_name(ns, root=True)
         entry = _list(entry, "a server")
@@ -119,4 +141,3 @@ def check(data: Any, lab: str) -> dict[str, Any]:
         pending = pid == 0 and entry[2:] in ([0], [])
         if not (pending or pid > 1) or not 0 < port < 65536 or (len(entry) == 3 and entry[2] < 0):
             raise Corrupt(f"server {entry!r} is not a pid, a port and a start time")
-    return journal

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
 
-from nsnet.engine import preflight
 from nsnet.engine.apply import StepFailed, execute
 from nsnet.engine.directory import journal_of
 from nsnet.engine.journal import Journal, check_lab_name, locked
 from nsnet.engine.observe import observe
 from nsnet.engine.probe_record import clean_stale
 from nsnet.engine.recover import orphans
-from nsnet.errors import ApplyError, ConflictError, LabNotFoundError, NsnetError
-from nsnet.kernel import procs, settle
-from nsnet.kernel.netlink import Netlink
+from nsnet.engine.seam import Kernel, LiveKernel
+from nsnet.errors import ApplyError, ConflictError, KernelError, LabNotFoundError, NsnetError
+from nsnet.kernel import procs
 from nsnet.model import HOST, ROOT_NS, Namespace, State, Topology, bind
 from nsnet.plan.actions import Action, Plan, SetLink
 from nsnet.plan.diff import plan
@@ -25,15 +25,19 @@ PlanHook = Callable[[Plan], None]
 KillHook = Callable[[list[procs.Proc]], None]
 
 
-def plan_up(topology: Topology, lab: str | None = None, fresh: bool = False) -> Plan:
-    """What ``up`` would do now (``fresh``: as if nothing existed yet; needs no root)."""
+def plan_up(topology: Topology, lab: str | None = None, fresh: bool = False, kernel: Kernel | None = None) -> Plan:
+    """What ``up`` would do now (``fresh``: as if nothing existed yet; needs no root).
+
+    ``kernel`` is the machine to read (by default this one's: see :mod:`nsnet.engine.seam`).
+    """
     check_lab_name(lab or topology.name)
     desired = bind(topology, lab)
     if fresh:
         return plan(desired, State(desired.lab, {}), None)
-    preflight.require_root("read the lab's namespaces (or plan with --fresh, as if nothing existed yet)")
+    nl = kernel or LiveKernel()
+    nl.require_root("read the lab's namespaces (or plan with --fresh, as if nothing existed yet)")
     journal = Journal.load(desired.lab)
-    with Netlink() as nl:
+    with contextlib.closing(nl):
         return plan(desired, observe(nl, desired.lab, desired, journal), journal)
 
 
@@ -43,6 +47,7 @@ def up(
     on_step: StepHook | None = None,
     replace: bool = False,
     on_plan: PlanHook | None = None,
+    kernel: Kernel | None = None,
 ) -> Plan:
     """Bring the lab up, or converge it to ``topology``; returns what was done.
 
@@ -50,13 +55,15 @@ def up(
     this one (:class:`ConflictError`) unless ``replace``. On failure
     everything this call changed is undone and :class:`ApplyError` names
     the step that failed. ``on_plan`` is told the plan before it runs,
-    ``on_step`` each step as it starts.
+    ``on_step`` each step as it starts. ``kernel`` is the machine to change
+    (by default this one: see :mod:`nsnet.engine.seam`).
     """
     check_lab_name(lab or topology.name)
     desired = bind(topology, lab)
     lab = desired.lab
-    preflight.require_root()
-    with locked(lab):
+    nl = kernel or LiveKernel()
+    nl.require_root()
+    with locked(lab), contextlib.closing(nl):
         clean_stale(lab)
         previous = Journal.load(lab)
         if previous and previous.host_mode != topology.host_mode:
@@ -65,30 +72,29 @@ def up(
             )
         if previous and not replace and previous.topology and previous.topology != topology.name:
             raise ConflictError(_other_topology(lab, previous, topology))
-        preflight.check(desired, firewall_in_use=bool(previous and previous.firewall))
+        nl.check(desired, firewall_in_use=bool(previous and previous.firewall))
         journal = previous or Journal(lab=lab)
         journal.topology, journal.source, journal.host_mode = topology.name, topology.source, topology.host_mode
         journal.hosts = [] if HOST in topology.namespaces else topology.hosts
         journal.machine = topology.machine
-        with Netlink() as nl:
-            live = observe(nl, lab, desired, previous)
-            steps = plan(desired, live, previous)
-            if not steps:
-                adopted = _adopt(journal, desired)
-                if previous is None or previous.status != "up" or adopted:
-                    journal.status = "up"
-                    journal.save()
-                return steps
-            journal.status = "applying"
-            journal.save()
-            if on_plan is not None:
-                on_plan(steps)
-            try:
-                execute(steps, nl, journal, on_step)
-            except StepFailed as exc:
-                rolled_back = _roll_back(nl, lab, live, journal, fresh=previous is None)
-                raise ApplyError(exc.action.describe(), exc.__cause__ or exc, rolled_back) from exc
-            settle.wait(nl, _brought_up(steps))
+        live = observe(nl, lab, desired, previous)
+        steps = plan(desired, live, previous)
+        if not steps:
+            adopted = _adopt(journal, desired)
+            if previous is None or previous.status != "up" or adopted:
+                journal.status = "up"
+                journal.save()
+            return steps
+        journal.status = "applying"
+        journal.save()
+        if on_plan is not None:
+            on_plan(steps)
+        try:
+            execute(steps, nl, journal, on_step)
+        except StepFailed as exc:
+            rolled_back = _roll_back(nl, lab, live, journal, fresh=previous is None)
+            raise ApplyError(exc.action.describe(), exc.__cause__ or exc, rolled_back) from exc
+        nl.settle(_brought_up(steps))
         _adopt(journal, desired)
         journal.status = "up"
         journal.save()
@@ -117,7 +123,7 @@ def _adopt(journal: Journal, desired: State) -> bool:
     return bool(missing)
 
 
-def _roll_back(nl: Netlink, lab: str, before: State, journal: Journal, fresh: bool) -> bool:
+def _roll_back(nl: Kernel, lab: str, before: State, journal: Journal, fresh: bool) -> bool:
     try:
         now = observe(nl, lab, before, journal)
         execute(plan(before, now, journal, adopt=True), nl, journal)
@@ -131,23 +137,24 @@ def _roll_back(nl: Netlink, lab: str, before: State, journal: Journal, fresh: bo
     return True
 
 
-def plan_down(lab: str) -> Plan:
+def plan_down(lab: str, kernel: Kernel | None = None) -> Plan:
     """What ``down`` would do now."""
-    preflight.require_root("read the lab's namespaces")
+    nl = kernel or LiveKernel()
+    nl.require_root("read the lab's namespaces")
     journal = journal_of(lab)
-    with Netlink() as nl:
+    with contextlib.closing(nl):
         return _down_plan(nl, journal)
 
 
-def _recovered(lab: str) -> Journal:
+def _recovered(lab: str, nl: Kernel) -> Journal:
     """A journal rebuilt from the kernel's marks, for a lab whose journal is lost."""
-    found = orphans(lab)
+    found = orphans(lab, nl)
     if not found:
         raise LabNotFoundError(f"no lab named {lab!r} is up (see `nsnet ls`)")
     return Journal(lab=lab, namespaces={m.netns: m.node for m in found}, status="recovered")
 
 
-def _down_plan(nl: Netlink, journal: Journal) -> Plan:
+def _down_plan(nl: Kernel, journal: Journal) -> Plan:
     spaces = {}
     if journal.host_mode == "root":
         spaces[ROOT_NS] = Namespace(name=ROOT_NS, label=HOST, role="host")
@@ -156,33 +163,38 @@ def _down_plan(nl: Netlink, journal: Journal) -> Plan:
 
 
 def down(
-    lab: str, on_step: StepHook | None = None, on_kill: KillHook | None = None, on_plan: PlanHook | None = None
+    lab: str,
+    on_step: StepHook | None = None,
+    on_kill: KillHook | None = None,
+    on_plan: PlanHook | None = None,
+    kernel: Kernel | None = None,
 ) -> Plan:
     """Remove everything nsnet created for ``lab``, and nothing else; returns what was done.
 
     Every process still running in one of the lab's namespaces is stopped
     first (``on_kill`` hears which): nothing of the lab outlives it.
+    ``kernel`` is the machine to change (by default this one).
     """
-    preflight.require_root()
-    with locked(lab):
+    nl = kernel or LiveKernel()
+    nl.require_root()
+    with locked(lab), contextlib.closing(nl):
         clean_stale(lab)
-        journal = Journal.load(lab) or _recovered(lab)
+        journal = Journal.load(lab) or _recovered(lab, nl)
         journal.tolerant = True  # a full state directory must not stop a teardown: the kernel's marks guide it
-        preflight.require_tools(*preflight.tools_for(State(lab, {}), firewall_in_use=bool(journal.firewall)))
+        nl.check(State(lab, {}), firewall_in_use=bool(journal.firewall))
         journal.status = "removing"
         journal.save()
-        killed = procs.stop(procs.in_namespaces(journal.namespaces))
+        killed = nl.stop_processes(journal.namespaces)
         if killed and on_kill is not None:
             on_kill(killed)
         _remove_scratch(journal)
-        with Netlink() as nl:
-            steps = _down_plan(nl, journal)
-            if on_plan is not None:
-                on_plan(steps)
-            try:
-                execute(steps, nl, journal, on_step)
-            except StepFailed as exc:
-                raise NsnetError(f"down of lab {lab!r} failed at: {exc}; run `nsnet down {lab}` again") from exc
+        steps = _down_plan(nl, journal)
+        if on_plan is not None:
+            on_plan(steps)
+        try:
+            execute(steps, nl, journal, on_step)
+        except StepFailed as exc:
+            raise KernelError(f"down of lab {lab!r} failed at: {exc}; run `nsnet down {lab}` again") from exc
         journal.remove()
         return steps
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from nsnet.engine import preflight
 from nsnet.engine.journal import Journal, check_lab_name, locked, scan
+from nsnet.engine.seam import Kernel, LiveKernel
 from nsnet.errors import KernelError, NsnetError
 from nsnet.kernel import netns, procs
-from nsnet.kernel.netlink import Netlink
 from nsnet.model import parse_namespace_mark
 
 
@@ -28,11 +27,11 @@ class Marked:
     netns: str
 
 
-def marked_namespaces(nl: Netlink) -> list[Marked]:
+def marked_namespaces(nl: Kernel) -> list[Marked]:
     """Every named namespace on the machine whose ``lo`` carries the mark of an nsnet lab of this
     state directory (a lab running under another ``NSNET_STATE_DIR`` is not ours to find)."""
     found = []
-    for ns in netns.names():
+    for ns in nl.names():
         with contextlib.suppress(KernelError, OSError):
             mark = nl.lo_alias(ns) or ""
             nl.forget(ns)
@@ -50,14 +49,15 @@ def _lab_name(lab: str) -> bool:
     return True
 
 
-def orphans(lab: str | None = None) -> list[Marked]:
+def orphans(lab: str | None = None, kernel: Kernel | None = None) -> list[Marked]:
     """Marked namespaces of ``lab`` (or of every lab) that no journal knows of."""
-    preflight.require_root("read the machine's namespaces")
+    nl = kernel or LiveKernel()
+    nl.require_root("read the machine's namespaces")
     good, bad = scan()
     if lab is not None and lab in bad:
         raise NsnetError(bad[lab])
     known = {ns for j in good for ns in j.namespaces}
-    with Netlink() as nl:
+    with contextlib.closing(nl):
         # A lab whose journal cannot be read is not known to be gone: its namespaces are not orphans.
         return [
             m

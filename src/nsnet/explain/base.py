@@ -4,8 +4,8 @@ route lookup and reading a namespace's addresses, neighbours and fdb (pure)."""
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
 
+from nsnet.explain.parts import WalkParts
 from nsnet.explain.verdict import Fix, Snapshot, Space
 from nsnet.model import HOST, UNDERLAY
 from nsnet.views import AddressView, LinkView, NeighbourView, RouteView
@@ -85,12 +85,8 @@ def _fdb_text(space: Space, bridge: LinkView, mac: str | None) -> str:
     return f"fdb: {mac} learned on {learned[0].port}" if learned else f"{mac} not in the fdb yet: flooded to every port"
 
 
-class WalkerBase:
+class WalkerBase(WalkParts):
     """The state a walk over a :class:`Snapshot` keeps, and what every part of the walk asks of it."""
-
-    if TYPE_CHECKING:  # from routing.RoutingMixin
-
-        def _route_fix(self, space: Space, dst: str, family: int | None = None) -> Fix: ...
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snap = snapshot

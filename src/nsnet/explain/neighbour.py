@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from nsnet.explain.base import Stop, _addresses, _has_address, _ip, _run_in, _yaml_under
+from nsnet.explain.base import Stop, _addresses, _evidence, _has_address, _ip, _run_in, _yaml_under
+from nsnet.explain.lookup import conf, route_lookup
 from nsnet.explain.netfilter import Packet
-from nsnet.explain.routing import RoutingMixin, conf, route_lookup
+from nsnet.explain.routing import RoutingMixin
 from nsnet.explain.verdict import Fix, Leg, Space
 from nsnet.views import LinkView, NeighbourView
 
@@ -80,23 +81,8 @@ class NeighbourMixin(RoutingMixin):
             )
             return True
         asker = self._arp_source(sender, sender_dev, hop, pkt)
-        ignore = conf(far, 4, far_dev, "arp_ignore")
         on_dev = _has_address(far, hop, far_dev)
-        why = None
-        if ignore == 8:
-            why = "arp_ignore=8: it answers no ARP request"
-        elif ignore in (1, 2) and not on_dev:
-            why = f"arp_ignore={ignore}: it answers only for addresses of {far_dev}, and {hop} is on another interface"
-        elif ignore == 2 and asker:
-            nets = [
-                ipaddress.ip_interface(f"{a.address}/{a.prefixlen}").network
-                for a in _addresses(far, far_dev)
-                if a.address == hop
-            ]
-            if not any(ipaddress.ip_address(asker) in net for net in nets):
-                why = f"arp_ignore=2: the asking address {asker} is not in {hop}'s subnet on {far_dev}"
-        elif ignore == 3 and any(a.address == hop and a.scope == "host" for a in _addresses(far)):
-            why = f"arp_ignore=3: {hop} has scope host"
+        why = _ignored(far, far_dev, hop, asker, on_dev)
         if why is not None:
             raise self._unanswered(leg, sender, far, far_dev, hop, why, "arp_ignore")
         if conf(far, 4, far_dev, "arp_filter") and asker:
@@ -286,6 +272,123 @@ class NeighbourMixin(RoutingMixin):
             return False
         self._arp_check(leg, sender, sender_dev, far_space, far.name, hop, pkt)
         return True
+
+    # -- who has the next hop -----------------------------------------------------
+
+    def _owner_port(
+        self, space: Space, bridge: LinkView, hop: str, exclude: str | None
+    ) -> tuple[LinkView, Space, LinkView] | None:
+        """The port of ``bridge`` (not ``exclude``) whose veth's other end has ``hop`` (or, failing that, whose
+        namespace has it on another interface and may answer ARP for it, or answers for it by proxy_arp):
+        (port, its space, that end)."""
+        family = 6 if ":" in hop else 4
+        for exact in (True, False, None):
+            for out in space.view.links or []:
+                if out.master != bridge.name or out.name == exclude:
+                    continue
+                if out.peer is None or out.peer.node is None or out.peer.name is None:
+                    continue
+                far_space = self.snap.spaces.get(out.peer.node)
+                far = self._links(far_space).get(out.peer.name) if far_space else None
+                if far_space is None or far is None:
+                    continue
+                if exact is None:
+                    if self._proxies(far_space, far.name, hop, family):
+                        return out, far_space, far
+                elif _has_address(far_space, hop, far.name) if exact else self._holds(far_space, far.name, hop, family):
+                    return out, far_space, far
+        return None
+
+    def _no_owner(self, leg: Leg, sender: Space, hop: str, where: str, bridge: tuple[Space, str] | None = None) -> Stop:
+        asking = "ARP" if ":" not in hop else "neighbour solicitation"
+        leg.add(
+            sender.node,
+            "neigh",
+            f"{asking} for {hop} gets no answer: nobody behind {where} has it{_evidence(sender, hop)}",
+            ok=False,
+        )
+        detached = self._detached_owner(hop, bridge) if bridge else None
+        if detached is not None:
+            return detached
+        reason = f"no interface reachable from {where} has {hop}, so {asking} fails"
+        wrong_gateway = self._wrong_gateway(sender, hop)
+        if wrong_gateway is not None:
+            return Stop(
+                "dropped", f"{reason}: {sender.node} routes through {hop}, which is not a router there", wrong_gateway
+            )
+        owner = self._lost_owner(hop)
+        if owner is not None:
+            reason += f"; the topology gives {hop} to {owner[0].node}:{owner[1]}, which does not hold it now"
+        return Stop(
+            "dropped",
+            reason,
+            self._lost_address_fix(hop, leg.source or None)
+            or Fix(f"check the address: nothing on that segment has {hop}"),
+        )
+
+    def _wrong_gateway(self, sender: Space, hop: str) -> Fix | None:
+        """``hop`` is the gateway of the route ``sender`` took, and one other router there reaches the destination:
+        the route through that router instead."""
+        taken = self._hop_route
+        if taken is None or taken[0] != sender.node or taken[1].gateway != hop:
+            return None
+        route, dst = taken[1], taken[2]
+        family = 6 if ":" in hop else 4
+        gateway = self._gateway(sender, dst, family)
+        if gateway is None or gateway[0] == hop:
+            return None
+        via, dev = gateway
+        where = self.where(sender)
+        return Fix(
+            f"route {route.dst} through {via}, the router on {sender.node}'s segment that reaches {dst}",
+            command=f"{_ip(sender, family)} route replace {route.dst} via {via} dev {dev}",
+            topology=f"{where}.routes: {{to: {route.dst}, via: {via}}}" if where else None,
+        )
+
+    def _detached_owner(self, hop: str, bridge: tuple[Space, str]) -> Stop | None:
+        """The interface that has ``hop`` but whose veth end is not a port of ``bridge``, if any."""
+        space, name = bridge
+        for owner in self.snap.spaces.values():
+            for link in owner.view.links or []:
+                if link.peer is None or link.peer.node != space.node or not _has_address(owner, hop, link.name):
+                    continue
+                end = self._links(space).get(link.peer.name or "")
+                if end is None or end.master == name:
+                    continue
+                where = self.where(space)
+                attached = f"attached to {end.master}" if end.master else "not attached to any bridge"
+                return Stop(
+                    "dropped",
+                    f"{owner.node}:{link.name} has {hop}, but its other end {space.node}:{end.name} is {attached}, "
+                    f"not to {name}",
+                    Fix(
+                        f"attach {space.node}:{end.name} to {name}",
+                        command=f"{_ip(space)} link set {end.name} master {name}",
+                        topology=f"set master: {name} in {where}.interfaces.{end.name}" if where else None,
+                    ),
+                )
+        return None
+
+
+def _ignored(far: Space, far_dev: str, hop: str, asker: str | None, on_dev: bool) -> str | None:
+    """Why arp_ignore keeps ``far`` from answering ARP for ``hop`` on ``far_dev`` (None: it answers)."""
+    ignore = conf(far, 4, far_dev, "arp_ignore")
+    why = None
+    if ignore == 8:
+        why = "arp_ignore=8: it answers no ARP request"
+    elif ignore in (1, 2) and not on_dev:
+        why = f"arp_ignore={ignore}: it answers only for addresses of {far_dev}, and {hop} is on another interface"
+    elif ignore == 2 and asker:
+        nets = [
+            ipaddress.ip_interface(f"{a.address}/{a.prefixlen}").network
+            for a in _addresses(far, far_dev)
+            if a.address == hop
+        ]
+        if not any(ipaddress.ip_address(asker) in net for net in nets):
+            why = f"arp_ignore=2: the asking address {asker} is not in {hop}'s subnet on {far_dev}"
+    elif ignore == 3 and any(a.address == hop and a.scope == "host" for a in _addresses(far)):
+        why = f"arp_ignore=3: {hop} has scope host"
+    return why
 
 
 def _eui64(mac: str) -> str:

@@ -183,13 +183,38 @@ def _addrtype_match(rule: str, spec: str, address: str, ctx: Context) -> bool:
         raise _Unknown(rule, f"-m addrtype for the address {address!r}") from None
 
 
+Matcher = Callable[[str, str, "Packet", "Context"], bool]
+"""Whether a packet matches an option's value: (rule, value, packet, context) -> match."""
+_MATCHERS: dict[str, Matcher] = {
+    **dict.fromkeys(("-s", "--source"), lambda rule, value, pkt, ctx: _in_net(pkt.src, value)),
+    **dict.fromkeys(("-d", "--destination"), lambda rule, value, pkt, ctx: _in_net(pkt.dst, value)),
+    **dict.fromkeys(("-i", "--in-interface"), lambda rule, value, pkt, ctx: _iface_match(value, ctx.in_iface)),
+    **dict.fromkeys(("-o", "--out-interface"), lambda rule, value, pkt, ctx: _iface_match(value, ctx.out_iface)),
+    **dict.fromkeys(
+        ("-p", "--protocol"),
+        lambda rule, value, pkt, ctx: value == "all" or PROTOCOLS.get(value, -1) == PROTOCOLS.get(pkt.proto, -2),
+    ),
+    **dict.fromkeys(("--sport", "--source-port"), lambda rule, value, pkt, ctx: _port_match(value, pkt.sport)),
+    **dict.fromkeys(("--dport", "--destination-port"), lambda rule, value, pkt, ctx: _port_match(value, pkt.dport)),
+    **dict.fromkeys(("--ctstate", "--state"), lambda rule, value, pkt, ctx: pkt.ctstate in value.split(",")),
+    "--physdev-in": lambda rule, value, pkt, ctx: _iface_match(value, ctx.physdev_in),
+    "--physdev-out": lambda rule, value, pkt, ctx: _iface_match(value, ctx.physdev_out),
+    "--src-type": lambda rule, value, pkt, ctx: _addrtype_match(rule, value, pkt.src, ctx),
+    "--dst-type": lambda rule, value, pkt, ctx: _addrtype_match(rule, value, pkt.dst, ctx),
+    "--comment": lambda rule, value, pkt, ctx: True,
+    **dict.fromkeys(("--icmp-type", "--icmpv6-type"), lambda rule, value, pkt, ctx: _icmp_type_match(value, pkt)),
+}
+"""The options nsnet models, each taking one value."""
+MODULES = ("tcp", "udp", "sctp", "conntrack", "state", "physdev", "comment", "icmp", "icmp6", "addrtype")
+"""The matches (``-m``) whose options :data:`_MATCHERS` knows."""
+JUMPS = ("-j", "--jump", "-g", "--goto")
+
+
 def rule_matches(rule: str, pkt: Packet, ctx: Context) -> tuple[bool, str | None]:
     """Whether ``rule`` (``-A CHAIN ...``) matches; returns (match, target-with-options)."""
     words = shlex.split(rule)
     i = 2  # skip "-A CHAIN"
-    target: str | None = None
     negate = False
-    module = None
     while i < len(words):
         word = words[i]
         value = words[i + 1] if i + 1 < len(words) else ""
@@ -197,58 +222,26 @@ def rule_matches(rule: str, pkt: Packet, ctx: Context) -> tuple[bool, str | None
             negate = True
             i += 1
             continue
-        ok: bool | None = None
-        if word in ("-s", "--source"):
-            ok = _in_net(pkt.src, value)
-        elif word in ("-d", "--destination"):
-            ok = _in_net(pkt.dst, value)
-        elif word in ("-i", "--in-interface"):
-            ok = _iface_match(value, ctx.in_iface)
-        elif word in ("-o", "--out-interface"):
-            ok = _iface_match(value, ctx.out_iface)
-        elif word in ("-p", "--protocol"):
-            ok = value == "all" or PROTOCOLS.get(value, -1) == PROTOCOLS.get(pkt.proto, -2)
-        elif word == "-m":
-            module = value
-            known = ("tcp", "udp", "sctp", "conntrack", "state", "physdev", "comment", "icmp", "icmp6", "addrtype")
-            if module not in known:
-                raise _Unknown(rule, f"the match -m {module}")
+        if word == "-m":
+            if value not in MODULES:
+                raise _Unknown(rule, f"the match -m {value}")
             i += 2
             continue
-        elif word in ("--sport", "--source-port"):
-            ok = _port_match(value, pkt.sport)
-        elif word in ("--dport", "--destination-port"):
-            ok = _port_match(value, pkt.dport)
-        elif word in ("--ctstate", "--state"):
-            ok = pkt.ctstate in value.split(",")
-        elif word == "--physdev-in":
-            ok = _iface_match(value, ctx.physdev_in)
-        elif word == "--physdev-out":
-            ok = _iface_match(value, ctx.physdev_out)
-        elif word == "--physdev-is-bridged":
-            ok = ctx.bridged
-            i -= 1
-        elif word == "--src-type":
-            ok = _addrtype_match(rule, value, pkt.src, ctx)
-        elif word == "--dst-type":
-            ok = _addrtype_match(rule, value, pkt.dst, ctx)
+        if word in JUMPS:
+            return True, " ".join(words[i + 1 :])
+        if word == "--physdev-is-bridged":  # a flag: no value follows
+            ok, i = ctx.bridged, i + 1
         elif word in ("--limit-iface-in", "--limit-iface-out"):
             # The type would be looked up on that interface alone: the context's addresses carry no interface.
             raise _Unknown(rule, f"-m addrtype {word}")
-        elif word == "--comment":
-            ok = True
-        elif word == "--icmp-type" or word == "--icmpv6-type":
-            ok = _icmp_type_match(value, pkt)
-        elif word in ("-j", "--jump", "-g", "--goto"):
-            target = " ".join(words[i + 1 :])
-            break
+        elif word in _MATCHERS:
+            ok, i = _MATCHERS[word](rule, value, pkt, ctx), i + 2
         else:
             raise _Unknown(rule, f"the option {word}")
-        if ok is not None and ok == negate:
+        if ok == negate:
             return False, None
         negate = False
-        i += 2
-    return True, target
+    return True, None
 
 
 ICMP_TYPES = {

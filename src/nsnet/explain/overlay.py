@@ -4,7 +4,6 @@ the encapsulated packet's way over the underlay and its decapsulation on the rem
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
 
 from nsnet.explain.base import Stop, WalkerBase, _evidence, _fdb_text, _has_address, _ip, lookup
 from nsnet.explain.netfilter import Packet
@@ -45,26 +44,6 @@ def _vxlan_ports(space: Space, bridge: LinkView) -> list[tuple[LinkView, VxlanVi
 
 class OverlayMixin(WalkerBase):
     """The walker's way across VXLAN: from a bridge's VXLAN port to the bridge of another host."""
-
-    if TYPE_CHECKING:  # the rest of the walker: walk.Walker and mtu.MtuMixin
-
-        def _send(self, leg: Leg, space: Space, pkt: Packet, src_fixed: bool = False) -> tuple[Space, Packet]: ...
-
-        def _receive(self, leg: Leg, space: Space, iface: str, pkt: Packet) -> tuple[Space, Packet]: ...
-
-        def _owner_port(
-            self, space: Space, bridge: LinkView, hop: str, exclude: str | None
-        ) -> tuple[LinkView, Space, LinkView] | None: ...
-
-        def _out_of_port(
-            self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None, out: LinkView, pkt: Packet
-        ) -> Packet: ...
-
-        def _into_peer(
-            self, leg: Leg, space: Space, out: LinkView, far_space: Space, far: LinkView, pkt: Packet
-        ) -> None: ...
-
-        def _mtu_fix(self, space: Space, link: LinkView, mtu: int) -> Fix: ...
 
     def _across(
         self, space: Space, vx: VxlanView, hop: str
@@ -313,22 +292,7 @@ class OverlayMixin(WalkerBase):
         route = lookup(space, vtep)
         under = self._links(space).get(route.dev or "") if route else None
         if pkt.size and under is not None:
-            room = under.mtu - VXLAN_OVERHEAD
-            if pkt.size > room and pkt.df and room >= 576:
-                leg.add(
-                    node,
-                    "mtu",
-                    f"{dev}: VXLAN adds {VXLAN_OVERHEAD} bytes and the {pkt.size}-byte packet has DF set: "
-                    f"more than {under.name}'s MTU {under.mtu} allows ({room}); {dev} drops it and answers "
-                    "ICMP fragmentation needed",
-                    ok=False,
-                )
-                raise Stop(
-                    "dropped",
-                    f"the {pkt.size}-byte packet is bigger than the overlay carries: {node}:{under.name}'s MTU "
-                    f"{under.mtu} less {VXLAN_OVERHEAD} for VXLAN is {room}",
-                    self._mtu_fix(space, link, room),
-                )
+            self._encapsulation_mtu(leg, space, link, under, pkt)
         family = ipaddress.ip_address(vtep).version
         outer = Packet(
             family,
@@ -371,6 +335,26 @@ class OverlayMixin(WalkerBase):
                 "dropped",
                 f"{other.node}:{rv.name} is down: nothing in {other.node} takes VXLAN {rv.vni} on udp/{rv.port}",
                 self._link_up_fix(other, rv.name),
+            )
+
+    def _encapsulation_mtu(self, leg: Leg, space: Space, link: LinkView, under: LinkView, pkt: Packet) -> None:
+        """A packet VXLAN cannot carry once its header is added, where DF forbids fragmenting it."""
+        node, dev = space.node, link.name
+        room = under.mtu - VXLAN_OVERHEAD
+        if pkt.size > room and pkt.df and room >= 576:
+            leg.add(
+                node,
+                "mtu",
+                f"{dev}: VXLAN adds {VXLAN_OVERHEAD} bytes and the {pkt.size}-byte packet has DF set: "
+                f"more than {under.name}'s MTU {under.mtu} allows ({room}); {dev} drops it and answers "
+                "ICMP fragmentation needed",
+                ok=False,
+            )
+            raise Stop(
+                "dropped",
+                f"the {pkt.size}-byte packet is bigger than the overlay carries: {node}:{under.name}'s MTU "
+                f"{under.mtu} less {VXLAN_OVERHEAD} for VXLAN is {room}",
+                self._mtu_fix(space, link, room),
             )
 
     def _decapsulate(

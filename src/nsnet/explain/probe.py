@@ -21,19 +21,15 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
-import os
-import re
 import secrets
 import shutil
 import signal
 import socket
 import string
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -42,29 +38,11 @@ import dpkt
 
 from nsnet.capture import Decoded, Decoder, LiveCapture, resolve
 from nsnet.capture.frames import direction
-from nsnet.engine.probe_record import TRACE_COMMENT, ProbeRecord, delete_rules
+from nsnet.engine.probe_record import ProbeRecord
+from nsnet.explain.tracing import PR_SET_NAME, TraceEvent, die_with_parent, drop_reasons, netfilter_trace
 from nsnet.explain.verdict import Explanation, Snapshot
 from nsnet.explain.walk import parse_proto
 from nsnet.kernel import netns
-from nsnet.kernel.firewall import in_ns
-
-_TRACE_RE = re.compile(
-    r"^\s*TRACE: \d+ (\w+) (\w+):([^:\s]+):(rule|policy|return):?(?:0x[0-9a-f]+:)?(\w+)(?:\s*:(\S+))?\s*(.*)$"
-)
-
-
-@dataclass(frozen=True)
-class TraceEvent:
-    """One netfilter trace verdict: where, and what decided."""
-
-    node: str
-    packet: str
-    table: str
-    chain: str
-    kind: str
-    """``rule``, ``policy`` or ``return``."""
-    verdict: str
-    rule: str
 
 
 @dataclass
@@ -107,7 +85,7 @@ def _send(
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                preexec_fn=_die_with_parent(signal.SIGKILL),
+                preexec_fn=die_with_parent(signal.SIGKILL),
             ) as ping,
         ):
             output, _ = ping.communicate()
@@ -126,11 +104,11 @@ def _thread_named(comm: str) -> Iterator[None]:
     libc = ctypes.CDLL(None, use_errno=True)
     with open("/proc/thread-self/comm", "rb") as f:
         before = f.read().strip()
-    libc.prctl(_PR_SET_NAME, comm.encode(), 0, 0, 0)
+    libc.prctl(PR_SET_NAME, comm.encode(), 0, 0, 0)
     try:
         yield
     finally:
-        libc.prctl(_PR_SET_NAME, before, 0, 0, 0)
+        libc.prctl(PR_SET_NAME, before, 0, 0, 0)
 
 
 def _connect(ns: str, dst: str, proto: str, port: int, size: int | None) -> tuple[bool, str]:
@@ -153,18 +131,6 @@ def _connect(ns: str, dst: str, proto: str, port: int, size: int | None) -> tupl
             return False, f"no answer within 1 s on {proto}/{port}"
         except OSError as exc:
             return False, f"{proto}/{port}: {exc.strerror}"
-
-
-def _tunnels(snap: Snapshot) -> list[str]:
-    """Trace matches for the packets VXLAN devices of the lab send each other (VTEP to VTEP, to the UDP port)."""
-    devices = {(vx.local, vx.vni, vx.port) for s in snap.spaces.values() for vx in s.view.vxlans or [] if vx.local}
-    flows = {
-        (a, b, port)
-        for a, vni, port in devices
-        for b, other_vni, other_port in devices
-        if a != b and vni == other_vni and port == other_port and ":" not in a + b
-    }
-    return [f"-s {a} -d {b} -p udp -m udp --dport {port}" for a, b, port in sorted(flows)]
 
 
 class ProbeInterrupted(KeyboardInterrupt):
@@ -198,23 +164,6 @@ def _orderly_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-_PR_SET_PDEATHSIG = 1
-_PR_SET_NAME = 15
-
-
-def _die_with_parent(sig: int) -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets ``sig`` when this process dies (even by SIGKILL)."""
-    parent = os.getpid()
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the line above
-            os._exit(1)
-
-    return preexec
-
-
 @contextlib.contextmanager
 def _recorded(lab: str) -> Iterator[ProbeRecord]:
     """A record of what this probe installs, kept (under the state directory) while it runs."""
@@ -224,117 +173,6 @@ def _recorded(lab: str) -> Iterator[ProbeRecord]:
         yield record
     finally:
         record.remove()
-
-
-@contextlib.contextmanager
-def _netfilter_trace(snap: Snapshot, record: ProbeRecord, src: str, dst: str, proto: str) -> Iterator[list[TraceEvent]]:
-    events: list[TraceEvent] = []
-    family = 6 if ":" in dst else 4
-    record.family = family
-    restore = "ip6tables-restore" if family == 6 else "iptables-restore"
-    proto = "ipv6-icmp" if family == 6 and proto == "icmp" else proto
-    watched = [
-        s for s in snap.spaces.values() if s.view.nftables or any(t.family == family for t in s.view.firewall or [])
-    ]
-    match = f"-p {proto} -m comment --comment {TRACE_COMMENT} -j TRACE"
-    specs = [f"-s {src} -d {dst} {match}", f"-s {dst} -d {src} {match}"]
-    if family == 4:
-        specs += [f"{flow} -m comment --comment {TRACE_COMMENT} -j TRACE" for flow in _tunnels(snap)]
-    rules = [f"{chain} {spec}" for chain in ("PREROUTING", "OUTPUT") for spec in specs]
-    monitors: list[tuple[str, subprocess.Popen[str]]] = []
-    try:
-        for space in watched:
-            ns = space.view.netns
-            if not any(t.table == "raw" and t.family == family for t in space.view.firewall or []):
-                record.created_raw.append(ns)
-            record.rules[ns] = rules
-            record.save()  # before the rules exist: a probe killed now leaves nothing unlisted
-            text = "*raw\n" + "".join(f"-I {rule.replace(' ', ' 1 ', 1)}\n" for rule in rules) + "COMMIT\n"
-            subprocess.run(
-                in_ns(ns, [restore, "--noflush", "--wait"]),
-                input=text,
-                text=True,
-                check=True,
-                capture_output=True,
-            )
-            monitor = subprocess.Popen(
-                in_ns(ns, ["xtables-monitor", "--trace"]),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                text=True,
-                preexec_fn=_die_with_parent(signal.SIGKILL),
-            )
-            monitors.append((space.node, monitor))
-            record.add_child("xtables-monitor", monitor.pid)
-        if monitors:
-            time.sleep(0.3)  # let the monitors subscribe before the packet goes
-        yield events
-        if monitors:
-            time.sleep(0.3)
-    finally:
-        for node, monitor in monitors:
-            monitor.terminate()
-            try:
-                output, _ = monitor.communicate(timeout=5)
-            except subprocess.TimeoutExpired:
-                monitor.kill()
-                output, _ = monitor.communicate()
-            for line in output.splitlines():
-                m = _TRACE_RE.match(line)
-                if m:
-                    verdict = f"{m.group(5)} {m.group(6)}" if m.group(6) else m.group(5)
-                    events.append(
-                        TraceEvent(node, m.group(1), m.group(2), m.group(3), m.group(4), verdict, m.group(7).strip())
-                    )
-        for ns, installed in record.rules.items():
-            delete_rules(ns, installed, drop_table=ns in record.created_raw, family=family)
-        record.rules.clear()
-        record.save()
-
-
-@contextlib.contextmanager
-def _drop_reasons(record: ProbeRecord, devices: set[str], comm: str) -> Iterator[dict[str, int]]:
-    """Kernel drop reasons of the probe's packets (IP) seen while the block runs; empty where tracing is
-    unavailable. ``devices``: the lab's interfaces; ``comm``: the name the probe's senders take."""
-    reasons: dict[str, int] = {}
-    argv = ["unshare", "--mount", "--propagation", "private", sys.executable, "-m", "nsnet.explain.dropwatch"]
-    record.instance = f"nsnet-{record.pid}-{comm}"  # recorded before it can exist
-    record.save()
-    argv += ["--devices", ",".join(sorted(devices)), "--comm", comm, "--instance", record.instance]
-    child = subprocess.Popen(
-        argv,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        preexec_fn=_die_with_parent(signal.SIGTERM),  # it removes its tracing instance then
-    )
-    assert child.stdin is not None and child.stdout is not None
-    record.add_child("dropwatch", child.pid)
-    try:
-        ready = child.stdout.readline().strip() == "ready"
-        yield reasons
-        if ready:
-            child.stdin.write("stop\n")
-            child.stdin.flush()
-            line = child.stdout.readline()
-            with contextlib.suppress(ValueError):
-                reasons.update(json.loads(line))
-    finally:
-        with contextlib.suppress(OSError):
-            child.stdin.close()
-        try:
-            child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            child.terminate()
-            try:
-                child.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        with contextlib.suppress(OSError):
-            child.stdout.close()
 
 
 def _devices(snap: Snapshot) -> set[str]:
@@ -358,8 +196,8 @@ def probe(snap: Snapshot, predicted: Explanation) -> Observation:
     with (
         _orderly_signals(),
         _recorded(snap.lab) as record,
-        _drop_reasons(record, _devices(snap), comm) as reasons,
-        _netfilter_trace(snap, record, source_ip or "0.0.0.0/0", dst, trace_proto) as events,
+        drop_reasons(record, _devices(snap), comm) as reasons,
+        netfilter_trace(snap, record, source_ip or "0.0.0.0/0", dst, trace_proto) as events,
         _captured(snap, flow) as frames,
     ):
         answered, result = _send(src.view.netns, dst, name, port, predicted.size, (comm, record.bin_dir))
@@ -469,42 +307,49 @@ def _expects_answer(predicted: Explanation) -> bool | None:
 def _compare(predicted: Explanation, obs: Observation) -> None:
     problems = []
     expected = _expects_answer(predicted)
-    failed = next((s for s in predicted.legs[0].steps if not s.ok), None)
     missed = any(s.what == "miss" for leg in predicted.legs for s in leg.steps)
     if expected is False and obs.answered and missed:
         # A VXLAN miss the prediction saw unanswered: the controller may answer it while the probe runs.
         obs.result += " (a controller answered the VXLAN miss while the probe ran)"
     elif expected is not None and expected != obs.answered:
         problems.append(f"predicted {'an answer' if expected else 'no answer'}, observed: {obs.result}")
-    if (
-        failed is not None
-        and failed.what == "vxlan"
-        and " has no forwarding entry " in failed.text
-        and not obs.answered
-    ):
-        # Dropped by the VXLAN device itself: the capture sees the request go into it, and on no other host.
-        point = f"{failed.node}:{failed.text.split()[0]}"
-        reached = {s.node for s in predicted.legs[0].steps}
-        beyond = [p for p in obs.request_points if p.split(":", 1)[0] not in reached]
-        if obs.request_points and point not in obs.request_points:
-            problems.append(f"predicted the request to die at {point}, but it was never seen there")
-        elif beyond:
-            problems.append(f"predicted the request to die at {point}, but it was seen at {', '.join(beyond)}")
-    blocked = next((s for leg in predicted.legs for s in leg.steps if not s.ok and s.what == "netfilter"), None)
-    if blocked is not None and obs.verdict is None:
-        problems.append("predicted a netfilter drop, but the kernel's trace shows none")
-    elif blocked is None and obs.verdict is not None:
-        v = obs.verdict
-        problems.append(
-            f"the kernel's netfilter dropped it in {v.node} ({v.table}:{v.chain}:{v.kind}:{v.verdict}), "
-            "which was not predicted"
-        )
-    elif blocked is not None and obs.verdict is not None:
-        v = obs.verdict
-        if f" {v.table}/{v.chain} " not in f" {blocked.text} " and v.node != blocked.node:
-            problems.append(
-                f"predicted the drop at [{blocked.node}] {blocked.text}; the kernel dropped it in "
-                f"{v.node} ({v.table}:{v.chain})"
-            )
+    problems += _vxlan_drop_problems(predicted, obs)
+    problems += _netfilter_problems(predicted, obs)
     obs.agrees = not problems
     obs.disagreement = "; ".join(problems)
+
+
+def _vxlan_drop_problems(predicted: Explanation, obs: Observation) -> list[str]:
+    """Dropped by the VXLAN device itself: the capture sees the request go into it, and on no other host."""
+    failed = next((s for s in predicted.legs[0].steps if not s.ok), None)
+    if failed is None or failed.what != "vxlan" or " has no forwarding entry " not in failed.text or obs.answered:
+        return []
+    point = f"{failed.node}:{failed.text.split()[0]}"
+    reached = {s.node for s in predicted.legs[0].steps}
+    beyond = [p for p in obs.request_points if p.split(":", 1)[0] not in reached]
+    if obs.request_points and point not in obs.request_points:
+        return [f"predicted the request to die at {point}, but it was never seen there"]
+    if beyond:
+        return [f"predicted the request to die at {point}, but it was seen at {', '.join(beyond)}"]
+    return []
+
+
+def _netfilter_problems(predicted: Explanation, obs: Observation) -> list[str]:
+    """Where the predicted netfilter drop and the kernel's trace disagree."""
+    blocked = next((s for leg in predicted.legs for s in leg.steps if not s.ok and s.what == "netfilter"), None)
+    v = obs.verdict
+    if blocked is not None and v is None:
+        return ["predicted a netfilter drop, but the kernel's trace shows none"]
+    if blocked is None and v is not None:
+        return [
+            f"the kernel's netfilter dropped it in {v.node} ({v.table}:{v.chain}:{v.kind}:{v.verdict}), "
+            "which was not predicted"
+        ]
+    if blocked is None or v is None:
+        return []
+    if f" {v.table}/{v.chain} " not in f" {blocked.text} " and v.node != blocked.node:
+        return [
+            f"predicted the drop at [{blocked.node}] {blocked.text}; the kernel dropped it in "
+            f"{v.node} ({v.table}:{v.chain})"
+        ]
+    return []

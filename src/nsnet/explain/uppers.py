@@ -12,8 +12,6 @@ modes and macvlan ``vepa``/``passthru`` are stated as beyond what explain follow
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from nsnet.explain.base import Stop, WalkerBase, _has_address
 from nsnet.explain.netfilter import Packet
 from nsnet.explain.verdict import Fix, Leg, Space
@@ -25,14 +23,6 @@ FOLLOWED = {("macvlan", "bridge"), ("macvlan", "private"), ("ipvlan", "l2")}
 
 class UpperMixin(WalkerBase):
     """The walker's way across macvlan, ipvlan and dummy links."""
-
-    if TYPE_CHECKING:  # the rest of the walker: walk.Walker
-
-        def _receive(self, leg: Leg, space: Space, iface: str, pkt: Packet) -> tuple[Space, Packet]: ...
-
-        def _bridge(
-            self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None, hop: str, pkt: Packet, sender: Space
-        ) -> tuple[Space, Packet]: ...
 
     def _own_kind_out(self, leg: Leg, space: Space, link: LinkView, hop: str, pkt: Packet) -> tuple[Space, Packet]:
         """A packet sent out of ``link``, a dummy or a link on a parent, towards ``hop``."""

@@ -94,3 +94,32 @@ class Explanation:
     fix: Fix | None = None
     size: int | None = None
     """The request's IP length in bytes, when asked for (``--size``)."""
+
+
+def conclude(
+    lab: str, src: str, dst: str, proto: str, legs: list[Leg], fix: Fix | None, size: int | None = None
+) -> Explanation:
+    """The explanation of a walk: its legs and the verdict they come to."""
+    request = legs[0]
+    if request.outcome == "left":  # a machine's share: the rest of the way is another machine's
+        verdict = f"{src} -> {dst} ({proto}): {request.reason}"
+        reachable = False
+    elif request.outcome in ("dropped", "rejected", "unknown"):
+        verdict = f"{src} cannot reach {dst} ({proto}): the request is {request.outcome}: {request.reason}"
+        reachable = False
+    elif request.outcome == "refused":
+        reply_ok = len(legs) > 1 and legs[1].outcome == "delivered"
+        verdict = f"{dst} is reachable from {src}, but {request.reason}" + (
+            "" if reply_ok else f"; and the answer is lost: {legs[1].reason}"
+        )
+        reachable = False
+    elif len(legs) > 1 and legs[1].outcome != "delivered":
+        verdict = (
+            f"{src} cannot reach {dst} ({proto}): the request arrives, "
+            f"but the {legs[1].title.split(' ')[0]} reply is {legs[1].outcome}: {legs[1].reason}"
+        )
+        reachable = False
+    else:
+        verdict = f"{src} reaches {dst} ({proto}), and the answer comes back"
+        reachable = True
+    return Explanation(lab, src, dst, proto, legs, reachable, verdict, fix, size)

@@ -26,20 +26,21 @@ import ipaddress
 from dataclasses import replace
 
 from nsnet import kinds
+from nsnet.errors import ExplainError
 from nsnet.explain import fixes
 from nsnet.explain.addressing import AddressingMixin
-from nsnet.explain.base import Stop, _addresses, _evidence, _fdb_text, _has_address, _ip
+from nsnet.explain.base import Stop, _addresses, _fdb_text, _has_address
 from nsnet.explain.bridging import BridgingMixin
 from nsnet.explain.conntrack import ConntrackMixin
 from nsnet.explain.icmp import IcmpMixin
+from nsnet.explain.lookup import route_text as _route_text
 from nsnet.explain.mtu import MtuMixin
 from nsnet.explain.neighbour import NeighbourMixin
 from nsnet.explain.netfilter import Context, Decision, Packet, evaluate
 from nsnet.explain.nftfix import native_fix
 from nsnet.explain.overlay import OverlayMixin, _vxlan_ports
-from nsnet.explain.routing import route_text as _route_text
 from nsnet.explain.uppers import UpperMixin
-from nsnet.explain.verdict import Explanation, Fix, Leg, Space
+from nsnet.explain.verdict import Explanation, Fix, Leg, Space, conclude
 from nsnet.views import LinkView
 
 UNMODELLED = (KeyError, IndexError, AssertionError, ValueError, TypeError, AttributeError)
@@ -56,7 +57,7 @@ def parse_proto(proto: str) -> tuple[str, int | None]:
         return "icmp", None
     if name in ("tcp", "udp") and port.isdigit() and 0 < int(port) < 65536:
         return name, int(port)
-    raise ValueError(f"{proto!r} is not a protocol: use icmp, tcp:PORT or udp:PORT")
+    raise ExplainError(f"{proto!r} is not a protocol: use icmp, tcp:PORT or udp:PORT")
 
 
 class Walker(
@@ -69,14 +70,14 @@ class Walker(
     def explain(self, src: str, dst: str, proto: str = "icmp", size: int | None = None) -> Explanation:
         """The fate of a ``proto`` packet from ``src`` to ``dst``; ``size``: its IP length (icmp and udp)."""
         if src not in self.snap.spaces:
-            raise ValueError(f"lab {self.snap.lab!r} has no node {src!r}; nodes: {', '.join(self.snap.spaces)}")
+            raise ExplainError(f"lab {self.snap.lab!r} has no node {src!r}; nodes: {', '.join(self.snap.spaces)}")
         source = self.snap.spaces[src]
         name, port = parse_proto(proto)
         if size is not None:
             if name == "tcp":
-                raise ValueError("a size applies to icmp and udp, not to tcp (whose segments follow the MSS)")
+                raise ExplainError("a size applies to icmp and udp, not to tcp (whose segments follow the MSS)")
             if not 28 <= size <= 65535:
-                raise ValueError(f"size {size} is not an IP length: use 28 to 65535 bytes")
+                raise ExplainError(f"size {size} is not an IP length: use 28 to 65535 bytes")
         address = self._destination_address(source, dst)
         family = ipaddress.ip_address(address).version
         proto_name = "icmpv6" if name == "icmp" and family == 6 else name
@@ -106,13 +107,13 @@ class Walker(
             self._echo_policy(request, arrived, pkt)
         except Stop as stop:
             request.outcome, request.reason, fix = stop.outcome, stop.reason, stop.fix
-            return self._verdict(src, dst, proto, legs, fix, size)
+            return conclude(self.snap.lab, src, dst, proto, legs, fix, size)
         except UNMODELLED as exc:
             request.outcome, request.reason = "unknown", _unmodelled(exc)
-            return self._verdict(src, dst, proto, legs, None, size)
+            return conclude(self.snap.lab, src, dst, proto, legs, None, size)
         reply_pkt, answer = self._answer(request, arrived, pkt)
         if reply_pkt is None:
-            return self._verdict(src, dst, proto, legs, None, size)
+            return conclude(self.snap.lab, src, dst, proto, legs, None, size)
         reply = Leg(title=f"{answer} {arrived.node} -> {src} ({reply_pkt.dst})", src=arrived.node, dst=reply_pkt.dst)
         legs.append(reply)
         try:
@@ -124,14 +125,14 @@ class Walker(
             reply.outcome, reply.reason, fix = stop.outcome, stop.reason, stop.fix
         except UNMODELLED as exc:
             reply.outcome, reply.reason = "unknown", _unmodelled(exc)
-        return self._verdict(src, dst, proto, legs, fix, size)
+        return conclude(self.snap.lab, src, dst, proto, legs, fix, size)
 
     def _destination_address(self, source: Space, dst: str) -> str:
         if dst not in self.snap.spaces:
             try:
                 return str(ipaddress.ip_address(dst))
             except ValueError:
-                raise ValueError(f"{dst!r} is neither a node of lab {self.snap.lab!r} nor an address") from None
+                raise ExplainError(f"{dst!r} is neither a node of lab {self.snap.lab!r} nor an address") from None
         target = self.snap.spaces[dst]
         candidates = [a for a in _addresses(target) if a.scope == "global" and a.address]
         lost = self._lost_address(target)
@@ -143,7 +144,7 @@ class Walker(
             if loopback:
                 return str(sorted(loopback, key=lambda a: ":" in a)[0])
         if not candidates:
-            raise ValueError(f"node {dst!r} has no global address to send to")
+            raise ExplainError(f"node {dst!r} has no global address to send to")
         mine = [ipaddress.ip_interface(f"{a.address}/{a.prefixlen}") for a in _addresses(source) if a.scope == "global"]
         for a in sorted(candidates, key=lambda a: a.family):
             ip = ipaddress.ip_address(a.address or "")
@@ -355,30 +356,6 @@ class Walker(
                 leg.add(peer_space.node, "neigh", f"{peer_space.node}:{peer.name} has {hop}: ARP resolves")
         return self._receive(leg, peer_space, peer.name, pkt)
 
-    def _owner_port(
-        self, space: Space, bridge: LinkView, hop: str, exclude: str | None
-    ) -> tuple[LinkView, Space, LinkView] | None:
-        """The port of ``bridge`` (not ``exclude``) whose veth's other end has ``hop`` (or, failing that, whose
-        namespace has it on another interface and may answer ARP for it, or answers for it by proxy_arp):
-        (port, its space, that end)."""
-        family = 6 if ":" in hop else 4
-        for exact in (True, False, None):
-            for out in space.view.links or []:
-                if out.master != bridge.name or out.name == exclude:
-                    continue
-                if out.peer is None or out.peer.node is None or out.peer.name is None:
-                    continue
-                far_space = self.snap.spaces.get(out.peer.node)
-                far = self._links(far_space).get(out.peer.name) if far_space else None
-                if far_space is None or far is None:
-                    continue
-                if exact is None:
-                    if self._proxies(far_space, far.name, hop, family):
-                        return out, far_space, far
-                elif _has_address(far_space, hop, far.name) if exact else self._holds(far_space, far.name, hop, family):
-                    return out, far_space, far
-        return None
-
     def _bridge(
         self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None, hop: str, pkt: Packet, sender: Space
     ) -> tuple[Space, Packet]:
@@ -472,76 +449,6 @@ class Walker(
             if handed:
                 self._hook(leg, space, hook, pkt, ctx)
 
-    def _no_owner(self, leg: Leg, sender: Space, hop: str, where: str, bridge: tuple[Space, str] | None = None) -> Stop:
-        asking = "ARP" if ":" not in hop else "neighbour solicitation"
-        leg.add(
-            sender.node,
-            "neigh",
-            f"{asking} for {hop} gets no answer: nobody behind {where} has it{_evidence(sender, hop)}",
-            ok=False,
-        )
-        detached = self._detached_owner(hop, bridge) if bridge else None
-        if detached is not None:
-            return detached
-        reason = f"no interface reachable from {where} has {hop}, so {asking} fails"
-        wrong_gateway = self._wrong_gateway(sender, hop)
-        if wrong_gateway is not None:
-            return Stop(
-                "dropped", f"{reason}: {sender.node} routes through {hop}, which is not a router there", wrong_gateway
-            )
-        owner = self._lost_owner(hop)
-        if owner is not None:
-            reason += f"; the topology gives {hop} to {owner[0].node}:{owner[1]}, which does not hold it now"
-        return Stop(
-            "dropped",
-            reason,
-            self._lost_address_fix(hop, leg.source or None)
-            or Fix(f"check the address: nothing on that segment has {hop}"),
-        )
-
-    def _wrong_gateway(self, sender: Space, hop: str) -> Fix | None:
-        """``hop`` is the gateway of the route ``sender`` took, and one other router there reaches the destination:
-        the route through that router instead."""
-        taken = self._hop_route
-        if taken is None or taken[0] != sender.node or taken[1].gateway != hop:
-            return None
-        route, dst = taken[1], taken[2]
-        family = 6 if ":" in hop else 4
-        gateway = self._gateway(sender, dst, family)
-        if gateway is None or gateway[0] == hop:
-            return None
-        via, dev = gateway
-        where = self.where(sender)
-        return Fix(
-            f"route {route.dst} through {via}, the router on {sender.node}'s segment that reaches {dst}",
-            command=f"{_ip(sender, family)} route replace {route.dst} via {via} dev {dev}",
-            topology=f"{where}.routes: {{to: {route.dst}, via: {via}}}" if where else None,
-        )
-
-    def _detached_owner(self, hop: str, bridge: tuple[Space, str]) -> Stop | None:
-        """The interface that has ``hop`` but whose veth end is not a port of ``bridge``, if any."""
-        space, name = bridge
-        for owner in self.snap.spaces.values():
-            for link in owner.view.links or []:
-                if link.peer is None or link.peer.node != space.node or not _has_address(owner, hop, link.name):
-                    continue
-                end = self._links(space).get(link.peer.name or "")
-                if end is None or end.master == name:
-                    continue
-                where = self.where(space)
-                attached = f"attached to {end.master}" if end.master else "not attached to any bridge"
-                return Stop(
-                    "dropped",
-                    f"{owner.node}:{link.name} has {hop}, but its other end {space.node}:{end.name} is {attached}, "
-                    f"not to {name}",
-                    Fix(
-                        f"attach {space.node}:{end.name} to {name}",
-                        command=f"{_ip(space)} link set {end.name} master {name}",
-                        topology=f"set master: {name} in {where}.interfaces.{end.name}" if where else None,
-                    ),
-                )
-        return None
-
     # -- routing -----------------------------------------------------------------------
 
     def _receive(self, leg: Leg, space: Space, iface: str, pkt: Packet) -> tuple[Space, Packet]:
@@ -584,35 +491,6 @@ class Walker(
             pkt = replace(pkt, size=out.mtu)
         self._hop_route = (node, route, pkt.dst)
         return self._egress(leg, space, route.dev, route.gateway or pkt.dst, pkt)
-
-    # -- verdict ---------------------------------------------------------------------
-
-    def _verdict(
-        self, src: str, dst: str, proto: str, legs: list[Leg], fix: Fix | None, size: int | None = None
-    ) -> Explanation:
-        request = legs[0]
-        if request.outcome == "left":
-            verdict = f"{src} -> {dst} ({proto}): {request.reason}"
-            reachable = False
-        elif request.outcome in ("dropped", "rejected", "unknown"):
-            verdict = f"{src} cannot reach {dst} ({proto}): the request is {request.outcome}: {request.reason}"
-            reachable = False
-        elif request.outcome == "refused":
-            reply_ok = len(legs) > 1 and legs[1].outcome == "delivered"
-            verdict = f"{dst} is reachable from {src}, but {request.reason}" + (
-                "" if reply_ok else f"; and the answer is lost: {legs[1].reason}"
-            )
-            reachable = False
-        elif len(legs) > 1 and legs[1].outcome != "delivered":
-            verdict = (
-                f"{src} cannot reach {dst} ({proto}): the request arrives, "
-                f"but the {legs[1].title.split(' ')[0]} reply is {legs[1].outcome}: {legs[1].reason}"
-            )
-            reachable = False
-        else:
-            verdict = f"{src} reaches {dst} ({proto}), and the answer comes back"
-            reachable = True
-        return Explanation(self.snap.lab, src, dst, proto, legs, reachable, verdict, fix, size)
 
 
 def _unmodelled(exc: BaseException) -> str:

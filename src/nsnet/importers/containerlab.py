@@ -43,6 +43,15 @@ def read(path: str | Path) -> Draft:
     name = str(data.get("name") or file.name.split(".")[0])
     draft = Draft(name=lab_name(name), source=str(file))
     topology = data["topology"]
+    bridges = _nodes(draft, topology, file.name, lines)
+    for number, link in enumerate(topology.get("links") or []):
+        _link(draft, number, link, bridges, file.name, lines)
+    _management(draft, data.get("mgmt") or {}, topology.get("nodes") or {}, file.name, lines)
+    return draft
+
+
+def _nodes(draft: Draft, topology: dict[str, Any], file: str, lines: dict[Any, int]) -> set[str]:
+    """The nodes (and bridges, in the host) of the topology; the names of the bridges."""
     kinds = topology.get("kinds") or {}
     defaults = topology.get("defaults") or {}
     bridges: set[str] = set()
@@ -56,51 +65,57 @@ def read(path: str | Path) -> Draft:
             bridges.add(str(node))
             continue
         if kind != "linux":
-            draft.note(file.name, where, "unsupported", f"{node}: kind {kind}", "nsnet builds linux nodes only")
+            draft.note(file, where, "unsupported", f"{node}: kind {kind}", "nsnet builds linux nodes only")
             continue
         if node_name(str(node)) is None:
-            draft.note(file.name, where, "unsupported", str(node), "not a name nsnet can give a node")
+            draft.note(file, where, "unsupported", str(node), "not a name nsnet can give a node")
             continue
         draft.node(str(node))
-        merged = {**(kinds.get(kind) or {}), **defaults, **spec}
-        for key in merged:
-            if key in NODE_KEYS_NOT_APPLICABLE:
-                draft.note(file.name, where, "not applicable", f"{node}: {key}", "nodes are namespaces, not containers")
-        for number, command in enumerate(merged.get("exec") or []):
-            line = lines.get(("exec", str(node), number), where)
-            outcome = translate(draft.nodes[str(node)], str(command))
-            if outcome is None:
-                continue
-            kind_, why = outcome
-            if kind_ == "kept":
-                draft.nodes[str(node)].exec.append(str(command))
-            draft.note(file.name, line, kind_, str(command), why)
-    for number, link in enumerate(topology.get("links") or []):
-        where = lines.get(("links", number))
-        ends = (link or {}).get("endpoints") if isinstance(link, dict) else None
-        if not isinstance(ends, list) or len(ends) != 2:
-            draft.note(file.name, where, "unsupported", str(link), "a link needs two endpoints NODE:IFACE")
+        _node(draft, str(node), {**(kinds.get(kind) or {}), **defaults, **spec}, file, lines)
+    return bridges
+
+
+def _node(draft: Draft, node: str, merged: dict[str, Any], file: str, lines: dict[Any, int]) -> None:
+    """A linux node's settings (``merged``: its kind's, the defaults and its own): its ``exec:`` lines."""
+    where = lines.get(("nodes", node))
+    for key in merged:
+        if key in NODE_KEYS_NOT_APPLICABLE:
+            draft.note(file, where, "not applicable", f"{node}: {key}", "nodes are namespaces, not containers")
+    for number, command in enumerate(merged.get("exec") or []):
+        line = lines.get(("exec", node, number), where)
+        outcome = translate(draft.nodes[node], str(command))
+        if outcome is None:
             continue
-        mapped = []
-        for end in ends:
-            node, _, iface = str(end).partition(":")
-            if node == "host" or node.startswith("macvlan") or node == "mgmt-net":
-                draft.note(file.name, where, "unsupported", str(end), "an endpoint outside the lab's nodes")
-                break
-            if node in bridges:
-                port = ifname(iface)
-                draft.host.interface(port)["master"] = ifname(node)
-                mapped.append(f"host:{port}")
-            elif node in draft.nodes:
-                draft.nodes[node].interface(iface)
-                mapped.append(f"{node}:{iface}")
-            else:
-                draft.note(file.name, where, "unsupported", str(end), f"{node} is not a node of the lab")
-                break
-        if len(mapped) == 2:
-            draft.links.append(mapped)
-    _management(draft, data.get("mgmt") or {}, topology.get("nodes") or {}, file.name, lines)
-    return draft
+        kind_, why = outcome
+        if kind_ == "kept":
+            draft.nodes[node].exec.append(str(command))
+        draft.note(file, line, kind_, str(command), why)
+
+
+def _link(draft: Draft, number: int, link: Any, bridges: set[str], file: str, lines: dict[Any, int]) -> None:
+    """A link between two nodes, or a node and a bridge, as a veth pair."""
+    where = lines.get(("links", number))
+    ends = (link or {}).get("endpoints") if isinstance(link, dict) else None
+    if not isinstance(ends, list) or len(ends) != 2:
+        draft.note(file, where, "unsupported", str(link), "a link needs two endpoints NODE:IFACE")
+        return
+    mapped = []
+    for end in ends:
+        node, _, iface = str(end).partition(":")
+        if node == "host" or node.startswith("macvlan") or node == "mgmt-net":
+            draft.note(file, where, "unsupported", str(end), "an endpoint outside the lab's nodes")
+            return
+        if node in bridges:
+            port = ifname(iface)
+            draft.host.interface(port)["master"] = ifname(node)
+            mapped.append(f"host:{port}")
+        elif node in draft.nodes:
+            draft.nodes[node].interface(iface)
+            mapped.append(f"{node}:{iface}")
+        else:
+            draft.note(file, where, "unsupported", str(end), f"{node} is not a node of the lab")
+            return
+    draft.links.append(mapped)
 
 
 def _management(draft: Draft, mgmt: dict[str, Any], nodes: dict[str, Any], file: str, lines: dict[Any, int]) -> None:

@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from nsnet.topology.schema import IFNAME_MAX, NAME_RE
+from nsnet.names import NAME_RE
+from nsnet.topology.values import IFNAME_MAX
 
 NOTE_KINDS = ("kept", "unsupported", "not applicable")
 """``kept``: run as is in the node after ``up`` (``nsnet exec``); ``unsupported``: nsnet does not do it;

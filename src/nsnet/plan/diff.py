@@ -1,14 +1,16 @@
 """Desired state vs live state -> an ordered, printable list of actions (pure).
 
-Creation comes in dependency order: namespaces, bridges, veths, link
-settings, addresses, links up, routes, sysctls, firewall. Removals come
-last (links, bridges, namespaces), except routes, addresses and links that
-must go before their replacements are made. Each action can describe itself in
-words and as the equivalent ``ip`` / ``sysctl`` / ``iptables`` commands.
+The diff walks the desired namespaces, then the live ones that go away, and
+puts each action it finds in its :class:`~nsnet.plan.phases.Phase`; the plan
+lists them phase after phase (the order, and why, is stated there once). Each
+action can describe itself in words and as the equivalent ``ip`` /
+``sysctl`` / ``iptables`` commands.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from nsnet import kinds
@@ -46,6 +48,7 @@ from nsnet.plan.actions import (
     _where,
 )
 from nsnet.plan.firewall import restore_text
+from nsnet.plan.phases import CREATION, Phase, Steps
 
 if TYPE_CHECKING:  # a journal is read, never written, here: the engine is not loaded
     from nsnet.engine.journal import Journal
@@ -59,118 +62,153 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
     back to an observed state) unmarked objects that match are left alone
     without complaint.
     """
-    lab = desired.lab
-    mark = link_mark(lab)
-    p = Plan(lab)
-    # Removals that must precede creation (routes that may clash, links to
-    # rebuild) go first; every other removal waits until all additions have
-    # succeeded, so that a failure rolls back by undoing additions only.
-    early: list[Action] = []
-    deletes: list[Action] = []
-    bridge_deletes: list[Action] = []
-    creates: dict[str, list[Action]] = {
-        k: []
-        for k in (
-            "ns",
-            "link0",  # by kind's order: bridges and dummies, veths, links on a lower device
-            "link1",
-            "link2",
-            "set",
-            "addr",
-            "up",
-            "entries",
-            "route",
-            "shape",
-            "sysctl",
-            "fw",
-            "server",
-        )
-    }
-    done_pairs: set[tuple[Endpoint, ...]] = set()
-
+    p = Plan(desired.lab)
+    run = _Run(desired.lab, link_mark(desired.lab), journal, adopt)
     for ns, want in desired.namespaces.items():
-        have = live.namespaces.get(ns)
-        if have is None:
-            if ns != ROOT_NS:
-                creates["ns"].append(CreateNamespace(ns, want.label, namespace_mark(lab, want.label)))
-                if want.docker:
-                    creates["ns"].append(DockerHost(ns))
-            have = Namespace(name=ns, label=want.label, role=want.role)
-        elif ns != ROOT_NS and not adopt and not _owned(lab, have, journal):
-            raise ConflictError(_not_owned(lab, have, journal))
-        owned_links = {name for name, link in have.links.items() if _link_owned(ns, name, link, mark, journal)}
-        if ns == ROOT_NS and not adopt:
-            _refuse_foreign_root_links(lab, want, have, owned_links)
-        recreate: set[str] = set()
-        for name, link in have.links.items():
-            ours = name in owned_links
-            target = want.links.get(name)
-            if target is None:
-                if ours:
-                    (bridge_deletes if link.kind == "bridge" else deletes).append(DeleteLink(ns, name))
-                continue
-            kind = kinds.get(target.kind)
-            if link.kind != target.kind or kind.identity(link) != kind.identity(target):
-                if not ours and not adopt:
-                    raise ConflictError(
-                        f"interface {_where(ns)}:{name} already exists and was not created by nsnet; "
-                        f"rename the interface in the topology or delete it (ip -n {ns} link del {name})"
-                        if ns
-                        else f"interface {name} already exists in the root namespace; rename it in the topology"
-                    )
-                if ours:
-                    early.append(DeleteLink(ns, name))
-                recreate.add(name)
-        for name, target in want.links.items():
-            current = None if name in recreate else have.links.get(name)
-            _plan_link(ns, target, current, mark, creates, done_pairs, owned=name in owned_links)
-        matched = {r for r in have.routes if any(_same_route(w, r) for w in want.routes)}
-        if ns == ROOT_NS:  # the machine's own static routes are never nsnet's to delete
-            added = set(journal.root_routes) if journal else set()
-            matched |= {r for r in have.routes if str(r) not in added}
-        for route in sorted(set(have.routes) - matched):
-            early.insert(0, RouteChange(ns, route, add=False))
-        for route in sorted(want.routes):
-            if not any(_same_route(route, r) for r in have.routes):
-                creates["route"].append(RouteChange(ns, route))
-        applied = journal.shaping.get(ns, {}) if journal else {}
-        for name, link in want.links.items():
-            fresh = name in recreate or name not in have.links
-            shaped = None if fresh else applied.get(name)
-            if link.shaping != shaped and (link.shaping is not None or not fresh):
-                creates["shape"].append(SetShaping(ns, name, link.shaping))
-        for name in sorted(set(applied) - set(want.links)):
-            if name in have.links:
-                creates["shape"].append(SetShaping(ns, name, None))
-        _plan_sysctls(ns, want, have, journal, creates["sysctl"])
-        if have.server != want.server:
-            if have.server:
-                early.append(StopServer(ns))
-            if want.server:
-                creates["server"].append(StartServer(ns, want.server))
-        creates["fw"] += _plan_firewall(lab, ns, want.firewall, have.firewall, journal)
-
-    ns_deletes: list[Action] = []
+        _plan_namespace(run, ns, want, live.namespaces.get(ns))
     for ns, have in live.namespaces.items():
-        if ns in desired.namespaces:
-            continue
-        if ns == ROOT_NS:
-            # A root host going away: remove only what nsnet put there.
-            empty = Namespace(name=ns, label="host", role="host")
-            sub = plan(State(lab, {ns: empty}), State(lab, {ns: have}), journal, adopt=True)
-            deletes += [a for a in sub.actions if isinstance(a, DeleteLink | RouteChange | Address)]
-            creates["sysctl"] += [a for a in sub.actions if isinstance(a, SetSysctl)]
-            creates["fw"] += [a for a in sub.actions if isinstance(a, ApplyFirewall)]
-        elif _owned(lab, have, journal):
-            if have.server:
-                ns_deletes.append(StopServer(ns))
-            ns_deletes.append(DeleteNamespace(ns))
-        elif journal is not None and ns in journal.namespaces:
-            p.kept.append(f"namespace {ns}: it is not the one nsnet created (no mark of this lab), left alone")
-
-    additions = [a for group in creates.values() for a in group]
-    p.actions = early + additions + deletes + bridge_deletes + ns_deletes
+        if ns not in desired.namespaces:
+            _plan_gone(run, p, ns, have)
+    p.actions = run.steps.ordered()
     return p
+
+
+@dataclass
+class _Run:
+    """What one diff knows and has found so far."""
+
+    lab: str
+    mark: str
+    journal: Journal | None
+    adopt: bool
+    steps: Steps = field(default_factory=Steps)
+    done_pairs: set[tuple[Endpoint, ...]] = field(default_factory=set)
+    """The ends of the links already created (a veth pair from either end)."""
+
+
+def _plan_namespace(run: _Run, ns: str, want: Namespace, have: Namespace | None) -> None:
+    have = _existing(run, ns, want, have)
+    owned_links = {name for name, link in have.links.items() if _link_owned(ns, name, link, run.mark, run.journal)}
+    if ns == ROOT_NS and not run.adopt:
+        _refuse_foreign_root_links(run.lab, want, have, owned_links)
+    recreate = _plan_rebuilds(run, ns, want, have, owned_links)
+    for name, target in want.links.items():
+        current = None if name in recreate else have.links.get(name)
+        _plan_link(run, ns, target, current, owned=name in owned_links)
+    _plan_routes(run, ns, want, have, recreate)
+    _plan_shaping(run, ns, want, have, recreate)
+    _plan_sysctls(run.steps, ns, want, have, run.journal)
+    if have.server != want.server:
+        if have.server:
+            run.steps.add(Phase.EARLY_REMOVALS, StopServer(ns))
+        if want.server:
+            run.steps.add(Phase.SERVERS, StartServer(ns, want.server))
+    run.steps.add(Phase.FIREWALL, *_plan_firewall(run.lab, ns, want.firewall, have.firewall, run.journal))
+
+
+def _existing(run: _Run, ns: str, want: Namespace, have: Namespace | None) -> Namespace:
+    """The live namespace ``ns`` if the lab may use it (an empty one, to create, if there is none)."""
+    if have is None:
+        if ns != ROOT_NS:
+            run.steps.add(Phase.NAMESPACES, CreateNamespace(ns, want.label, namespace_mark(run.lab, want.label)))
+            if want.docker:
+                run.steps.add(Phase.NAMESPACES, DockerHost(ns))
+        return Namespace(name=ns, label=want.label, role=want.role)
+    if ns != ROOT_NS and not run.adopt and not _owned(run.lab, have, run.journal):
+        raise ConflictError(_not_owned(run.lab, have, run.journal))
+    return have
+
+
+def _plan_rebuilds(run: _Run, ns: str, want: Namespace, have: Namespace, owned_links: set[str]) -> set[str]:
+    """Remove the lab's live links that go away; the names of those to make again (another kind, or
+    another identity by their kind: a veth's peer, a VXLAN's VNI, a macvlan's parent ...)."""
+    recreate: set[str] = set()
+    for name, link in have.links.items():
+        ours = name in owned_links
+        target = want.links.get(name)
+        if target is None:
+            if ours:
+                phase = Phase.BRIDGE_REMOVALS if link.kind == "bridge" else Phase.LINK_REMOVALS
+                run.steps.add(phase, DeleteLink(ns, name))
+            continue
+        kind = kinds.get(target.kind)
+        if link.kind != target.kind or kind.identity(link) != kind.identity(target):
+            if not ours and not run.adopt:
+                raise ConflictError(
+                    f"interface {_where(ns)}:{name} already exists and was not created by nsnet; "
+                    f"rename the interface in the topology or delete it (ip -n {ns} link del {name})"
+                    if ns
+                    else f"interface {name} already exists in the root namespace; rename it in the topology"
+                )
+            if ours:
+                run.steps.add(Phase.EARLY_REMOVALS, DeleteLink(ns, name))
+            recreate.add(name)
+    return recreate
+
+
+def _plan_routes(run: _Run, ns: str, want: Namespace, have: Namespace, recreate: set[str]) -> None:
+    lost = _routes_lost(want, have, recreate)
+    matched = {r for r in have.routes if r not in lost and any(_same_route(w, r) for w in want.routes)}
+    if ns == ROOT_NS:  # the machine's own static routes are never nsnet's to delete
+        added = set(run.journal.root_routes) if run.journal else set()
+        matched |= {r for r in have.routes if str(r) not in added}
+    for route in sorted(set(have.routes) - matched):
+        run.steps.add(Phase.ROUTE_REMOVALS, RouteChange(ns, route, add=False))
+    for route in sorted(want.routes):
+        if not any(_same_route(route, r) for r in matched):
+            run.steps.add(Phase.ROUTES, RouteChange(ns, route))
+
+
+def _routes_lost(want: Namespace, have: Namespace, recreate: set[str]) -> set[Route]:
+    """Live routes the kernel drops as the plan changes their links: deleting the address whose subnet holds a
+    route's gateway, or a link's last IPv4 address, or the link itself takes the routes through it away.
+    They are deleted first and added again after the addresses, as new ones."""
+    networks = []
+    devices = set()
+    for name, link in have.links.items():
+        target = want.links.get(name)
+        gone = link.addresses if target is None or name in recreate else link.addresses - target.addresses
+        networks += [ipaddress.ip_interface(cidr).network for cidr in gone]
+        v4 = {cidr for cidr in link.addresses if ":" not in cidr}
+        if target is None or name in recreate or (v4 and v4 <= gone):
+            devices.add(name)
+    return {
+        r
+        for r in have.routes
+        if (r.dev in devices and r.family == 4)
+        or (r.via is not None and any(ipaddress.ip_address(r.via) in net for net in networks))
+    }
+
+
+def _plan_shaping(run: _Run, ns: str, want: Namespace, have: Namespace, recreate: set[str]) -> None:
+    applied = run.journal.shaping.get(ns, {}) if run.journal else {}
+    for name, link in want.links.items():
+        fresh = name in recreate or name not in have.links
+        shaped = None if fresh else applied.get(name)
+        if link.shaping != shaped and (link.shaping is not None or not fresh):
+            run.steps.add(Phase.SHAPING, SetShaping(ns, name, link.shaping))
+    for name in sorted(set(applied) - set(want.links)):
+        if name in have.links:
+            run.steps.add(Phase.SHAPING, SetShaping(ns, name, None))
+
+
+def _plan_gone(run: _Run, p: Plan, ns: str, have: Namespace) -> None:
+    """A live namespace the desired state no longer has."""
+    if ns == ROOT_NS:
+        # A root host going away: remove only what nsnet put there.
+        empty = Namespace(name=ns, label="host", role="host")
+        sub = plan(State(run.lab, {ns: empty}), State(run.lab, {ns: have}), run.journal, adopt=True)
+        run.steps.add(
+            Phase.LINK_REMOVALS, *(a for a in sub.actions if isinstance(a, DeleteLink | RouteChange | Address))
+        )
+        run.steps.add(Phase.SYSCTLS, *(a for a in sub.actions if isinstance(a, SetSysctl)))
+        run.steps.add(Phase.FIREWALL, *(a for a in sub.actions if isinstance(a, ApplyFirewall)))
+    elif _owned(run.lab, have, run.journal):
+        if have.server:
+            run.steps.add(Phase.NAMESPACE_REMOVALS, StopServer(ns))
+        run.steps.add(Phase.NAMESPACE_REMOVALS, DeleteNamespace(ns))
+    elif run.journal is not None and ns in run.journal.namespaces:
+        p.kept.append(f"namespace {ns}: it is not the one nsnet created (no mark of this lab), left alone")
 
 
 def _owned(lab: str, have: Namespace, journal: Journal | None) -> bool:
@@ -246,22 +284,33 @@ def _same_route(want: Route, have: Route) -> bool:
     )
 
 
-def _plan_link(
-    ns: str,
-    want: Link,
-    have: Link | None,
-    mark: str,
-    creates: dict[str, list[Action]],
-    done_pairs: set[tuple[Endpoint, ...]],
-    owned: bool = False,
-) -> None:
+def _plan_link(run: _Run, ns: str, want: Link, have: Link | None, owned: bool = False) -> None:
     kind = kinds.get(want.kind)
     if have is None:
-        spec = kind.create(ns, want, mark)
+        spec = kind.create(ns, want, run.mark)
         ends = tuple(sorted(spec.ends))  # a veth pair is made once, from either end
-        if ends not in done_pairs:
-            done_pairs.add(ends)
-            creates[f"link{kind.order}"].append(CreateLink(spec.ns, spec))
+        if ends not in run.done_pairs:
+            run.done_pairs.add(ends)
+            run.steps.add(CREATION[kind.order], CreateLink(spec.ns, spec))
+    changes = _link_changes(run.mark, ns, want, have, owned)
+    if changes:
+        run.steps.add(Phase.LINK_SETTINGS, SetLink(ns, want.name, **changes))
+    data = kind.changes(want, have) if have is not None else ()
+    if data:
+        run.steps.add(Phase.LINK_SETTINGS, SetLink(ns, want.name, kind=want.kind, data=data))
+    have_addrs = have.addresses if have else frozenset()
+    for cidr in sorted(have_addrs - want.addresses):
+        run.steps.add(Phase.ADDRESS_REMOVALS, Address(ns, want.name, cidr, add=False))
+    for cidr in sorted(want.addresses - have_addrs):
+        run.steps.add(Phase.ADDRESSES, Address(ns, want.name, cidr))
+    if want.up != (have.up if have else False):
+        phase = Phase.ALONE_UP if kind.order == 0 else Phase.LINKS_UP
+        run.steps.add(phase, SetLink(ns, want.name, up=want.up))
+    _plan_entries(run.steps, ns, want, have)
+
+
+def _link_changes(mark: str, ns: str, want: Link, have: Link | None, owned: bool) -> dict[str, Any]:
+    """What :class:`SetLink` changes on a link: master, MTU, MAC, ownership mark."""
     changes: dict[str, Any] = {}
     current_master = have.master if have else None
     if (want.master or None) != current_master:
@@ -272,26 +321,12 @@ def _plan_link(
         changes["mac"] = want.mac
     if have is not None and have.alias != mark and (ns != ROOT_NS or owned):
         changes["alias"] = mark  # created by an interrupted up (in the root namespace: as the journal says)
-    if changes:
-        creates["set"].append(SetLink(ns, want.name, **changes))
-    data = kind.changes(want, have) if have is not None else ()
-    if data:
-        creates["set"].append(SetLink(ns, want.name, kind=want.kind, data=data))
-    have_addrs = have.addresses if have else frozenset()
-    for cidr in sorted(have_addrs - want.addresses):
-        # Before the new ones: deleting a primary address also deletes its secondaries.
-        creates["addr"].insert(0, Address(ns, want.name, cidr, add=False))
-    for cidr in sorted(want.addresses - have_addrs):
-        creates["addr"].append(Address(ns, want.name, cidr))
-    if want.up != (have.up if have else False):
-        up = SetLink(ns, want.name, up=want.up)
-        # Bridges (links made on their own) first, so ports join a bridge that is already up, as in the seed.
-        (creates["up"].insert(0, up) if kind.order == 0 else creates["up"].append(up))
-    _plan_entries(ns, want, have, creates["entries"])
+    return changes
 
 
-def _plan_entries(ns: str, want: Link, have: Link | None, out: list[Action]) -> None:
+def _plan_entries(steps: Steps, ns: str, want: Link, have: Link | None) -> None:
     """A VXLAN device's forwarding and neighbour entries, where nsnet keeps them (static overlays)."""
+    out: list[Action] = []
     if want.fdb is not None:
         current = (have.fdb or frozenset()) if have else frozenset()
         out += [FdbEntry(ns, want.name, mac, dst, add=False) for mac, dst in sorted(current - want.fdb)]
@@ -303,20 +338,21 @@ def _plan_entries(ns: str, want: Link, have: Link | None, out: list[Action]) -> 
             NeighbourEntry(ns, want.name, ip, mac, add=False) for ip, mac in sorted(current) if ip not in wanted_ips
         ]
         out += [NeighbourEntry(ns, want.name, ip, mac) for ip, mac in sorted(want.neighbours - current)]
+    steps.add(Phase.ENTRIES, *out)
 
 
-def _plan_sysctls(ns: str, want: Namespace, have: Namespace, journal: Journal | None, out: list[Action]) -> None:
+def _plan_sysctls(steps: Steps, ns: str, want: Namespace, have: Namespace, journal: Journal | None) -> None:
     originals = journal.sysctls.get(ns, {}) if journal else {}
     for key, value in want.sysctls.items():
         current = have.sysctls.get(key)
         if current != value:
-            out.append(SetSysctl(ns, key, value, originals.get(key, current)))
+            steps.add(Phase.SYSCTLS, SetSysctl(ns, key, value, originals.get(key, current)))
     for key, original in originals.items():
         if key not in want.sysctls and have.sysctls.get(key) is not None:
             if have.sysctls.get(key) != original:
-                out.append(SetSysctl(ns, key, original, have.sysctls.get(key), restore=True))
+                steps.add(Phase.SYSCTLS, SetSysctl(ns, key, original, have.sysctls.get(key), restore=True))
             else:
-                out.append(SetSysctl(ns, key, original, original, restore=True))
+                steps.add(Phase.SYSCTLS, SetSysctl(ns, key, original, original, restore=True))
 
 
 def _plan_firewall(lab: str, ns: str, want: Firewall, have: Firewall, journal: Journal | None) -> list[Action]:
@@ -330,21 +366,24 @@ def _plan_firewall(lab: str, ns: str, want: Firewall, have: Firewall, journal: J
         text = restore_text(lab, want, have, family, policies if family == 4 else {})
         if not text and not (family == 4 and restored):
             continue
-        changes: list[str] = []
-        if family == 4:
-            for chain, policy in policies.items():
-                before = have.policies.get(chain)
-                if before != policy:
-                    changes.append(f"{chain} policy {before} -> {policy}" if before else f"{chain} policy {policy}")
-        old = [r for r in have.rules if r.family == family]
-        new = [r for r in want.rules if r.family == family]
-        changes += [f"- {r.chain} {r.args}" for r in old if r not in new]
-        changes += [f"+ {r.chain} {r.args}" for r in new if r not in old]
-        if not changes:
-            changes.append("re-link nsnet chains")
+        changes = _firewall_changes(family, policies if family == 4 else {}, want, have)
         # A namespace created by this run has the kernel's default policy, ACCEPT.
         saved = {c: have.policies.get(c, "ACCEPT") for c in policies if c not in originals}
         out.append(
             ApplyFirewall(ns, family, text, tuple(changes), originals=saved, restored=restored if family == 4 else ())
         )
     return out
+
+
+def _firewall_changes(family: int, policies: dict[str, str], want: Firewall, have: Firewall) -> list[str]:
+    """The changes of one IP version's firewall, in words (policies, then rules removed and added)."""
+    changes: list[str] = []
+    for chain, policy in policies.items():
+        before = have.policies.get(chain)
+        if before != policy:
+            changes.append(f"{chain} policy {before} -> {policy}" if before else f"{chain} policy {policy}")
+    old = [r for r in have.rules if r.family == family]
+    new = [r for r in want.rules if r.family == family]
+    changes += [f"- {r.chain} {r.args}" for r in old if r not in new]
+    changes += [f"+ {r.chain} {r.args}" for r in new if r not in old]
+    return changes or ["re-link nsnet chains"]

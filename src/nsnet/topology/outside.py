@@ -69,44 +69,54 @@ def host_addresses(host: Namespace) -> list[str]:
 
 def firewall_rules(host: Namespace, published: list[Published], allowed: set[frozenset[str]]) -> list[Rule]:
     """The rules the host needs for NAT, published ports and isolation, in order."""
-    bridges = [link for link in host.links.values() if link.kind == "bridge"]
-    forward: list[str] = []
-    nat_pre: list[str] = []
-    nat_out: list[str] = []
-    nat_post: list[str] = []
-    names = sorted(b.name for b in bridges)
-    for a in names:
-        for b in names:
-            if a != b and frozenset((a, b)) not in allowed:
-                forward.append(f"-i {a} -o {b} -j DROP")
-    masquerading = [b for b in sorted(bridges, key=lambda b: b.name) if b.masquerade]
+    bridges = sorted((link for link in host.links.values() if link.kind == "bridge"), key=lambda b: b.name)
+    masquerading = [b for b in bridges if b.masquerade]
+    forward = _isolation(bridges, allowed)
     if masquerading or published:
         forward.append(f"{ESTABLISHED} -j ACCEPT")
+    forward += [
+        f"-d {p.address}/32 -o {p.bridge} -p {p.proto} -m {p.proto} --dport {p.port} -j ACCEPT" for p in published
+    ]
+    dnat = _dnat(host, published)
+    forward += [f"-i {b.name} -o {b.name} -j ACCEPT" for b in bridges if b.forward]
+    forward += [f"-i {b.name} ! -o {b.name} -j ACCEPT" for b in masquerading]
+    return (
+        [Rule(4, "filter", "FORWARD", a) for a in forward]
+        + [Rule(4, "nat", "PREROUTING", a) for a in dnat]
+        + [Rule(4, "nat", "OUTPUT", a) for a in dnat]
+        + [Rule(4, "nat", "POSTROUTING", a) for a in _masquerade(masquerading, bridges, published)]
+    )
+
+
+def _isolation(bridges: list[Link], allowed: set[frozenset[str]]) -> list[str]:
+    """Traffic between two bridges is dropped unless the pair is allowed."""
+    names = [b.name for b in bridges]
+    return [f"-i {a} -o {b} -j DROP" for a in names for b in names if a != b and frozenset((a, b)) not in allowed]
+
+
+def _dnat(host: Namespace, published: list[Published]) -> list[str]:
+    """A published port, from every address of the host, to its node."""
+    out = []
     for p in published:
-        forward.append(f"-d {p.address}/32 -o {p.bridge} -p {p.proto} -m {p.proto} --dport {p.port} -j ACCEPT")
         for address in host_addresses(host):
             dnat = f"-d {address}/32 -p {p.proto} -m {p.proto} --dport {p.host_port} -j DNAT --to-destination"
-            nat_pre.append(f"{dnat} {p.address}:{p.port}")
-            nat_out.append(f"{dnat} {p.address}:{p.port}")
-    for bridge in sorted(bridges, key=lambda b: b.name):
-        if bridge.forward:
-            forward.append(f"-i {bridge.name} -o {bridge.name} -j ACCEPT")
+            out.append(f"{dnat} {p.address}:{p.port}")
+    return out
+
+
+def _masquerade(masquerading: list[Link], bridges: list[Link], published: list[Published]) -> list[str]:
+    """Outbound NAT of masquerading bridges' subnets, and hairpin NAT to published ports."""
+    out = []
     for bridge in masquerading:
-        forward.append(f"-i {bridge.name} ! -o {bridge.name} -j ACCEPT")
         for net in sorted({str(i.network) for i in _v4(bridge)}):
-            nat_post.append(f"-s {net} ! -o {bridge.name} -j MASQUERADE")
+            out.append(f"-s {net} ! -o {bridge.name} -j MASQUERADE")
     for p in published:
         bridge = next(b for b in bridges if b.name == p.bridge)
         for net in sorted({str(i.network) for i in _v4(bridge)}):
-            nat_post.append(
+            out.append(
                 f"-s {net} -d {p.address}/32 -o {p.bridge} -p {p.proto} -m {p.proto} --dport {p.port} -j MASQUERADE"
             )
-    return (
-        [Rule(4, "filter", "FORWARD", a) for a in forward]
-        + [Rule(4, "nat", "PREROUTING", a) for a in nat_pre]
-        + [Rule(4, "nat", "OUTPUT", a) for a in nat_out]
-        + [Rule(4, "nat", "POSTROUTING", a) for a in nat_post]
-    )
+    return out
 
 
 def needs_forwarding(host: Namespace, published: list[Published], gateways: bool, outside: bool) -> bool:

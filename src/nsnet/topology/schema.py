@@ -8,27 +8,15 @@ The JSON Schema that editors use is generated from them
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nsnet.names import NAME_RE as NAME_RE  # re-exported: the loader and older callers import it from here
-from nsnet.topology import ipcache
+from nsnet.topology import ipcache, values
 from nsnet.topology.inventory import MachineInventorySpec
-
-# \Z, not $ (as in NAME_RE): $ also matches before a trailing newline, which would let "eth0\n" through.
-IFNAME_RE = re.compile(r"^[A-Za-z0-9_.:-]+\Z")
-MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
-SYSCTL_RE = re.compile(r"^net(\.[A-Za-z0-9_-]+)+\Z")
-PUBLISH_RE = re.compile(
-    r"^(?P<host>\d{1,5}):(?P<node>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<port>\d{1,5})(?:/(?P<proto>tcp|udp))?\Z"
-)
-RATE_RE = re.compile(r"^[1-9][0-9]{0,9}(bit|kbit|mbit|gbit)\Z")
-DELAY_RE = re.compile(r"^[1-9][0-9]{0,6}(us|ms|s)\Z")
-SYSCTL_VALUE_RE = re.compile(r"^[A-Za-z0-9_.: -]{0,64}\Z")
-IFNAME_MAX = 15
+from nsnet.topology.values import PUBLISH_RE, AddressOrNetwork, Cidr, Delay, IPv4, Mac, Rate, Scalar
 
 Policy = Literal["ACCEPT", "DROP"]
 Table = Literal["filter", "nat", "mangle", "raw"]
@@ -39,100 +27,6 @@ CtState = Literal["NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED"]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
-
-
-def _check_ifname(value: str) -> str:
-    if len(value.encode()) > IFNAME_MAX:
-        raise ValueError(
-            f"interface name {value!r} is {len(value.encode())} bytes; "
-            f"Linux allows at most {IFNAME_MAX}: use a shorter name"
-        )
-    if not IFNAME_RE.match(value) or value in (".", ".."):
-        raise ValueError(f"interface name {value!r} may only use letters, digits and _ . : -")
-    return value
-
-
-def _check_cidr(value: str) -> str:
-    try:
-        iface = ipcache.ip_interface(value)
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not an address in CIDR form: write it like 11.11.11.2/24 or fd00::2/64"
-        ) from None
-    if "/" not in value:
-        raise ValueError(f"{value!r} has no prefix length: write it like {value}/{24 if iface.version == 4 else 64}")
-    ip = iface.ip
-    if (
-        ip.is_multicast
-        or ip.is_unspecified
-        or ip.is_loopback
-        or ((iface.version == 4 and int(ip) >> 24 in (0, 127)) or str(ip) == "255.255.255.255")
-    ):
-        raise ValueError(f"{value!r} is a multicast, loopback or unspecified address: use a unicast address")
-    net = iface.network
-    if iface.version == 4 and net.prefixlen < 31 and ip in (net.network_address, net.broadcast_address):
-        which = "network" if ip == net.network_address else "broadcast"
-        raise ValueError(f"{value!r} is the {which} address of {net}: pick a host address inside it")
-    return value
-
-
-def _check_mac(value: str) -> str:
-    if not MAC_RE.match(value):
-        raise ValueError(f"{value!r} is not a MAC address: write it like 02:00:00:00:00:01")
-    if int(value[:2], 16) & 1:
-        raise ValueError(
-            f"{value!r} is a multicast MAC (lowest bit of the first octet set): "
-            "use a unicast one such as 02:00:00:00:00:01"
-        )
-    return value.lower()
-
-
-def _check_network(value: str) -> str:
-    try:
-        ipcache.ip_network(value, strict=True)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a network: write it like 10.0.0.0/8 ({exc})") from None
-    return value
-
-
-def _check_address_or_network(value: str) -> str:
-    try:
-        ipcache.ip_network(value, strict=True)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an address or network: write it like 11.11.11.0/24 or 11.11.11.3") from None
-    return value
-
-
-def _scalar_text(value: Any) -> Any:
-    """Numbers (and YAML booleans, as 1/0) to text; anything else is left for the str check."""
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, int):
-        return str(value)
-    return value
-
-
-Scalar = Annotated[str, BeforeValidator(_scalar_text, json_schema_input_type=int | bool | str)]
-"""A number or a word, kept as text (ports, sysctl values)."""
-
-
-def _check_rate(value: str) -> str:
-    if not RATE_RE.match(value):
-        raise ValueError(f"{value!r} is not a rate: write it like 10mbit, 500kbit or 1gbit")
-    return value
-
-
-def _check_delay(value: str) -> str:
-    if not DELAY_RE.match(value):
-        raise ValueError(f"{value!r} is not a delay: write it like 20ms or 500us")
-    return value
-
-
-Rate = Annotated[str, AfterValidator(_check_rate)]
-Delay = Annotated[str, AfterValidator(_check_delay)]
-Cidr = Annotated[str, AfterValidator(_check_cidr)]
-Mac = Annotated[str, AfterValidator(_check_mac)]
-AddressOrNetwork = Annotated[str, AfterValidator(_check_address_or_network)]
 
 
 class InterfaceSpec(_Strict):
@@ -195,7 +89,7 @@ class RouteSpec(_Strict):
     def check_to(cls, value: str) -> str:
         if value == "default":
             return value
-        return _check_network(value)
+        return values.check_network(value)
 
     @field_validator("via")
     @classmethod
@@ -211,7 +105,7 @@ class RouteSpec(_Strict):
     @field_validator("dev")
     @classmethod
     def check_dev(cls, value: str | None) -> str | None:
-        return None if value is None else _check_ifname(value)
+        return None if value is None else values.check_ifname(value)
 
     @model_validator(mode="after")
     def check_needs_target(self) -> RouteSpec:
@@ -261,7 +155,7 @@ class RuleSpec(_Strict):
         stem = value[:-1] if value.endswith("+") else value
         if not stem and value == "+":
             return value
-        _check_ifname(stem)
+        values.check_ifname(stem)
         return value
 
 
@@ -333,25 +227,6 @@ class HostSpec(NamespaceSpec):
         return out
 
 
-def _check_ipv4(value: str) -> str:
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not an IPv4 address: write it like 192.168.100.2") from None
-    return value
-
-
-def _check_ipv4_network(value: str) -> str:
-    try:
-        ipaddress.IPv4Network(value, strict=True)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not an IPv4 network: write it like 192.168.100.0/24 ({exc})") from None
-    return value
-
-
-IPv4 = Annotated[str, AfterValidator(_check_ipv4)]
-
-
 class VxlanSpec(_Strict):
     """A VXLAN device on a host of a multi-host lab, usually a port of a bridge."""
 
@@ -379,7 +254,7 @@ class MachineSpec(NamespaceSpec):
 class UnderlaySpec(_Strict):
     """The network joining the hosts of a multi-host lab (a switch namespace, ``underlay``)."""
 
-    subnet: Annotated[str, AfterValidator(_check_ipv4_network)] = Field(
+    subnet: Annotated[str, AfterValidator(values.check_ipv4_network)] = Field(
         default="192.168.100.0/24", description="Hosts get .1, .2, ... in the order listed unless they say."
     )
     mtu: int = Field(default=1500, ge=1280, le=65535, description="The underlay's MTU; the overlay gets 50 less.")

@@ -1,4 +1,4 @@
-"""Where the page draws things: a lab's :class:`~nsnet.graph.Picture` with positions, as plain JSON.
+"""Where the page draws things: a lab's :class:`~nsnet.picture.Picture` with positions, as plain JSON.
 
 The tutorial's picture: the nodes' boxes in rows above, the host's box below
 with its bridges, every interface a card in its box, veth pairs as wires.
@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from nsnet.graph import Box, Interface, Picture
+from nsnet.picture import Box, Interface, Picture
 from nsnet.views import FdbView, LabView, NeighbourView
 
 CARD_W = 236

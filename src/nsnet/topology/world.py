@@ -1,0 +1,163 @@
+"""Desugaring passes for the outside world: the ``outside:`` node, gateways, NAT, published ports, isolation.
+
+:func:`add_outside` runs first, on the schema: ``outside:`` becomes a node
+named outside linked to the host by the uplink. :func:`connect` runs once the
+namespaces are built: ``gateway: true`` becomes a default route, and the host
+gets the rules and the forwarding that :mod:`nsnet.topology.outside` derives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from nsnet.model import HOST, Namespace, Route
+from nsnet.topology import ipcache, outside
+from nsnet.topology.report import Report, suggest
+from nsnet.topology.schema import InterfaceSpec, LinkSpec, NamespaceSpec, NodeSpec, TopologySpec
+
+
+def add_outside(report: Report, spec: TopologySpec) -> TopologySpec:
+    """``outside:`` is a node named outside, linked to the host by the uplink."""
+    if spec.outside is None:
+        return spec
+    o = spec.outside
+    if spec.host.mode == "root":
+        report.add(
+            ("outside",),
+            "an outside namespace stands in for the world only in a sandbox lab",
+            "with host: root the machine's real uplink is the outside; remove outside:",
+        )
+        return spec
+    if "outside" in spec.nodes:
+        report.add(
+            ("nodes", "outside"),
+            "the name 'outside' is taken by the outside: block",
+            "rename the node or remove outside:",
+        )
+        return spec
+    nodes = dict(spec.nodes)
+    nodes["outside"] = NodeSpec(interfaces={"eth0": InterfaceSpec(addresses=[o.address])})
+    interfaces = dict(spec.host.interfaces)
+    interfaces[o.uplink] = InterfaceSpec(addresses=[o.host_address])
+    host = spec.host.model_copy(update={"interfaces": interfaces})
+    links = [*spec.links, LinkSpec(endpoints=["outside:eth0", f"host:{o.uplink}"])]
+    return spec.model_copy(update={"nodes": nodes, "host": host, "links": links})
+
+
+def connect(report: Report, spec: TopologySpec, spaces: dict[str, Namespace]) -> dict[str, Namespace]:
+    """Gateways, NAT, published ports, isolation and forwarding (see :mod:`nsnet.topology.outside`)."""
+    gateways = _gateways(report, spec, spaces)
+    if HOST not in spaces:  # a multi-host lab: its hosts take no NAT or published ports (yet)
+        return spaces
+    host = spaces[HOST]
+    published = _published(report, spec, spaces)
+    allowed = _allowed(report, spec, host)
+    if spec.host.docker and host.firewall.policies:
+        report.add(
+            ("host", "firewall", "policies"),
+            "with docker: true the host's policies are Docker's",
+            "remove firewall.policies from the host",
+        )
+    rules = outside.firewall_rules(host, published, allowed)
+    sysctls = dict(host.sysctls)
+    if outside.needs_forwarding(host, published, gateways, spec.outside is not None):
+        sysctls.setdefault("net.ipv4.ip_forward", "1")
+    spaces[HOST] = replace(
+        host,
+        firewall=replace(host.firewall, rules=host.firewall.rules + tuple(rules)),
+        sysctls=sysctls,
+        docker=spec.host.docker,
+    )
+    if spec.outside is not None and "outside" in spaces:
+        spaces["outside"] = replace(spaces["outside"], server=spec.outside.serve)
+    return spaces
+
+
+def _gateways(report: Report, spec: TopologySpec, spaces: dict[str, Namespace]) -> bool:
+    """Give each interface with ``gateway: true`` its default route (in ``spaces``); whether any has one."""
+    gateways = False
+    for name, space in list(spaces.items()):
+        node_spec = spec.host if name == HOST else spec.hosts.get(name) or spec.nodes.get(name) or NamespaceSpec()
+        extra = []
+        for ifname, if_spec in node_spec.interfaces.items():
+            if if_spec is None or not if_spec.gateway:
+                continue
+            route = _gateway_route(report, spaces, name, ifname)
+            if route is not None:
+                extra.append(route)
+                gateways = True
+        if extra:
+            spaces[name] = replace(space, routes=space.routes | frozenset(extra))
+    return gateways
+
+
+def _gateway_route(report: Report, spaces: dict[str, Namespace], name: str, ifname: str) -> Route | None:
+    """The default route through the host bridge at the other end of ``name:ifname``, if it can have one."""
+    loc = report.base(name)
+    bridge = outside.bridge_of(spaces, name, ifname)
+    gw = [i for i in sorted(bridge.addresses) if ipcache.ip_interface(i).version == 4] if bridge else []
+    if not gw:
+        report.add(
+            (*loc, "interfaces", ifname, "gateway"),
+            "gateway: true needs the other end of this link to be a port of a host bridge that has an IPv4 address",
+            "give the bridge an address, e.g. addresses: [10.0.0.1/24]",
+        )
+        return None
+    link = spaces[name].links.get(ifname)
+    mine = [ipcache.ip_interface(a) for a in sorted(link.addresses)] if link else []
+    on_link = [g for g in gw if any(a.ip in ipcache.ip_interface(g).network for a in mine)]
+    if not on_link:
+        assert bridge is not None
+        has = ", ".join(str(a) for a in mine if a.version == 4) or "no IPv4 address"
+        report.add(
+            (*loc, "interfaces", ifname, "gateway"),
+            f"gateway: true routes through bridge {bridge.name} ({', '.join(gw)}), but {ifname} "
+            f"has {has}, outside the bridge's subnet: the gateway would not be reachable",
+            f"give {ifname} an address in {ipcache.ip_interface(gw[0]).network}, "
+            f"or the bridge one in {ifname}'s subnet",
+        )
+        return None
+    return Route(to="0.0.0.0/0", via=str(ipcache.ip_interface(on_link[0]).ip))
+
+
+def _published(report: Report, spec: TopologySpec, spaces: dict[str, Namespace]) -> list[outside.Published]:
+    """The host's ``publish:`` entries, each resolved to the node's address behind a host bridge."""
+    published: list[outside.Published] = []
+    for i, p in enumerate(spec.host.publish):
+        loc = ("host", "publish", i)
+        if p.node not in spaces or p.node == HOST:
+            report.add((*loc, "node"), f"node {p.node!r} does not exist", suggest(p.node, spaces) or "")
+            continue
+        behind = outside.node_behind_bridge(spaces, p.node)
+        if behind is None:
+            report.add(
+                (*loc, "node"),
+                f"{p.node} has no IPv4 address on a link to a host bridge",
+                "publish a node that sits behind one of the host's bridges",
+            )
+            continue
+        if any((q.host_port, q.proto) == (p.host_port, p.proto) for q in published):
+            report.add(
+                (*loc, "host_port"),
+                f"host port {p.host_port}/{p.proto} is published twice",
+                "use another host port",
+            )
+            continue
+        published.append(outside.Published(p.host_port, p.node, behind[0], p.port, p.proto, behind[1].name))
+    return published
+
+
+def _allowed(report: Report, spec: TopologySpec, host: Namespace) -> set[frozenset[str]]:
+    """The pairs of host bridges that ``allow:`` lets talk to each other."""
+    bridges = {n for n, link in host.links.items() if link.kind == "bridge"}
+    allowed = set()
+    for i, pair in enumerate(spec.host.allow):
+        if len(pair) != 2 or not set(pair) <= bridges:
+            report.add(
+                ("host", "allow", i),
+                f"{pair} is not a pair of the host's bridges",
+                f"write two of: {', '.join(sorted(bridges)) or 'no bridges yet'}",
+            )
+            continue
+        allowed.add(frozenset(pair))
+    return allowed
