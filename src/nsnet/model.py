@@ -262,6 +262,22 @@ class Overlay:
     """Dynamic mode: the etcd URL the controllers use."""
 
 
+@dataclass(frozen=True)
+class Machine:
+    """A real machine that carries one host of a multi-host lab (``machines:``)."""
+
+    name: str
+    """The host of ``hosts:`` it carries."""
+    interface: str
+    """Its underlay interface (a real one, never nsnet's)."""
+    address: str
+    """Its VTEP address on that interface (IPv4, no prefix)."""
+    ssh: str
+    """Where the driver reaches it: ``[user@]host[:port]``."""
+    nsnet: str = "nsnet"
+    """The nsnet command there."""
+
+
 UNDERLAY = "underlay"
 """The logical name of the namespace that joins the hosts of a multi-host lab (a switch)."""
 
@@ -276,6 +292,10 @@ class Topology:
     source: str | None = None
     expectations: tuple[Expectation, ...] = ()
     overlay: Overlay | None = None
+    machines: dict[str, Machine] = field(default_factory=dict)
+    """The real machines that carry the hosts (``machines:``); empty: every host is a namespace here."""
+    machine: str | None = None
+    """A machine's share of a lab: the host this machine is (see :mod:`nsnet.machines.share`)."""
 
     @property
     def nodes(self) -> list[str]:

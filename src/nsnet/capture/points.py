@@ -136,6 +136,8 @@ def resolve(lab: str, specs: Sequence[str]) -> list[Point]:
                 points += found
                 continue
             names = [link.name for link in links(ns)]
+            if ns == ROOT_NS and iface not in names and iface in {link.name for link in nl.link_msgs(ns)}:
+                names.append(iface)  # named explicitly: a machine's own interface (its uplink, its underlay) too
             if iface not in names:
                 raise LabNotFoundError(
                     f"node {node} of lab {lab!r} has no interface {iface!r}; interfaces: {', '.join(names) or 'none'}"

@@ -86,6 +86,10 @@ def lab_topology(lab: str) -> Topology | None:
     journal = journal_of(lab)
     if not journal.source or not os.path.isfile(journal.source):
         return None
+    if journal.machine:  # a machine's share of a lab across machines: what this machine has of it
+        from nsnet.machines.local import share_of
+
+        return share_of(load(journal.source), journal.machine)
     return load(journal.source)
 
 

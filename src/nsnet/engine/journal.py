@@ -46,6 +46,8 @@ class Journal:
     """Kernel namespace name -> logical name, for every namespace nsnet created."""
     hosts: list[str] = field(default_factory=list)
     """The hosts of a multi-host lab (logical names), its underlay included."""
+    machine: str | None = None
+    """A machine's share of a multi-host lab: the host this machine is."""
     root_links: list[str] = field(default_factory=list)
     """Links nsnet created in the root namespace (``host: root``)."""
     root_routes: list[str] = field(default_factory=list)

@@ -40,7 +40,7 @@ from nsnet.errors import Problem, TopologyError
 from nsnet.kinds import checks as kind_checks
 from nsnet.model import Topology
 from nsnet.overlay.build import build as build_overlay
-from nsnet.topology import checks, hostnames, links, namespaces, shape, source, underlay, world
+from nsnet.topology import checks, hostnames, inventory, links, namespaces, shape, source, underlay, world
 from nsnet.topology.checks import BRIDGE_PORTS_MAX as BRIDGE_PORTS_MAX
 from nsnet.topology.links import LINK_NAME_RE as LINK_NAME_RE
 from nsnet.topology.namespaces import NODE_NAME_MAX as NODE_NAME_MAX
@@ -118,7 +118,12 @@ def _compile(report: Report, spec: TopologySpec) -> Topology:
     spaces = hostnames.add(report, spec, spaces)
     expectations = checks.expectations(report, spec, spaces)
     return Topology(
-        name=spec.name, host_mode=spec.host.mode, namespaces=spaces, expectations=expectations, overlay=overlay
+        name=spec.name,
+        host_mode=spec.host.mode,
+        namespaces=spaces,
+        expectations=expectations,
+        overlay=overlay,
+        machines=inventory.machines(spec.machines, spec.hosts, report.add),
     )
 
 

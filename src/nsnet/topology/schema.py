@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from nsnet.names import NAME_RE as NAME_RE  # re-exported: the loader and older callers import it from here
 from nsnet.topology import ipcache, values
+from nsnet.topology.inventory import MachineInventorySpec
 from nsnet.topology.values import (
     IP,
     PUBLISH_RE,
@@ -376,6 +377,9 @@ class TopologySpec(_Strict):
     )
     underlay: UnderlaySpec | None = Field(default=None, description="The network joining the hosts.")
     overlay: OverlaySpec | None = Field(default=None, description="How VXLAN entries are kept (static or dynamic).")
+    machines: dict[str, MachineInventorySpec] = Field(
+        default_factory=dict, description="The real machines carrying the hosts (see docs/machines.md)."
+    )
     nodes: dict[str, NodeSpec | None] = Field(default_factory=dict)
     links: list[LinkSpec] = Field(default_factory=list)
     outside: OutsideSpec | None = Field(
