@@ -99,7 +99,7 @@ def reach(d: Driven, as_json: bool) -> None:
                          "expected": expected, "rtt_ms": r.get("rtt_ms") if r else None})  # fmt: skip
             failed += ok != expected
     if as_json:
-        emit_json({"lab": d.lab, "results": rows, "failed": failed})
+        emit_json({"lab": d.lab, "results": rows, "failed": failed}, "machines-reach")
     else:
         for r in rows:
             mark = "ok" if r["ok"] == r["expected"] else "MISMATCH"

@@ -56,7 +56,8 @@ def _report(report: Report, verb: str, talk: bool, as_json: bool, lab: str) -> N
                     o.machine: {"ok": o.ok, "skipped": o.skipped, "error": o.error or None, **_data(o)}
                     for o in report.outcomes
                 },
-            }
+            },
+            "machines-" + verb.split()[0],
         )
     elif talk:
         for o in sorted(report.outcomes, key=lambda o: o.machine):
