@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -158,17 +159,26 @@ def shown_in_order(documented: list[str], real: str) -> list[str]:
     return missing
 
 
+def checkout_view(where: Path) -> Path:
+    """A directory that looks like the checkout (its entries linked), where the pages' commands may write."""
+    for entry in ROOT.iterdir():
+        if not entry.name.startswith("."):
+            (where / entry.name).symlink_to(entry)
+    return where
+
+
 @pytest.mark.parametrize("page", PAGES)
-def test_the_page_runs_as_written(page: str) -> None:
+def test_the_page_runs_as_written(page: str, tmp_path: Path) -> None:
     names = Names()
     problems: list[str] = []
+    cwd = checkout_view(tmp_path)
     try:
         for block in blocks(page):
             for command in block:
                 argv = names.command(command.line)
                 env = {**os.environ, "COLUMNS": "1000"}
-                done = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=60, check=False, env=env)
-                real = names.back(done.stdout + done.stderr)
+                done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=60, check=False, env=env)
+                real = names.back((done.stdout + done.stderr).replace(str(cwd), str(ROOT)))
                 missing = shown_in_order(command.output, real)
                 if missing:
                     problems.append(f"$ {command.line}\n  not shown: {missing}\n  real output:\n{real}")

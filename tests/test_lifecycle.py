@@ -139,6 +139,9 @@ def test_edit_and_up_applies_only_the_difference(lab_name: str, tmp_path: Path) 
         f"delete address 10.20.0.2/24 from {a}:a0",
         f"add address 10.20.0.12/24 to {a}:a0",
         f"add address 10.20.0.13/24 to {b}:b0",
+        f"write /etc/netns/{a}/hosts (8 names)",
+        f"write /etc/netns/{b}/hosts (8 names)",
+        f"write /etc/netns/{host}/hosts (8 names)",
         f"add route 192.0.2.0/24 via 10.20.0.1 in {a}",
         f"restore sysctl net.ipv4.ip_forward=0 in {host} (was 1)",
         f"iptables in {host}: INPUT policy ACCEPT -> DROP; - FORWARD -i br0 -o br9 -j DROP; "
@@ -146,6 +149,7 @@ def test_edit_and_up_applies_only_the_difference(lab_name: str, tmp_path: Path) 
         "+ FORWARD -s 10.20.0.0/24 -p udp -m udp --dport 53 -j ACCEPT",
         f"delete link {host}:c1",
         f"delete link {host}:br9",
+        f"remove /etc/netns/{lab_name}-C/hosts",
         f"delete namespace {lab_name}-C (and every link in it)",
     ]
     up(changed, lab_name)
@@ -258,7 +262,13 @@ def test_down_of_a_lab_that_is_not_up_is_nothing_to_do() -> None:
     assert result.code == 0, result.text
     assert result.out.strip() == f"lab {name} is not up: nothing to do"
     as_json = nsnet("down", name, "--json")
-    assert as_json.code == 0 and json.loads(as_json.out) == {"lab": name, "was_up": False, "steps": [], "killed": []}
+    assert as_json.code == 0 and json.loads(as_json.out) == {
+        "schema": "nsnet/down/1",
+        "lab": name,
+        "was_up": False,
+        "steps": [],
+        "killed": [],
+    }
 
 
 def test_down_by_file(lab_name: str) -> None:

@@ -18,6 +18,7 @@ from nsnet.inspect import inspect
 from nsnet.kernel import netns
 from nsnet.kernel.netlink import Netlink
 from nsnet.model import namespace_mark
+from nsnet.plan.actions import DeleteNamespace, NetnsFile
 
 from conftest import EXAMPLES, netns_list, sh, unique_name
 from conftest import nsnet as cli
@@ -88,7 +89,8 @@ def test_two_hundred_nodes_built_unchanged_and_removed(lab_name: str) -> None:
     assert lab_namespaces(lab_name) == {f"{lab_name}-n{i}" for i in range(N)} | {f"{lab_name}-host"}
 
     removed = nsnet.down(lab_name)
-    assert len(removed.actions) == N + 1
+    assert sum(isinstance(a, DeleteNamespace) for a in removed.actions) == N + 1
+    assert sum(isinstance(a, NetnsFile) for a in removed.actions) == N + 1  # each namespace's hosts file
     assert not lab_namespaces(lab_name)
     assert not Path(f"/run/nsnet/labs/{lab_name}.json").exists()
 

@@ -111,7 +111,8 @@ def test_ping_shows_arp_caches_filling_and_the_bridge_learning(lab_name: str) ->
     events, err = watcher.events()
 
     # Every line is one object of the documented schema.
-    assert events and all(list(e)[:5] == ["time", "namespace", "node", "kind", "action"] for e in events)
+    assert events and all(list(e)[:6] == ["schema", "time", "namespace", "node", "kind", "action"] for e in events)
+    assert {e["schema"] for e in events} == {"nsnet/watch-event/1"}
     assert {(e["node"], e["namespace"]) for e in events} <= {("RED", red), ("BLUE", blue), ("host", host)}
 
     # RED's ARP cache learns BLUE's MAC, in RED only.

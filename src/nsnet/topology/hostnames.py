@@ -19,14 +19,17 @@ from nsnet.topology.report import Report
 from nsnet.topology.schema import DnsSpec, TopologySpec
 
 LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+NAMES_MAX = 256
+"""Namespaces up to which every one gets a hosts file naming all: beyond, N files of N lines grow as N²
+(10,000 nodes would write 10⁸ lines), and a lab that big is reached by address."""
 
 
 def add(report: Report, spec: TopologySpec, spaces: dict[str, Namespace]) -> dict[str, Namespace]:
     """Give every namespace its ``hosts`` file, and a ``resolv.conf`` where ``dns:`` asks for one."""
-    table = hosts_text(spaces)
+    table = hosts_text(spaces) if len(spaces) <= NAMES_MAX else None
     out = {}
     for name, space in spaces.items():
-        files = {"hosts": table}
+        files = {"hosts": table} if table is not None else {}
         dns = _dns_of(spec, name)
         if dns is not None:
             if name == HOST and spec.host.mode == "root":
