@@ -99,6 +99,8 @@ class Link:
     """macvlan, ipvlan: the device it sits on (in the lab's host)."""
     mode: str | None = None
     """macvlan, ipvlan: its mode (``bridge``, ``l2``...)."""
+    link_local: bool = False
+    """An IPv6 link-local address (the kernel's, EUI-64): nsnet makes links without one unless asked."""
 
 
 @dataclass(frozen=True, order=True)

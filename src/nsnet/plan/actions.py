@@ -205,11 +205,22 @@ class SetLink(Action):
     """nsnet's mark, for a link it created but had not yet marked (an interrupted ``up``)."""
     kind: str | None = None
     data: tuple[Setting, ...] = ()
+    link_local: bool = False
+    """Give the link the kernel's IPv6 link-local address (``addrgenmode eui64``) when it comes up."""
 
     def request(self) -> LinkSet:
         """The change, as both the command and the engine's netlink request come from it."""
         return LinkSet(
-            self.ns, self.name, self.alias, self.master, self.mtu, self.mac, self.up, kind=self.kind, data=self.data
+            self.ns,
+            self.name,
+            self.alias,
+            self.master,
+            self.mtu,
+            self.mac,
+            self.up,
+            link_local=self.link_local,
+            kind=self.kind,
+            data=self.data,
         )
 
     def describe(self) -> str:
@@ -222,6 +233,8 @@ class SetLink(Action):
             parts.append(f"mtu {self.mtu}")
         if self.mac is not None:
             parts.append(f"mac {self.mac}")
+        if self.link_local:
+            parts.append("IPv6 link-local address")
         if self.up is not None:
             parts.append("up" if self.up else "down")
         parts += [s.words for s in self.data if s.words]

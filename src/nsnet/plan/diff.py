@@ -319,6 +319,8 @@ def _link_changes(mark: str, ns: str, want: Link, have: Link | None, owned: bool
         changes["mtu"] = want.mtu
     if want.mac is not None and (have is None or (have.mac or "").lower() != want.mac):
         changes["mac"] = want.mac
+    if want.link_local and not (have is not None and have.link_local):
+        changes["link_local"] = True  # before the link comes up: the kernel makes the address then
     if have is not None and have.alias != mark and (ns != ROOT_NS or owned):
         changes["alias"] = mark  # created by an interrupted up (in the root namespace: as the journal says)
     return changes

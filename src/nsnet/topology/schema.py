@@ -38,7 +38,11 @@ class InterfaceSpec(_Strict):
     master: str | None = Field(default=None, description="Bridge in the same namespace to attach to.")
     gateway: bool = Field(
         default=False,
-        description="Default route via the address of the bridge this link's other end is a port of.",
+        description="Default routes (IPv4, IPv6) via the addresses of the bridge this link's other end is a port of.",
+    )
+    link_local: bool = Field(
+        default=False,
+        description="An IPv6 link-local address (fe80::, the kernel's), for router advertisements and SLAAC.",
     )
     rate: Rate | None = Field(default=None, description="Egress rate limit (tbf), e.g. 10mbit, 500kbit.")
     delay: Delay | None = Field(default=None, description="Egress delay (netem), e.g. 20ms.")
@@ -73,6 +77,7 @@ class BridgeSpec(_Strict):
     forward: bool = Field(
         default=False, description="Let traffic between this bridge's ports through a FORWARD policy DROP."
     )
+    link_local: bool = Field(default=False, description="An IPv6 link-local address (fe80::, the kernel's).")
 
 
 class RouteSpec(_Strict):
