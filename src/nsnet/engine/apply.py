@@ -282,9 +282,9 @@ def _shape(a: SetShaping, nl: Kernel, journal: Journal) -> None:
 
 
 def _docker_host(a: DockerHost, nl: Kernel) -> None:
-    error = nl.restore_firewall([(a.ns, 4, DOCKER_RULES)])[0]
-    if error is not None:
-        raise error
+    errors = [e for e in nl.restore_firewall([(a.ns, 4, DOCKER_RULES), (a.ns, 6, DOCKER_RULES)]) if e is not None]
+    if errors:
+        raise errors[0]
 
 
 def _run_one(a: Action, nl: Kernel, journal: Journal) -> None:

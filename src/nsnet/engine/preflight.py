@@ -41,8 +41,8 @@ def tools_for(state: State, firewall_in_use: bool = False) -> list[str]:
     families = set()
     for space in state.namespaces.values():
         families |= space.firewall.families
-        if space.firewall.policies or space.docker:
-            families.add(4)
+        if space.docker:
+            families |= {4, 6}
     if firewall_in_use:
         families.add(4)
     if families:

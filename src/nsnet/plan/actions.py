@@ -21,7 +21,8 @@ DOCKER_RULES = """*filter
 -A DOCKER-USER -j RETURN
 COMMIT
 """
-"""The host's filter table as Docker leaves it (FORWARD policy DROP, DOCKER-USER jumped to first)."""
+"""The host's filter table as Docker leaves it (FORWARD policy DROP, DOCKER-USER jumped to first),
+in iptables and ip6tables alike (Docker 27 and later set up ip6tables by default)."""
 
 
 _ip = ip
@@ -64,10 +65,13 @@ class DockerHost(Action):
     """Set a new host up as Docker leaves one: FORWARD policy DROP, DOCKER-USER jumped to first."""
 
     def describe(self) -> str:
-        return f"set {self.ns} up as a Docker host (FORWARD policy DROP, DOCKER-USER, DOCKER-FORWARD)"
+        return (
+            f"set {self.ns} up as a Docker host (iptables and ip6tables: FORWARD policy DROP, "
+            "DOCKER-USER, DOCKER-FORWARD)"
+        )
 
     def commands(self) -> list[str]:
-        return [_exec(self.ns, f"iptables-restore --noflush <<'EOF'\n{DOCKER_RULES}EOF")]
+        return [_exec(self.ns, f"{tool} --noflush <<'EOF'\n{DOCKER_RULES}EOF") for tool in IPTABLES_RESTORE.values()]
 
 
 @dataclass(frozen=True)

@@ -164,10 +164,13 @@ class RuleSpec(_Strict):
 
 
 class FirewallSpec(_Strict):
-    """Built-in chain policies (filter table) and rules."""
+    """Built-in chain policies (filter table; IPv4 and IPv6) and rules."""
 
     policies: dict[str, Policy] = Field(
-        default_factory=dict, description="Filter-table policies, e.g. {FORWARD: DROP}."
+        default_factory=dict, description="Filter-table policies (iptables), e.g. {FORWARD: DROP}."
+    )
+    policies6: dict[str, Policy] = Field(
+        default_factory=dict, description="Filter-table policies of ip6tables, e.g. {FORWARD: DROP}."
     )
     rules: list[RuleSpec] = Field(default_factory=list)
 
