@@ -42,10 +42,10 @@ def restore_text(lab: str, desired: Firewall, live: Firewall, family: int, polic
             if jumped:
                 lines.append(f"-D {chain} {jump}")
             lines.append(f"-X {own}")
-    for key, policy in policies.items():
-        fam, chain = policy_chain(key)
-        if fam == family and live.policies.get(key) != policy:
-            blocks.setdefault("filter", []).insert(0, f":{chain} {policy} [0:0]")
+    for name, policy in policies.items():
+        fam, builtin = policy_chain(name)
+        if fam == family and live.policies.get(name) != policy:
+            blocks.setdefault("filter", []).insert(0, f":{builtin} {policy} [0:0]")
     text = ""
     for table, lines in blocks.items():
         if lines:
