@@ -1,10 +1,12 @@
 """The outside world, as Docker does it for ``docker0``: the rules nsnet writes for it (pure).
 
 From a validated topology this derives, for the lab's host:
-- forwarding (``net.ipv4.ip_forward=1``) where the host must route;
+- forwarding (``net.ipv4.ip_forward=1``, and ``net.ipv6.conf.all.forwarding=1``
+  when a bridge has an IPv6 subnet) where the host must route;
 - per bridge with ``masquerade``: outbound NAT for its subnets leaving
-  through another interface, and FORWARD accepts for that traffic and its
-  replies;
+  through another interface (ip6tables' MASQUERADE for IPv6 subnets, as
+  Docker does when ``ip6tables`` is on), and FORWARD accepts for that
+  traffic and its replies;
 - per bridge with ``forward``: same-bridge traffic accepted in FORWARD;
 - published ports: DNAT from every host address (PREROUTING for traffic
   from elsewhere, OUTPUT for the host itself), a FORWARD accept, and a
@@ -12,6 +14,8 @@ From a validated topology this derives, for the lab's host:
   (hairpin) gets its answers back through the host;
 - isolation: traffic between two bridges is dropped unless the pair is
   allowed.
+Forwarding, isolation and same-bridge accepts are written for iptables and,
+when a bridge has an IPv6 subnet, for ip6tables too; published ports for IPv4.
 All of it lands in nsnet's own chains (``NSNET-FORWARD``, ``NSNET-PREROUTING``
 ...) like any rule of the topology, after the topology's own rules.
 """
@@ -40,6 +44,15 @@ class Published:
 
 def _v4(link: Link) -> list[ipaddress.IPv4Interface]:
     return [i for i in map(ipaddress.ip_interface, sorted(link.addresses)) if isinstance(i, ipaddress.IPv4Interface)]
+
+
+def _v6(link: Link) -> list[ipaddress.IPv6Interface]:
+    return [i for i in map(ipaddress.ip_interface, sorted(link.addresses)) if isinstance(i, ipaddress.IPv6Interface)]
+
+
+def has_ipv6(host: Namespace) -> bool:
+    """Whether a bridge of the host has an IPv6 subnet: then the host routes and filters IPv6 too."""
+    return any(_v6(link) for link in host.links.values() if link.kind == "bridge")
 
 
 def bridge_of(spaces: dict[str, Namespace], node: str, ifname: str) -> Link | None:
@@ -78,14 +91,25 @@ def firewall_rules(host: Namespace, published: list[Published], allowed: set[fro
         f"-d {p.address}/32 -o {p.bridge} -p {p.proto} -m {p.proto} --dport {p.port} -j ACCEPT" for p in published
     ]
     dnat = _dnat(host, published)
-    forward += [f"-i {b.name} -o {b.name} -j ACCEPT" for b in bridges if b.forward]
-    forward += [f"-i {b.name} ! -o {b.name} -j ACCEPT" for b in masquerading]
-    return (
+    same = [f"-i {b.name} -o {b.name} -j ACCEPT" for b in bridges if b.forward]
+    same += [f"-i {b.name} ! -o {b.name} -j ACCEPT" for b in masquerading]
+    forward += same
+    rules = (
         [Rule(4, "filter", "FORWARD", a) for a in forward]
         + [Rule(4, "nat", "PREROUTING", a) for a in dnat]
         + [Rule(4, "nat", "OUTPUT", a) for a in dnat]
         + [Rule(4, "nat", "POSTROUTING", a) for a in _masquerade(masquerading, bridges, published)]
     )
+    if has_ipv6(host):
+        forward6 = _isolation(bridges, allowed) + ([f"{ESTABLISHED} -j ACCEPT"] if masquerading else []) + same
+        masquerade6 = [
+            f"-s {net} ! -o {b.name} -j MASQUERADE"
+            for b in masquerading
+            for net in sorted({str(i.network) for i in _v6(b)})
+        ]
+        rules += [Rule(6, "filter", "FORWARD", a) for a in forward6]
+        rules += [Rule(6, "nat", "POSTROUTING", a) for a in masquerade6]
+    return rules
 
 
 def _isolation(bridges: list[Link], allowed: set[frozenset[str]]) -> list[str]:

@@ -296,6 +296,13 @@ class OutsideSpec(_Strict):
 
     address: Cidr = Field(default="203.0.113.2/24", description="The outside's address (a documentation range).")
     host_address: Cidr = Field(default="203.0.113.1/24", description="The host's uplink address.")
+    address6: Cidr | None = Field(
+        default=None,
+        description="The outside's IPv6 address; default, when the lab has IPv6: 2001:db8::2/64 (documentation).",
+    )
+    host_address6: Cidr | None = Field(
+        default=None, description="The host's IPv6 uplink address; default, when the lab has IPv6: 2001:db8::1/64."
+    )
     uplink: str = Field(default="up0", description="The uplink's name in the host.")
     serve: int | None = Field(
         default=80, ge=1, le=65535, description="Port of a small HTTP server run in the outside (null: none)."
