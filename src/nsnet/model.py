@@ -146,6 +146,8 @@ def policy_key(family: int, chain: str) -> str:
 def policy_chain(key: str) -> tuple[int, str]:
     """(IP version, chain) of a key of :attr:`Firewall.policies`."""
     return (6, key[len(IP6_POLICY) :]) if key.startswith(IP6_POLICY) else (4, key)
+
+
 PORT_PROTOCOLS = ("tcp", "udp", "sctp")
 OWN_PREFIX = "NSNET-"
 
@@ -205,6 +207,8 @@ class Namespace:
     """Live only: the ownership mark (alias of ``lo``), ``nsnet:<lab>:<label>:<state>``."""
     docker: bool = False
     """Host only: set up like a Docker host when created (see :data:`nsnet.plan.actions.DOCKER_RULES`)."""
+    docker_backend: str = "iptables"
+    """Docker's firewall backend: ``iptables``, or ``nftables`` (:data:`nsnet.plan.actions.DOCKER_NFT`)."""
     server: int | None = None
     """A port on which nsnet runs a small HTTP server in this namespace (the ``outside``)."""
     stale: bool = False

@@ -23,6 +23,7 @@ from nsnet.kernel import sysctl
 from nsnet.kernel.netlink import Ticket
 from nsnet.model import ROOT_NS
 from nsnet.plan.actions import (
+    DOCKER_NFT,
     DOCKER_RULES,
     Action,
     Address,
@@ -282,6 +283,9 @@ def _shape(a: SetShaping, nl: Kernel, journal: Journal) -> None:
 
 
 def _docker_host(a: DockerHost, nl: Kernel) -> None:
+    if a.backend == "nftables":
+        nl.load_nft(a.ns, DOCKER_NFT)
+        return
     errors = [e for e in nl.restore_firewall([(a.ns, 4, DOCKER_RULES), (a.ns, 6, DOCKER_RULES)]) if e is not None]
     if errors:
         raise errors[0]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from nsnet.names import IFNAME_MAX, IFNAME_RE, NAME_RE, SYSCTL_RE
 from nsnet.model import IP6_POLICY
+from nsnet.names import IFNAME_MAX, IFNAME_RE, NAME_RE, SYSCTL_RE
 
 NETNS_MAX = 255
 CHAINS = ("INPUT", "FORWARD", "OUTPUT")

@@ -22,7 +22,7 @@ from nsnet.explain.verdict import Snapshot, Space
 from nsnet.kernel.firewall import in_ns
 
 _TRACE_RE = re.compile(
-    r"^\s*TRACE: \d+ (\w+) (\w+):([^:\s]+):(rule|policy|return):?(?:0x[0-9a-f]+:)?(\w+)(?:\s*:(\S+))?\s*(.*)$"
+    r"^\s*TRACE: \d+ (\w+) ([\w-]+):([^:\s]+):(rule|policy|return):?(?:0x[0-9a-f]+:)?(\w+)(?:\s*:(\S+))?\s*(.*)$"
 )
 
 

@@ -113,7 +113,7 @@ def _existing(run: _Run, ns: str, want: Namespace, have: Namespace | None) -> Na
         if ns != ROOT_NS:
             run.steps.add(Phase.NAMESPACES, CreateNamespace(ns, want.label, namespace_mark(run.lab, want.label)))
             if want.docker:
-                run.steps.add(Phase.NAMESPACES, DockerHost(ns))
+                run.steps.add(Phase.NAMESPACES, DockerHost(ns, want.docker_backend))
         return Namespace(name=ns, label=want.label, role=want.role)
     if ns != ROOT_NS and not run.adopt and not _owned(run.lab, have, run.journal):
         raise ConflictError(_not_owned(run.lab, have, run.journal))

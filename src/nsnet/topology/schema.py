@@ -208,9 +208,10 @@ class HostSpec(NamespaceSpec):
     allow: list[list[str]] = Field(
         default_factory=list, description="Pairs of bridges allowed to talk; others are isolated from each other."
     )
-    docker: bool = Field(
+    docker: bool | Literal["iptables", "nftables"] = Field(
         default=False,
-        description="Build the host as Docker leaves it: FORWARD policy DROP and a DOCKER-USER chain jumped to first.",
+        description="Build the host as Docker leaves it: true or iptables (FORWARD policy DROP, DOCKER-USER jumped "
+        "to first, in iptables and ip6tables), or nftables (Docker 29's tables ip/ip6 docker-bridges).",
     )
 
     @field_validator("publish", mode="before")

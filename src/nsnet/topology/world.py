@@ -69,7 +69,7 @@ def connect(report: Report, spec: TopologySpec, spaces: dict[str, Namespace]) ->
     if spec.host.docker and host.firewall.policies:
         report.add(
             ("host", "firewall", "policies"),
-            "with docker: true the host's policies are Docker's",
+            f"with docker: {str(spec.host.docker).lower()} the host's policies are Docker's",
             "remove firewall.policies from the host",
         )
     rules = outside.firewall_rules(host, published, allowed)
@@ -82,7 +82,8 @@ def connect(report: Report, spec: TopologySpec, spaces: dict[str, Namespace]) ->
         host,
         firewall=replace(host.firewall, rules=host.firewall.rules + tuple(rules)),
         sysctls=sysctls,
-        docker=spec.host.docker,
+        docker=bool(spec.host.docker),
+        docker_backend="nftables" if spec.host.docker == "nftables" else "iptables",
     )
     if spec.outside is not None and "outside" in spaces:
         spaces["outside"] = replace(spaces["outside"], server=spec.outside.serve)
