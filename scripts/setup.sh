@@ -29,16 +29,19 @@ fi
 # backend runs nsnet-cni) for tests/test_cni_podman.py. A Docker or podman the
 # machine already had is its owner's: its services are left as they are.
 services=etcd
-for pair in docker.io:docker containerd:containerd podman:podman; do
+for pair in openssh-server:ssh docker.io:docker containerd:containerd podman:podman; do
     if ! dpkg-query -W -f='${Status}' "${pair%%:*}" 2>/dev/null | grep -q "install ok installed"; then
         services="$services ${pair##*:}"
     fi
 done
+# openssh-server and openssh-client: tests/test_machines.py runs an sshd per simulated
+# machine (in a private world, started by the test; the package's own service is not run).
 # chromium and chromium-driver: tests/test_web.py drives the system's headless
 # browser through Selenium (no browser is downloaded); `nsnet web` itself needs none.
 apt-get install -y -qq --no-install-recommends \
     iproute2 iptables iputils-ping tcpdump util-linux procps kmod graphviz conntrack nftables \
     containernetworking-plugins etcd-server docker.io containerd runc busybox-static podman \
+    openssh-server openssh-client \
     chromium chromium-driver fonts-dejavu-core \
     python3 python3-venv python3-pip >/dev/null
 if [ -n "$own_policy" ]; then

@@ -100,6 +100,8 @@ PURE = [
     "nsnet.plan.diff",
     "nsnet.explain.walk",
     "nsnet.explain.verdict",
+    "nsnet.topology.inventory",
+    "nsnet.machines.share",
 ]
 
 
@@ -136,6 +138,12 @@ READERS = ["nsnet.inspect", "nsnet.watch", "nsnet.reach", "nsnet.capture.points"
 def test_read_only_views_do_not_load_the_write_side(module: str) -> None:
     loaded = _loaded_by(module)
     assert _under(loaded, "nsnet.engine.apply", "nsnet.engine.lifecycle", "nsnet.plan", "nsnet.topology.loader") == []
+
+
+@pytest.mark.parametrize("module", ["nsnet.machines.driver", "nsnet.machines.ssh"])
+def test_the_driver_only_talks_to_machines(module: str) -> None:
+    """The driver of a lab across machines changes nothing on its own machine: no kernel, no engine."""
+    assert _under(_loaded_by(module), "nsnet.kernel", "nsnet.engine", "nsnet.plan") == []
 
 
 def test_only_tests_load_the_fake_kernel() -> None:

@@ -88,6 +88,18 @@ def test_capture_names_a_mistyped_node(lab_name: str) -> None:
     assert "filter" not in result.err
 
 
+def test_exec_explain_and_inspect_suggest_a_mistyped_node(lab_name: str) -> None:
+    assert nsnet("up", FIXED, "--name", lab_name, "-q").code == 0
+    for args in (
+        ("exec", lab_name, "BLEU", "--", "true"),
+        ("explain", lab_name, "REd", "BLUE"),
+        ("inspect", lab_name, "BLEU"),
+    ):
+        result = nsnet(*args)
+        assert result.code in (2, 4), result.text
+        assert "did you mean" in result.err and "nodes: " in result.err, (args, result.err)
+
+
 def complete(*words: str) -> list[str]:
     """What bash completion offers after ``nsnet WORDS`` (the last word is being typed)."""
     env = {

@@ -62,6 +62,40 @@ def test_a_lab_that_is_not_up_is_not_found(state_dir: Path) -> None:
     assert invoke("graph", "t-nothing-here").exit_code == 4
 
 
+def test_every_json_document_says_its_schema(state_dir: Path) -> None:
+    assert json.loads(invoke("validate", "--json", LAB2).stdout)["schema"] == "nsnet/validate/1"
+    plan = json.loads(invoke("plan", LAB2, "--fresh", "--json").stdout)
+    assert next(iter(plan)) == "schema" and plan["schema"] == "nsnet/plan/1"  # first, before the keys it versions
+    assert json.loads(invoke("ls", "--json").stdout) == []  # a list stays a list (its objects carry the key)
+    assert "schema" not in json.loads(invoke("schema").stdout)["properties"]  # a JSON Schema names its own
+
+
+def test_a_mistyped_command_gets_a_did_you_mean() -> None:
+    result = CliRunner().invoke(main, ["inpsect", "lab2"])
+    assert result.exit_code == 2
+    assert "No such command 'inpsect'. Did you mean 'inspect'?" in result.output
+    assert "Did you mean" not in CliRunner().invoke(main, ["zzzzzz"]).output
+
+
+def test_a_link_with_one_end_says_what_a_link_is(tmp_path: Path) -> None:
+    one = tmp_path / "one.yaml"
+    one.write_text("name: one\nnodes:\n  RED: {}\nlinks:\n  - [RED:eth0]\n")
+    result = invoke("validate", str(one))
+    assert result.exit_code == 1
+    assert "one.yaml:5: links[0]: a link joins exactly two endpoints; this one has 1 endpoint" in result.output
+    assert "e.g. - [RED:eth0, host:veth0]" in result.output and "at least 2 items" not in result.output
+
+
+def test_an_unknown_node_gets_a_did_you_mean() -> None:
+    from nsnet.names import no_node
+
+    assert no_node("lab2", "REDD", ["BLUE", "RED", "host"]) == (
+        "lab 'lab2' has no node 'REDD'; did you mean 'RED'? nodes: BLUE, RED, host"
+    )
+    assert no_node("lab2", "red", ["BLUE", "RED"]).count("did you mean 'RED'?") == 1
+    assert "did you mean" not in no_node("lab2", "GREEN", ["BLUE", "RED", "host"])
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [

@@ -75,7 +75,7 @@ def test_lab2_as_dot_names_everything_and_wires_the_veths_and_the_bridge() -> No
     assert "netns lab2-host" in source  # the kernel namespace names, too
     assert "netns RED" in source and "netns BLUE" in source
     clusters = re.findall(r"subgraph (cluster_\w+)", source)
-    assert len(clusters) == 3
+    assert len(clusters) == 4 and clusters[-1] == "cluster_legend"  # a box per namespace, and the legend
     nodes = dot_nodes(source)
     assert set(nodes) == {"RED/reth0", "BLUE/beth0", "host/reth1", "host/beth1", "host/br0"}
     edges = dot_edges(source)
@@ -92,7 +92,7 @@ def test_lab2_as_mermaid_names_everything_and_wires_the_veths_and_the_bridge() -
     text = to_mermaid(from_topology(load(LAB2)))
     assert "flowchart TB" in text
     assert_names_everything(text)
-    assert text.count("subgraph ") == 3 and text.count("\n  end\n") == 3
+    assert text.count("subgraph ") == 4 and text.count("\n  end\n") == 4  # a subgraph per namespace, the legend
     assert mermaid_edges(text) == {
         frozenset({"RED_reth0", "host_reth1"}): "===",
         frozenset({"BLUE_beth0", "host_beth1"}): "===",

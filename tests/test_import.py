@@ -138,7 +138,7 @@ def test_import_json_has_topology_notes_and_kept_commands() -> None:
     result = nsnet("import", "containerlab", str(CLAB / "two-nodes.clab.yml"), "--json")
     assert result.code == 0, result.text
     data = json.loads(result.out)
-    assert data["schema"] == 1
+    assert data["schema"] == "nsnet/import/1"
     assert data["topology"]["links"][0] == ["n1:eth1", "n2:eth1"]
     assert data["exec"] == {"n2": ["ip neigh add 192.168.0.3 lladdr 02:00:00:00:00:03 dev eth1 nud permanent"]}
     kinds = {(n["text"], n["kind"]) for n in data["notes"]}

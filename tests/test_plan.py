@@ -25,6 +25,7 @@ def test_fresh_plan_of_lab2_follows_the_seed_order() -> None:
         + ["CreateLink"] * 3
         + ["SetLink"] * 2
         + ["Address"] * 2
+        + ["NetnsFile"] * 3
         + ["SetLink"] * 5
         + ["SetSysctl", "ApplyFirewall"]
     )
@@ -115,6 +116,7 @@ def test_the_phases_of_a_plan_run_in_one_stated_order() -> None:
         "LINK_SETTINGS",
         "ADDRESS_REMOVALS",
         "ADDRESSES",
+        "NAMES",
         "ALONE_UP",
         "LINKS_UP",
         "ENTRIES",

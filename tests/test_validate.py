@@ -426,7 +426,12 @@ CASES: list[tuple[str, str, Expected | list[Expected]]] = [
     (
         "link-with-one-end",
         edit("[BLUE:beth0, host:beth1]", "[BLUE:beth0]"),
-        (11, "links[1].endpoints", "List should have at least 2 items after validation, not 1", ""),
+        (
+            11,
+            "links[1]",
+            "a link joins exactly two endpoints; this one has 1 endpoint",
+            "write both ends as NODE:IFACE, e.g. - [RED:eth0, host:veth0]",
+        ),
     ),
     (
         "link-both-ends-in-one-namespace",
@@ -1004,6 +1009,7 @@ def test_validate_json(tmp_path: Path) -> None:
     result = nsnet("validate", "--json", LAB2, bad, empty)
     assert result.code == 1
     assert json.loads(result.out) == {
+        "schema": "nsnet/validate/1",
         "valid": False,
         "problems": [
             {
@@ -1021,7 +1027,7 @@ def test_validate_json(tmp_path: Path) -> None:
 def test_validate_json_valid() -> None:
     result = nsnet("validate", "--json", LAB2)
     assert result.code == 0
-    assert json.loads(result.out) == {"valid": True, "problems": []}
+    assert json.loads(result.out) == {"schema": "nsnet/validate/1", "valid": True, "problems": []}
 
 
 def test_validate_examples() -> None:

@@ -115,9 +115,61 @@ def _iface_label(iface: Interface) -> str:
     return "<" + "<br/>".join(lines) + ">"
 
 
+FIREWALL = "#a04000"
+"""The colour of firewall lines in a box."""
+DROP = "#c0392b"
+"""The colour of the mark where explain says the packet dies."""
+
+
 def _box_label(box: Box) -> str:
     sub = box.title + (" (missing)" if box.missing else "")
-    return f'<<b>{_esc(box.label)}</b><br/><font point-size="10">{_esc(sub)}</font>>'
+    lines = [f"<b>{_esc(box.label)}</b>", f'<font point-size="10">{_esc(sub)}</font>']
+    lines += [f'<font point-size="9" color="{FIREWALL}">{_esc(line)}</font>' for line in _wall(box)]
+    if box.mark:
+        lines.append(f'<font point-size="11" color="{DROP}"><b>✗ {_esc(box.mark)}</b></font>')
+    return "<" + "<br/>".join(lines) + ">"
+
+
+def _wall(box: Box) -> list[str]:
+    return [f"firewall: {line}" if i == 0 else line for i, line in enumerate(box.firewall)]
+
+
+def legend(picture: Picture) -> list[tuple[str, str]]:
+    """What the picture's shapes mean, for those it has: (the shape, in words; what it stands for)."""
+    ifaces = [i for box in picture.boxes for i in box.interfaces]
+    rows = [("box", "a network namespace: a node, or the host (its title: the kernel's name)")]
+    rows.append(("rounded white box", "an interface, its addresses (live: its MAC)"))
+    if any(i.kind == "bridge" for i in ifaces):
+        rows.append(("yellow box, thin lines", "a bridge, and the ports hanging on it"))
+    if any(not w.label for w in picture.wires):
+        rows.append(("thick line", "a veth pair: a cable between two namespaces"))
+    if any(w.label for w in picture.wires):
+        rows.append(("dotted line", "a link (macvlan, ipvlan, VXLAN) on its parent device"))
+    if picture.tunnels:
+        rows.append(("dashed purple line", "a VXLAN tunnel: the overlay, carried by the underlay"))
+    if any(not i.passes for i in ifaces) or any(box.missing for box in picture.boxes):
+        rows.append(("dashed grey", "down, no carrier or missing: no traffic passes"))
+    if any(box.firewall for box in picture.boxes):
+        rows.append(("brown text", "the firewall: filter policies that are not ACCEPT, nsnet's rules"))
+    if any(box.summary for box in picture.boxes):
+        rows.append(("one box for many", "nodes on one bridge, summed up (--full draws them all)"))
+    if any(box.mark for box in picture.boxes):
+        rows.append(("red ✗", "where explain says the packet dies, and why"))
+    return rows
+
+
+def _legend_label(picture: Picture) -> str:
+    cells = ['<tr><td align="left" colspan="2"><b>legend</b></td></tr>']
+    cells += [
+        f'<tr><td align="left"><font point-size="9">{_esc(shape)}</font></td>'
+        f'<td align="left"><font point-size="9">{_esc(meaning)}</font></td></tr>'
+        for shape, meaning in legend(picture)
+    ]
+    cells += [
+        f'<tr><td align="left" colspan="2"><font point-size="9"><i>{_esc(note)}</i></font></td></tr>'
+        for note in picture.notes
+    ]
+    return '<<table border="0" cellborder="0" cellspacing="1">' + "".join(cells) + "</table>>"
 
 
 def to_graphviz(picture: Picture) -> graphviz.Graph:
@@ -181,6 +233,9 @@ def to_graphviz(picture: Picture) -> graphviz.Graph:
             constraint="false",  # the hosts side by side, the overlay across them
             tooltip=f"VXLAN {tunnel.vni} {tunnel.a[0]}:{tunnel.a[1]} - {tunnel.b[0]}:{tunnel.b[1]}",
         )
+    with g.subgraph(name="cluster_legend") as c:
+        c.attr(label="", style="rounded", color="#cccccc", margin="8")
+        c.node("legend", label=_legend_label(picture), shape="plaintext", style="")
     return g
 
 
@@ -195,7 +250,11 @@ def _cluster(c: graphviz.Graph, box: Box, fill: str, border: str) -> None:
         fontname=FONT,
         fontsize="13",
         margin="14",
+        # The host's title at its foot: the wires from the nodes above come in at its top.
+        labelloc="b" if box.role == HOST else "t",
     )
+    if box.mark:
+        c.attr(color=DROP, penwidth="3")
     if not box.interfaces:
         c.node(f"{box.label}/", label="(no interfaces)", shape="plaintext", style="", fontcolor="#777777")
     for iface in box.interfaces:
@@ -251,10 +310,23 @@ def to_mermaid(picture: Picture) -> str:
                 lines.append(f"  {ids[iface.key]} {'---' if ok else '-.-'} {ids[bridge.key]}")
     for tunnel in picture.tunnels:  # dotted and labelled, across the hosts
         lines.append(f"  {ids[tunnel.a]} -.-|VXLAN {tunnel.vni}| {ids[tunnel.b]}")
+    lines += _mermaid_legend(picture, idents)
     if down:
         lines.append(f"  classDef down stroke-dasharray: 5 5,stroke:{GREY},color:#777777")
         lines.append(f"  class {','.join(down)} down")
     return "\n".join(lines) + "\n"
+
+
+def _mermaid_legend(picture: Picture, idents: _Idents) -> list[str]:
+    """The legend as a subgraph of its own, the notes under it; the box where the packet dies in red."""
+    rows = [f"{_mermaid_text(shape)}: {_mermaid_text(meaning)}" for shape, meaning in legend(picture)]
+    rows = [r.replace("thick line", "thick line (===)").replace("dotted line", "dotted line (-.-)") for r in rows]
+    rows += [f"<i>{_mermaid_text(note)}</i>" for note in picture.notes]
+    lines = ["  subgraph legend_box[legend]", f'    legend["{"<br/>".join(rows)}"]', "  end"]
+    marked = [idents.of_box[box.label] for box in picture.boxes if box.mark]
+    if marked:
+        lines.append(f"  style {','.join(marked)} stroke:{DROP},stroke-width:3px")
+    return lines
 
 
 class _Idents:
@@ -263,6 +335,7 @@ class _Idents:
     def __init__(self) -> None:
         self.used: set[str] = set()
         self.of_interface: dict[tuple[str, str], str] = {}
+        self.of_box: dict[str, str] = {}
 
     def __call__(self, prefix: str, *parts: str) -> str:
         base = prefix + "_".join(re.sub(r"\W", "_", p) for p in parts)
@@ -276,7 +349,11 @@ class _Idents:
 def _mermaid_box(box: Box, ident: _Idents, down: list[str]) -> list[str]:
     """A namespace's subgraph and its interfaces (those that pass no traffic are added to ``down``)."""
     sub = box.title + (" (missing)" if box.missing else "")
-    lines = [f'  subgraph {ident("ns_", box.label)}["<b>{_mermaid_text(box.label)}</b><br/>{_mermaid_text(sub)}"]']
+    title = [f"<b>{_mermaid_text(box.label)}</b>", _mermaid_text(sub), *map(_mermaid_text, _wall(box))]
+    if box.mark:
+        title.append(f"✗ {_mermaid_text(box.mark)}")
+    ident.of_box[box.label] = ident("ns_", box.label)
+    lines = [f'  subgraph {ident.of_box[box.label]}["{"<br/>".join(title)}"]']
     if not box.interfaces:
         lines.append(f'    {ident("empty_", box.label)}["<i>(no interfaces)</i>"]')
     for iface in box.interfaces:

@@ -11,6 +11,7 @@ from nsnet.kernel import conntrack, firewall, nftables, readers, sysctl
 from nsnet.kernel.netlink import Netlink
 from nsnet.kernel.readers import vendor
 from nsnet.model import link_mark
+from nsnet.names import no_node
 from nsnet.views import LabView, NamespaceView
 
 __all__ = ["SECTIONS", "SYSCTLS", "inspect", "vendor"]
@@ -39,7 +40,9 @@ def inspect(lab: str, nodes: Sequence[str] = (), what: Iterable[str] = SECTIONS)
         missing = [n for n in nodes if n not in by_label]
         if missing:
             raise LabNotFoundError(
-                f"lab {lab!r} has no node {', '.join(map(repr, missing))}; nodes: {', '.join(sorted(by_label))}"
+                no_node(lab, missing[0], sorted(by_label))
+                if len(missing) == 1
+                else f"lab {lab!r} has no node {', '.join(map(repr, missing))}; nodes: {', '.join(sorted(by_label))}"
             )
         chosen = {by_label[n]: n for n in nodes}
     else:

@@ -37,6 +37,7 @@ from nsnet.explain import Explanation
 from nsnet.explain.walk import parse_proto
 from nsnet.kernel import netexec
 from nsnet.model import ROOT_NS, Topology, netns_names
+from nsnet.names import no_node
 from nsnet.plan.actions import Plan
 from nsnet.topology.loader import load
 from nsnet.views import LabView
@@ -347,8 +348,7 @@ class Lab:
     def node(self, name: str) -> Node:
         """The node ``name`` (``host``: the lab's host namespace; in a multi-host lab, a host's name)."""
         if name not in self.namespaces:
-            known = ", ".join(self.namespaces)
-            raise LabNotFoundError(f"lab {self.name!r} has no node {name!r}; nodes: {known}")
+            raise LabNotFoundError(no_node(self.name, name, self.namespaces))
         return Node(self, name, self.namespaces[name])
 
     # -- seeing and testing -------------------------------------------------------

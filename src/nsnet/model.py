@@ -213,6 +213,9 @@ class Namespace:
     """A port on which nsnet runs a small HTTP server in this namespace (the ``outside``)."""
     stale: bool = False
     """Live only: not a namespace but the empty file a creation cut short left under /run/netns."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Files of ``/etc/netns/<namespace>/`` (``hosts``, ``resolv.conf``) by name, their whole text: what
+    ``ip netns exec`` shows over ``/etc``. Bound ones start with :func:`file_mark`; live: those there."""
 
 
 def link_mark(lab: str) -> str:
@@ -224,6 +227,15 @@ def namespace_mark(lab: str, label: str) -> str:
     """The alias nsnet gives ``lo`` in every namespace it creates for ``lab``:
     ``nsnet:<lab>:<label>:<state>``, ``state`` naming the state directory of its journal."""
     return f"nsnet:{lab}:{label}:{statedir.identity()}"
+
+
+NETNS_FILES = ("hosts", "resolv.conf")
+"""The files nsnet writes under ``/etc/netns/<namespace>/``."""
+
+
+def file_mark(lab: str) -> str:
+    """The first line of every file nsnet writes for ``lab`` under ``/etc/netns``: what proves it is the lab's."""
+    return f"# nsnet:{lab}: written by nsnet up, removed by nsnet down\n"
 
 
 @dataclass(frozen=True)
@@ -273,6 +285,22 @@ class Overlay:
     """Dynamic mode: the etcd URL the controllers use."""
 
 
+@dataclass(frozen=True)
+class Machine:
+    """A real machine that carries one host of a multi-host lab (``machines:``)."""
+
+    name: str
+    """The host of ``hosts:`` it carries."""
+    interface: str
+    """Its underlay interface (a real one, never nsnet's)."""
+    address: str
+    """Its VTEP address on that interface (IPv4, no prefix)."""
+    ssh: str
+    """Where the driver reaches it: ``[user@]host[:port]``."""
+    nsnet: str = "nsnet"
+    """The nsnet command there."""
+
+
 UNDERLAY = "underlay"
 """The logical name of the namespace that joins the hosts of a multi-host lab (a switch)."""
 
@@ -287,6 +315,10 @@ class Topology:
     source: str | None = None
     expectations: tuple[Expectation, ...] = ()
     overlay: Overlay | None = None
+    machines: dict[str, Machine] = field(default_factory=dict)
+    """The real machines that carry the hosts (``machines:``); empty: every host is a namespace here."""
+    machine: str | None = None
+    """A machine's share of a lab: the host this machine is (see :mod:`nsnet.machines.share`)."""
 
     @property
     def nodes(self) -> list[str]:
@@ -343,5 +375,6 @@ def bind(topology: Topology, lab: str | None = None) -> State:
             else v
             for k, v in space.links.items()
         }
-        spaces[names[logical]] = replace(space, name=names[logical], links=links)
+        files = {name: file_mark(lab) + text for name, text in space.files.items()} if names[logical] else {}
+        spaces[names[logical]] = replace(space, name=names[logical], links=links, files=files)
     return State(lab=lab, namespaces=spaces)

@@ -17,12 +17,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from nsnet import kinds
+from nsnet import kinds, picture_firewall
 from nsnet.engine import preflight
 from nsnet.engine.journal import Journal
 from nsnet.engine.observe import observe
 from nsnet.engine.seam import LiveKernel
 from nsnet.errors import LabNotFoundError, TopologyError
+from nsnet.kernel import firewall, netns
 from nsnet.model import HOST, ROOT_NS, Link, Namespace, State, Topology, link_mark, netns_names
 from nsnet.topology.loader import load
 
@@ -71,9 +72,17 @@ class Box:
     interfaces: tuple[Interface, ...]
     missing: bool = False
     """Live only: the namespace does not exist."""
+    firewall: tuple[str, ...] = ()
+    """Its firewall in a few lines (:mod:`nsnet.picture_firewall`): policies not ACCEPT, nsnet's rules."""
+    summary: str = ""
+    """A box that stands for several nodes (:mod:`nsnet.picture_summary`): what they are."""
+    mark: str = ""
+    """Where ``explain`` says the packet dies in this namespace: why."""
 
     @property
     def title(self) -> str:
+        if self.summary:
+            return self.summary
         return "root namespace" if self.netns == ROOT_NS else f"netns {self.netns}"
 
 
@@ -105,6 +114,8 @@ class Picture:
     live: bool = False
     source: str | None = None
     tunnels: tuple[Tunnel, ...] = ()
+    notes: tuple[str, ...] = ()
+    """What the picture leaves out or sums up, and what was marked on it, in words."""
 
     def interface(self, key: tuple[str, str]) -> Interface | None:
         return self._interfaces.get(key)
@@ -153,11 +164,28 @@ def from_lab(lab: str, topology: Topology | None = None) -> Picture:
             names.setdefault(logical, ns)
     with LiveKernel() as nl:
         state = observe(nl, lab, State(lab, {}), None, extra={ns: label for label, ns in names.items()})
-    return _picture(lab, topology, names, state, source)
+    walled = {ns for ns in journal.firewall} | {
+        names[label] for label, space in (topology.namespaces.items() if topology else ()) if _walled(space)
+    }
+    walls = {
+        label: picture_firewall.from_tables(t for family in (4, 6) for t in firewall.read_tables(ns, lab, family))
+        for label, ns in names.items()
+        if ns in walled and (ns == ROOT_NS or netns.exists(ns))
+    }
+    return _picture(lab, topology, names, state, source, walls)
+
+
+def _walled(space: Namespace) -> bool:
+    return bool(space.firewall.policies or space.firewall.rules or space.docker)
 
 
 def _picture(
-    lab: str, topology: Topology | None, names: dict[str, str], live: State | None, source: str | None
+    lab: str,
+    topology: Topology | None,
+    names: dict[str, str],
+    live: State | None,
+    source: str | None,
+    walls: dict[str, tuple[str, ...]] | None = None,
 ) -> Picture:
     logical_of = {ns: label for label, ns in names.items()}
     desired = dict(topology.namespaces) if topology else {}
@@ -178,13 +206,22 @@ def _picture(
         role = want.role if want else (have.role if have else "node")
         if role == "host" and not interfaces:
             continue  # a host with nothing in it (lab 1) is not drawn
-        boxes.append(
-            Box(label, names.get(label, label), role, tuple(interfaces), missing=live is not None and have is None)
-        )
+        wall = walls.get(label, ()) if walls is not None else _wanted_wall(want)
+        missing = live is not None and have is None
+        boxes.append(Box(label, names.get(label, label), role, tuple(interfaces), missing=missing, firewall=wall))
     picture = Picture(lab, tuple(boxes), (), live is not None, source)
     wires = tuple(w for w in pairs.values() if picture.interface(w.a) and picture.interface(w.b))
     picture = Picture(lab, picture.boxes, wires, picture.live, source, _tunnels(picture.boxes))
     return _with_carrier(picture) if live is not None else picture
+
+
+def _wanted_wall(want: Namespace | None) -> tuple[str, ...]:
+    if want is None:
+        return ()
+    lines = picture_firewall.from_model(want.firewall)
+    if want.docker and not any("FORWARD policy" in line for line in lines):
+        lines = ("filter FORWARD policy DROP (as Docker leaves it)", *lines)
+    return lines
 
 
 def _wire(end: tuple[str, str], link: Link, from_file: bool, logical_of: dict[str, str]) -> Wire | None:
@@ -268,6 +305,7 @@ def _with_carrier(picture: Picture) -> Picture:
             box.role,
             tuple(replace(i, state="no carrier") if i.key in quiet else i for i in box.interfaces),
             box.missing,
+            box.firewall,
         )
         for box in picture.boxes
     )

@@ -28,6 +28,7 @@ from nsnet.inspect import inspect
 from nsnet.kernel import netns, rtnl
 from nsnet.kernel.netlink import Netlink
 from nsnet.model import Expectation
+from nsnet.names import no_node
 
 TIMEOUT = 1.0
 ATTEMPTS = 3
@@ -83,7 +84,7 @@ def matrix(lab: str, sources: Sequence[str] = (), targets: Sequence[str] = (), p
     nodes = [n for n in spaces if n not in hosts]
     for name in sources:
         if name not in spaces:
-            raise NsnetError(f"lab {lab!r} has no node {name!r}; nodes: {', '.join(spaces)}")
+            raise NsnetError(no_node(lab, name, spaces))
     probes = []
     for src in sources or nodes:
         for dst in targets or nodes:

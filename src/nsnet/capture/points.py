@@ -20,6 +20,7 @@ from nsnet.kernel import readers
 from nsnet.kernel.netlink import Netlink
 from nsnet.kernel.rtnl import LinkMsg
 from nsnet.model import HOST, ROOT_NS, link_mark
+from nsnet.names import no_node
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def resolve(lab: str, specs: Sequence[str]) -> list[Point]:
         for spec in specs:
             node, _, iface = spec.partition(":")
             if node not in by_label:
-                raise LabNotFoundError(f"lab {lab!r} has no node {node!r}; nodes: {', '.join(sorted(by_label))}")
+                raise LabNotFoundError(no_node(lab, node, sorted(by_label)))
             ns = by_label[node]
             if not iface:
                 found = interfaces(node, ns)
@@ -135,6 +136,8 @@ def resolve(lab: str, specs: Sequence[str]) -> list[Point]:
                 points += found
                 continue
             names = [link.name for link in links(ns)]
+            if ns == ROOT_NS and iface not in names and iface in {link.name for link in nl.link_msgs(ns)}:
+                names.append(iface)  # named explicitly: a machine's own interface (its uplink, its underlay) too
             if iface not in names:
                 raise LabNotFoundError(
                     f"node {node} of lab {lab!r} has no interface {iface!r}; interfaces: {', '.join(names) or 'none'}"

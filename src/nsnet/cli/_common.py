@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import json
 import os
@@ -51,8 +52,29 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False))
+SCHEMA_VERSION = 1
+"""The version of every ``--json`` document's shape; it grows when a key changes meaning or goes away."""
+
+
+def schema_id(doc: str) -> str:
+    """The ``schema`` key of a JSON document of kind ``doc``: ``nsnet/<doc>/<version>``."""
+    return f"nsnet/{doc}/{SCHEMA_VERSION}"
+
+
+def versioned(data: Any, doc: str) -> Any:
+    """``data`` with its ``schema`` key first; a list keeps its shape (so ``jq '.[]'`` still works) and each
+    of its objects carries the key."""
+    if isinstance(data, dict):
+        return {"schema": schema_id(doc), **data}
+    if isinstance(data, list):
+        return [versioned(item, doc) for item in data]
+    return data
+
+
+def emit_json(data: Any, doc: str | None) -> None:
+    """Print a ``--json`` document, versioned as ``nsnet/<doc>/1`` (``doc`` None: a document with a schema
+    of its own, such as ``nsnet schema``'s JSON Schema)."""
+    click.echo(json.dumps(versioned(data, doc) if doc else data, indent=2, sort_keys=False))
 
 
 def load_topology(path: str) -> Topology:
@@ -109,6 +131,16 @@ class LazyGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             importlib.import_module(f"nsnet.cli.{COMMANDS[cmd_name][0]}")
         return self.commands.get(cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, list(COMMANDS), n=2, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint} (`nsnet --help` lists them)")
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):

@@ -171,7 +171,7 @@ def capture(
         "file": write,
     }
     if json_sink is not None:
-        emit_json({**json_sink.document(), "filter": expression, "summary": summary})
+        emit_json({**json_sink.document(), "filter": expression, "summary": summary}, "capture")
     _summary(summary)
 
 
@@ -248,7 +248,7 @@ def _read(path: str, count: int | None, by_packet: bool, as_json: bool) -> None:
             json_sink = JsonSink(points, by_packet)
             per_point = _feed(found, points, json_sink, count)
             summary = _read_summary(points, per_point, started, count)
-            emit_json({**json_sink.document(), "file": path, "summary": summary})
+            emit_json({**json_sink.document(), "file": path, "summary": summary}, "capture")
             return
         _echo(legend(points, f"{path}, capture points:"))
         color = sys.stdout.isatty()

@@ -99,6 +99,10 @@ def explain_(lab: str, src: str, dst: str, proto: str, size: int | None, send: b
     Exit code: 0 if the packet gets through and back, 1 if not, 3 if
     prediction and observation disagree.
     """
+    from nsnet.cli import across
+
+    if (d := across.driven(lab)) is not None:  # a lab across machines: each machine explains its part
+        across.explain(d, src, dst, proto)
     preflight.require_root("read the lab's namespaces")
     clean_stale(lab)  # what killed probes of the lab left behind
     snap = snapshot(lab)
@@ -109,7 +113,7 @@ def explain_(lab: str, src: str, dst: str, proto: str, size: int | None, send: b
         err.print(f"interrupted by {stop}: the probe's trace rules and monitors are removed", markup=False)
         sys.exit(128 + stop.signum)
     if as_json:
-        emit_json({**asdict(result), "observed": asdict(observed) if observed else None})
+        emit_json({**asdict(result), "observed": asdict(observed) if observed else None}, "explain")
     else:
         render(result)
         if observed:

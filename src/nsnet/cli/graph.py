@@ -10,6 +10,8 @@ import click
 from nsnet import graph as drawing
 from nsnet.cli import complete
 from nsnet.cli._common import fail, guard, lab_and_topology, main, out
+from nsnet.picture_explain import marked
+from nsnet.picture_summary import summarize
 
 
 @main.command()
@@ -29,8 +31,28 @@ from nsnet.cli._common import fail, guard, lab_and_topology, main, out
 )
 @click.option("--name", help="Lab name, when TARGET is a file brought up (or to be) under another name.")
 @click.option("--live", is_flag=True, help="With a topology FILE: draw the lab brought up from it, as it is now.")
+@click.option(
+    "--explain",
+    "explain_pair",
+    nargs=2,
+    metavar="SRC DST",
+    help="Mark where `nsnet explain SRC DST` says the packet dies (a live lab).",
+)
+@click.option("--proto", default="icmp", show_default=True, help="With --explain: icmp, tcp:PORT or udp:PORT.")
+@click.option(
+    "--full", is_flag=True, help="Draw every node of a large lab (by default nodes on one bridge are summed up)."
+)
 @guard
-def graph(target: str, output: str, fmt: str | None, name: str | None, live: bool) -> None:
+def graph(
+    target: str,
+    output: str,
+    fmt: str | None,
+    name: str | None,
+    live: bool,
+    explain_pair: tuple[str, str] | None,
+    proto: str,
+    full: bool,
+) -> None:
     """Draw a lab: namespaces as boxes, interfaces with their addresses, veth pairs as wires.
 
     \b
@@ -40,10 +62,18 @@ def graph(target: str, output: str, fmt: str | None, name: str | None, live: boo
       nsnet graph examples/lab2-bridge.yaml -o lab2.svg
       nsnet graph lab2 -o lab2.png
       nsnet graph lab2 --format mermaid
+      nsnet graph lab2 --explain RED BLUE -o lab2.svg   where the ping dies
     """
     lab, topology = lab_and_topology(target, name)
     kind = drawing.format_for(output, fmt)
+    live = live or bool(explain_pair)
     picture = drawing.from_topology(topology, lab) if topology and not live else drawing.from_lab(lab, topology)
+    if not full:
+        picture = summarize(picture)
+    if explain_pair:
+        from nsnet.explain import explain
+
+        picture = marked(picture, explain(lab, *explain_pair, proto=proto))
     if output == "-" and kind == "png" and sys.stdout.isatty():
         fail("PNG is binary: write it to a file with -o FILE.png (or pipe it)")
     data = drawing.render(picture, kind)

@@ -45,11 +45,11 @@ def import_(kind: str, path: str, output: str | None, name: str | None, check: b
     if as_json:
         emit_json(
             {
-                "schema": 1,
                 "topology": draft.topology(),
                 "notes": [note.__dict__ for note in draft.notes],
                 "exec": draft.exec_commands(),
-            }
+            },
+            "import",
         )
     elif output:
         Path(output).write_text(text)

@@ -284,7 +284,7 @@ def inspect_(lab: str, nodes: tuple[str, ...], what: str, as_json: bool) -> None
     sections = _what(what)
     view = inspect(lab, nodes, sections)
     if as_json:
-        emit_json(asdict(view))
+        emit_json(asdict(view), "inspect")
         return
     print_sections(out, view, sections, out.width)
 

@@ -11,6 +11,7 @@ import click
 from rich.markup import escape
 
 from nsnet.cli import complete, progress
+from nsnet.cli import machines as machines_cli
 from nsnet.cli._common import (
     emit_json,
     err,
@@ -27,7 +28,7 @@ from nsnet.engine import directory, lifecycle, preflight, recover
 from nsnet.engine.journal import check_lab_name
 from nsnet.errors import LabNotFoundError
 from nsnet.kernel import netns, procs
-from nsnet.model import ROOT_NS, netns_names
+from nsnet.model import ROOT_NS, Topology, netns_names
 from nsnet.plan.actions import Plan
 
 # Single quotes: bash expands \w and \$ (# for root) when it draws the prompt, not when it reads the file.
@@ -43,14 +44,45 @@ PS1='[nsnet $NSNET_LAB:$NSNET_NODE] \\w\\$ '
 @click.option("--fresh", is_flag=True, help="Plan as if nothing existed yet (no root needed).")
 @click.option("--down", "for_down", is_flag=True, help="Plan `down` instead of `up`.")
 @click.option("--json", "as_json", is_flag=True, help="Print the steps as JSON.")
+@click.option("--machine", metavar="M", help="Plan machine M's share of a lab across machines, here.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False), help="OpenSSH client config (default ~/.ssh/config).")
 @guard
-def plan(target: str, name: str | None, script: bool, fresh: bool, for_down: bool, as_json: bool) -> None:
-    """Show what `up` would do to the live kernel (TARGET: a topology file, or a lab with --down)."""
-    lab, topology = lab_and_topology(target, name)
+def plan(
+    target: str,
+    name: str | None,
+    script: bool,
+    fresh: bool,
+    for_down: bool,
+    as_json: bool,
+    machine: str | None,
+    ssh_config: str | None,
+) -> None:
+    """Show what `up` would do to the live kernel (TARGET: a topology file, or a lab with --down).
+
+    \b
+    For a topology with machines:, every machine's plan of its share (over
+    SSH); with --machine M, machine M's share here (TARGET - reads the file
+    from standard input).
+    """
+    topology: Topology | None
+    if (machine is not None or target == "-") and not for_down:
+        topology = machines_cli.read(target, name, machine, keep=False)
+        lab = name or topology.name
+        if not fresh:
+            topology = machines_cli.share(topology, machine or "")
+    else:
+        lab, topology = lab_and_topology(target, name)
+    if topology is not None and topology.machines and not for_down and machine is None:
+        machines_cli.drive_plan(target, topology, name, as_json, ssh_config)
+        return
     if for_down:
         steps = lifecycle.plan_down(lab)
     elif topology is None:
         fail(f"{target!r} is not a topology file; `nsnet plan FILE` or `nsnet plan --down LAB`")
+    elif machine is not None and fresh:
+        from nsnet.machines.local import plan as plan_share
+
+        steps = plan_share(topology, machine, name, fresh=True)
     else:
         steps = lifecycle.plan_up(topology, lab, fresh=fresh)
     for kept in steps.kept:
@@ -74,7 +106,8 @@ def _print_plan(steps: Plan, script: bool, as_json: bool) -> None:
                     }
                     for a in steps.actions
                 ],
-            }
+            },
+            "plan",
         )
     elif not steps:
         out.print(f"lab {steps.lab}: nothing to do, the kernel matches the topology", markup=False)
@@ -94,8 +127,19 @@ def _print_plan(steps: Plan, script: bool, as_json: bool) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every step, even on a terminal (a progress bar otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the steps done as JSON.")
+@click.option("--machine", metavar="M", help="Build machine M's share of a lab across machines, on this machine.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False), help="OpenSSH client config (default ~/.ssh/config).")
 @guard
-def up(file: str, name: str | None, replace: bool, quiet: bool, verbose: bool, as_json: bool) -> None:
+def up(
+    file: str,
+    name: str | None,
+    replace: bool,
+    quiet: bool,
+    verbose: bool,
+    as_json: bool,
+    machine: str | None,
+    ssh_config: str | None,
+) -> None:
     """Build the lab in FILE, or bring it in line with FILE (only the difference is applied).
 
     \b
@@ -103,8 +147,18 @@ def up(file: str, name: str | None, replace: bool, quiet: bool, verbose: bool, a
     -v, or when the output is piped). Ctrl-C stops it (exit 130) and says
     what state the lab is in: the next `nsnet up` or `nsnet down` converges
     from there.
+
+    \b
+    A topology with machines: is built across them: each machine is reached
+    over SSH and builds its share (see docs/machines.md). With --machine M,
+    this machine builds M's share (FILE - reads the file from standard input).
     """
-    topology = load_topology(file)
+    topology = machines_cli.read(file, name, machine, keep=True) if machine or file == "-" else load_topology(file)
+    if topology.machines and machine is None:
+        machines_cli.drive_up(file, topology, name, quiet, as_json, ssh_config)
+        return
+    if machine is not None:
+        topology = machines_cli.share(topology, machine)
     lab = name or topology.name
     check_lab_name(lab)
     talk = not quiet and not as_json
@@ -117,7 +171,7 @@ def up(file: str, name: str | None, replace: bool, quiet: bool, verbose: bool, a
         again = f"nsnet up {file}" + (f" --name {name}" if name else "")
         fail(f"interrupted: {directory.state_of(lab)}; `{again}` finishes it, `nsnet down {lab}` removes it", 130)
     if as_json:
-        emit_json({"lab": lab, "changed": bool(steps), "steps": steps.lines()})
+        emit_json({"lab": lab, "changed": bool(steps), "steps": steps.lines()}, "up")
     elif talk:
         names = netns_names(topology, lab)
         if steps:
@@ -138,16 +192,33 @@ def up(file: str, name: str | None, replace: bool, quiet: bool, verbose: bool, a
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every step, even on a terminal (a progress bar otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print what was removed and stopped as JSON.")
+@click.option("--machine", metavar="M", help="Remove machine M's share of a lab across machines, here.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False), help="OpenSSH client config (default ~/.ssh/config).")
 @guard
-def down(target: str, name: str | None, quiet: bool, verbose: bool, as_json: bool) -> None:
+def down(
+    target: str,
+    name: str | None,
+    quiet: bool,
+    verbose: bool,
+    as_json: bool,
+    machine: str | None,
+    ssh_config: str | None,
+) -> None:
     """Remove everything nsnet created for a lab (TARGET: lab name or topology file), nothing else.
 
     \b
     Every process still running in one of the lab's namespaces (started with
     `nsnet exec`, a server, etcd) is stopped first: SIGTERM, then SIGKILL.
-    A lab that is not up is nothing to do (exit 0).
+    A lab that is not up is nothing to do (exit 0). A lab across machines
+    is removed from every machine (over SSH); --machine M removes M's share here.
     """
-    lab, _ = lab_and_topology(target, name)
+    lab, topology = lab_and_topology(target, name)
+    driven = None if machine else machines_cli.driven_machines(target, topology, name)
+    if driven is not None:
+        machines_cli.drive_down(driven[0], driven[1], quiet, as_json, ssh_config)
+        return
+    if machine is not None:
+        machines_cli.local_down(lab, machine)
     talk = not quiet and not as_json
     killed: list[procs.Proc] = []
 
@@ -163,11 +234,15 @@ def down(target: str, name: str | None, quiet: bool, verbose: bool, as_json: boo
     except KeyboardInterrupt:
         fail(f"interrupted: {directory.state_of(lab)}; `nsnet down {lab}` again finishes removing it", 130)
     except LabNotFoundError:
+        if machine is not None:
+            machines_cli.forget(lab)
         if as_json:
-            emit_json({"lab": lab, "was_up": False, "steps": [], "killed": []})
+            emit_json({"lab": lab, "was_up": False, "steps": [], "killed": []}, "down")
         elif not quiet:
             out.print(f"lab {lab} is not up: nothing to do", markup=False)
         return
+    if machine is not None:
+        machines_cli.forget(lab)
     for kept in steps.kept:
         err.print(f"nsnet: kept {kept}", markup=False, soft_wrap=True)
     if as_json:
@@ -178,7 +253,8 @@ def down(target: str, name: str | None, quiet: bool, verbose: bool, as_json: boo
                 "steps": steps.lines(),
                 "kept": list(steps.kept),
                 "killed": [{"pid": p.pid, "name": p.name, "node": p.node, "namespace": p.ns} for p in killed],
-            }
+            },
+            "down",
         )
     elif talk:
         out.print(f"lab {lab}: down ({plural(len(steps.actions), 'step')})", markup=False)
@@ -191,9 +267,18 @@ def down(target: str, name: str | None, quiet: bool, verbose: bool, as_json: boo
 def ls(wide: bool, as_json: bool) -> None:
     """List the labs that are up, with their nodes and namespaces."""
     labs = directory.labs()
+    across = machines_cli.driven_rows()
     if as_json:
-        emit_json([asdict(lab) for lab in labs])
+        emit_json([asdict(lab) for lab in labs] + across, "lab")
         return
+    if across:
+        table = Panel("", "LAB", "MACHINE", "STATUS", "NODES", "FILE")
+        for row in across:
+            table.add_row(row["lab"], f"{row['machine']} ({row['ssh']})", row["status"], row["nodes"], row["source"])
+        for _, line in table.lines():
+            click.echo(line.rstrip())
+        if not labs:
+            return
     if not labs:
         out.print("no labs are up", markup=False)
         return
@@ -280,7 +365,7 @@ def schema() -> None:
     """Print the JSON Schema of the topology file format (for editors)."""
     from nsnet.topology.schema import json_schema
 
-    emit_json(json_schema())
+    emit_json(json_schema(), None)
 
 
 @main.command()
@@ -300,7 +385,7 @@ def gc(lab: str | None, dry_run: bool, as_json: bool) -> None:
     """
     found = recover.gc(lab, dry_run=dry_run)
     if as_json:
-        emit_json([asdict(m) for m in found])
+        emit_json([asdict(m) for m in found], "gc")
         return
     verb = "would remove" if dry_run else "removed"
     for m in found:

@@ -105,8 +105,11 @@ def _registry(lab: str, url: str | None) -> str:
     is_flag=True,
     help="No gratuitous ARP after an answered L3 miss (nodes wait a retransmit).",
 )
+@click.option("--machine", metavar="M", help="Serve machine M's share of a lab across machines (its root namespace).")
 @guard
-def serve(lab: str, hosts: tuple[str, ...], registry: str | None, as_json: bool, ttl: int, quiet: bool) -> None:
+def serve(
+    lab: str, hosts: tuple[str, ...], registry: str | None, as_json: bool, ttl: int, quiet: bool, machine: str | None
+) -> None:
     """Answer the VXLAN L2/L3 misses of LAB's hosts from the etcd registry, and publish their endpoints.
 
     \b
@@ -118,10 +121,22 @@ def serve(lab: str, hosts: tuple[str, ...], registry: str | None, as_json: bool,
     bridge, so the node that asked need not wait for its ARP retransmit.
     Runs until Ctrl-C or SIGTERM, or the lab is brought down; then withdraws
     the hosts' endpoints (and removes nothing else).
+
+    \b
+    With --machine M, on a real machine: serves M's share of LAB, whose host
+    is this machine's root namespace, for as long as it runs (a service):
+    it waits for the lab to be up here, withdraws M's nodes when the lab is
+    brought down, and serves it again when it comes back.
     """
     preflight.require_root("serve the overlay in the hosts' namespaces")
     from nsnet.overlay.log import printer
     from nsnet.overlay.serve import serve as run
+
+    if machine is not None:
+        from nsnet.cli.machines import serve_machine
+
+        serve_machine(lab, machine, registry, as_json, ttl, not quiet)
+        return
 
     url = _registry(lab, registry)
     current = _views(lab)
@@ -174,7 +189,7 @@ def ls(lab: str, registry: str | None, host: str | None, namespace: str | None, 
         finally:
             reg.close()
     if as_json:
-        emit_json([asdict(e) for e in endpoints])
+        emit_json([asdict(e) for e in endpoints], "endpoint")
         return
     if not endpoints:
         out.print(f"no endpoints registered for lab {lab} at {url}", markup=False)

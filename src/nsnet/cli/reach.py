@@ -94,6 +94,10 @@ def reach_(
     --proto is given), those are checked instead: expected vs observed.
     Exit code: 1 if a probe fails (matrix) or an expectation is not met.
     """
+    from nsnet.cli import across
+
+    if (d := across.driven(lab)) is not None:  # a lab across machines: each probes from its own nodes
+        across.reach(d, as_json)
     preflight.require_root("send probes from the lab's namespaces")
     topology = directory.lab_topology(lab)
     use_expectations = (
@@ -117,7 +121,8 @@ def reach_(
                 "mode": "expectations" if use_expectations else "matrix",
                 "results": [asdict(r) for r in results],
                 "failed": len(failed),
-            }
+            },
+            "reach",
         )
     else:
         out.print(_expectations(results) if use_expectations else _matrix(results))

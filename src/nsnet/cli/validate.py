@@ -32,5 +32,5 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
             if not as_json:
                 err.print(str(exc), markup=False, soft_wrap=True)
     if as_json:
-        emit_json({"valid": not problems, "problems": problems})
+        emit_json({"valid": not problems, "problems": problems}, "validate")
     sys.exit(1 if problems else 0)

@@ -15,7 +15,7 @@ import click
 from rich.text import Text
 
 from nsnet.cli import complete
-from nsnet.cli._common import err, guard, main, out, plural
+from nsnet.cli._common import err, guard, main, out, plural, schema_id
 from nsnet.engine import preflight
 from nsnet.watch import Event, Watcher
 
@@ -51,7 +51,7 @@ def watch(lab: str, nodes: tuple[str, ...], as_json: bool, count: int | None, ti
             width = max(len(label) for label in events.namespaces) + 2
             for event in events:
                 if as_json:
-                    click.echo(json.dumps(event.to_json()))
+                    click.echo(json.dumps({"schema": schema_id("watch-event"), **event.to_json()}))
                 else:
                     out.print(_line(event, width), soft_wrap=True)
     except KeyboardInterrupt:

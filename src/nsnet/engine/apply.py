@@ -35,6 +35,7 @@ from nsnet.plan.actions import (
     DockerHost,
     FdbEntry,
     NeighbourEntry,
+    NetnsFile,
     Plan,
     RouteChange,
     SetLink,
@@ -282,6 +283,24 @@ def _shape(a: SetShaping, nl: Kernel, journal: Journal) -> None:
     journal.save()
 
 
+def _file(a: NetnsFile, nl: Kernel, journal: Journal) -> None:
+    written = journal.files.setdefault(a.ns, [])
+    if a.text is not None:
+        if a.name not in written:
+            written.append(a.name)  # recorded before it is there: `down` finds it even after a crash
+            journal.save()
+        if nl.write_file(a.ns, a.name, a.text, a.mark):
+            written.append("/")
+            journal.save()
+        return
+    last = not [n for n in written if n not in (a.name, "/")]
+    nl.remove_file(a.ns, a.name, a.mark, directory=last and "/" in written)
+    journal.files[a.ns] = [n for n in written if n != a.name and not (last and n == "/")]
+    if not journal.files[a.ns]:
+        del journal.files[a.ns]
+    journal.save()
+
+
 def _docker_host(a: DockerHost, nl: Kernel) -> None:
     if a.backend == "nftables":
         nl.load_nft(a.ns, DOCKER_NFT)
@@ -306,6 +325,8 @@ def _run_one(a: Action, nl: Kernel, journal: Journal) -> None:
             _docker_host(a, nl)
         elif isinstance(a, SetShaping):
             _shape(a, nl, journal)
+        elif isinstance(a, NetnsFile):
+            _file(a, nl, journal)
         else:  # pragma: no cover - every action type is handled
             raise KernelError(f"unknown action {a!r}")
     except (NsnetError, OSError) as exc:

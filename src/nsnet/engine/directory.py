@@ -13,6 +13,7 @@ from nsnet.engine.journal import Journal, scan
 from nsnet.errors import LabNotFoundError, NsnetError
 from nsnet.kernel import netns
 from nsnet.model import HOST, ROOT_NS, Topology
+from nsnet.names import no_node
 
 
 def journal_of(lab: str) -> Journal:
@@ -85,6 +86,10 @@ def lab_topology(lab: str) -> Topology | None:
     journal = journal_of(lab)
     if not journal.source or not os.path.isfile(journal.source):
         return None
+    if journal.machine:  # a machine's share of a lab across machines: what this machine has of it
+        from nsnet.machines.local import share_of
+
+        return share_of(load(journal.source), journal.machine)
     return load(journal.source)
 
 
@@ -102,7 +107,7 @@ def namespace_of(lab: str, node: str) -> str:
         if label == node:
             return ns
     known = sorted(set(journal.namespaces.values()) | ({HOST} if not journal.hosts else set()))
-    raise LabNotFoundError(f"lab {lab!r} has no node {node!r}; nodes: {', '.join(known)}")
+    raise LabNotFoundError(no_node(lab, node, known))
 
 
 def gone(lab: str) -> list[str]:

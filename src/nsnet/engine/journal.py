@@ -46,6 +46,8 @@ class Journal:
     """Kernel namespace name -> logical name, for every namespace nsnet created."""
     hosts: list[str] = field(default_factory=list)
     """The hosts of a multi-host lab (logical names), its underlay included."""
+    machine: str | None = None
+    """A machine's share of a multi-host lab: the host this machine is."""
     root_links: list[str] = field(default_factory=list)
     """Links nsnet created in the root namespace (``host: root``)."""
     root_routes: list[str] = field(default_factory=list)
@@ -60,6 +62,8 @@ class Journal:
     """Shaping nsnet put on links (``tc qdisc`` words): {ns: {ifname: qdisc}}."""
     servers: dict[str, list[int]] = field(default_factory=dict)
     """Processes nsnet started (the outside's HTTP server): {ns: [pid, port, start time]}."""
+    files: dict[str, list[str]] = field(default_factory=dict)
+    """Files nsnet wrote under /etc/netns: {ns: [hosts, resolv.conf ...]}, "/" where it made the directory."""
     scratch: list[str] = field(default_factory=list)
     """Directories made for the lab outside the state directory (etcd's data and log): removed on ``down``."""
     status: str = "applying"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nsnet.model import IP6_POLICY
+from nsnet.model import IP6_POLICY, NETNS_FILES
 from nsnet.names import IFNAME_MAX, IFNAME_RE, NAME_RE, SYSCTL_RE
 
 NETNS_MAX = 255
@@ -69,7 +69,7 @@ def _qdisc(value: Any) -> str:
 def check(data: Any, lab: str) -> dict[str, Any]:
     """``data`` if it is a journal of ``lab`` nsnet could have written; :class:`Corrupt` names the first bad value."""
     journal = _mapping(data, "the journal")
-    for part in (_header, _names, _sysctls, _firewall, _shaping, _servers):
+    for part in (_header, _names, _sysctls, _firewall, _shaping, _servers, _files):
         part(journal, lab)
     return journal
 
@@ -142,3 +142,12 @@ def _servers(journal: dict[str, Any], lab: str) -> None:
         pending = pid == 0 and entry[2:] in ([0], [])
         if not (pending or pid > 1) or not 0 < port < 65536 or (len(entry) == 3 and entry[2] < 0):
             raise Corrupt(f"server {entry!r} is not a pid, a port and a start time")
+
+
+def _files(journal: dict[str, Any], lab: str) -> None:
+    """Files nsnet wrote under /etc/netns ("/": the directory, made by nsnet)."""
+    for ns, names in _mapping(journal.get("files", {}), "files").items():
+        netns_name(ns)
+        for name in _list(names, "files"):
+            if name not in (*NETNS_FILES, "/"):
+                raise Corrupt(f"{name!r} is not a file nsnet writes under /etc/netns")

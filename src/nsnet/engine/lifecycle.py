@@ -76,6 +76,7 @@ def up(
         journal = previous or Journal(lab=lab)
         journal.topology, journal.source, journal.host_mode = topology.name, topology.source, topology.host_mode
         journal.hosts = [] if HOST in topology.namespaces else topology.hosts
+        journal.machine = topology.machine
         live = observe(nl, lab, desired, previous)
         steps = plan(desired, live, previous)
         if not steps:

@@ -68,7 +68,7 @@ def _namespace(
     want: Namespace | None,
     journal: Journal | None,
 ) -> Namespace:
-    """A namespace's sysctls, firewall and server (its links, routes and mark are added once every namespace
+    """A namespace's sysctls, firewall, server and files (its links, routes and mark are added once every namespace
     is read: links name each other)."""
     keys = sorted(set(want.sysctls if want else ()) | set(journal.sysctls.get(ns, {}) if journal else ()))
     families = _firewall_families(ns, want, journal)
@@ -80,7 +80,17 @@ def _namespace(
         sysctls={k: v for k, v in nl.read_sysctls(ns, keys).items() if v is not None} if keys else {},
         firewall=nl.read_firewall(ns, lab, families) if families else Firewall(),
         server=_server(nl, journal, ns),
+        files=_files(nl, ns, want, journal),
     )
+
+
+def _files(nl: Kernel, ns: str, want: Namespace | None, journal: Journal | None) -> dict[str, str]:
+    """The files under /etc/netns the lab wants or wrote (a file nsnet did not write counts: it is not overwritten)."""
+    if ns == ROOT_NS:
+        return {}
+    names = set(want.files if want else ()) | set(journal.files.get(ns, ()) if journal else ())
+    names.discard("/")
+    return nl.read_files(ns, sorted(names)) if names else {}
 
 
 def _firewall_families(ns: str, want: Namespace | None, journal: Journal | None) -> set[int]:

@@ -3,7 +3,7 @@
 :class:`Kernel` lists them: netlink (links, addresses, routes, overlay
 entries, queued and sent by :meth:`Kernel.flush`, as
 :class:`~nsnet.kernel.netlink.Netlink` does), named namespaces, sysctls,
-iptables, traffic control, nsnet's HTTP servers, the processes in a lab's
+iptables, traffic control, the files under /etc/netns, nsnet's HTTP servers, the processes in a lab's
 namespaces, and the checks made before anything changes. :class:`LiveKernel`
 is the machine itself; :mod:`nsnet.testing.fakekernel` holds the same in
 memory, so the engine (journaling, batching, rollback) runs without root.
@@ -18,7 +18,7 @@ from typing import Protocol
 from nsnet.engine import livereader, preflight, servers
 from nsnet.engine.livereader import Reading
 from nsnet.errors import KernelError
-from nsnet.kernel import firewall, netns, nftables, procs, settle, sysctl
+from nsnet.kernel import etcnetns, firewall, netns, nftables, procs, settle, sysctl
 from nsnet.kernel.netlink import Netlink, Ticket
 from nsnet.kinds.base import LinkSet, LinkSpec
 from nsnet.model import Firewall, Route, State
@@ -78,6 +78,16 @@ class Kernel(Links, Protocol):
     def shape(self, change: SetShaping) -> None:
         """Put a qdisc at the root of a link's egress, or take it off, as ``change`` says."""
 
+    def read_files(self, ns: str, names: list[str]) -> dict[str, str]:
+        """The text of each of ``names`` under ``/etc/netns/<ns>/`` that is there."""
+
+    def write_file(self, ns: str, name: str, text: str, mark: str) -> bool:
+        """Write ``/etc/netns/<ns>/<name>`` (refused over a file that does not start with ``mark``);
+        whether its directory had to be made."""
+
+    def remove_file(self, ns: str, name: str, mark: str, directory: bool) -> None:
+        """Remove ``/etc/netns/<ns>/<name>`` if it starts with ``mark``; with ``directory``, the directory if empty."""
+
     def start_server(self, ns: str, port: int) -> list[int]: ...
     def stop_server(self, ns: str, entry: Sequence[int]) -> None: ...
     def server_running(self, ns: str, entry: Sequence[int]) -> bool: ...
@@ -135,6 +145,15 @@ class LiveKernel(Netlink):
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0 and change.qdisc is not None:  # taking off what is not there is fine
             raise KernelError(f"tc refused {' '.join(argv[argv.index('qdisc') :])}: {done.stderr.strip()}")
+
+    def read_files(self, ns: str, names: list[str]) -> dict[str, str]:
+        return etcnetns.read(ns, names)
+
+    def write_file(self, ns: str, name: str, text: str, mark: str) -> bool:
+        return etcnetns.write(ns, name, text, mark)
+
+    def remove_file(self, ns: str, name: str, mark: str, directory: bool) -> None:
+        etcnetns.remove(ns, name, mark, directory)
 
     def start_server(self, ns: str, port: int) -> list[int]:
         return servers.start(ns, port)

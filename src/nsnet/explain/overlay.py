@@ -78,6 +78,7 @@ class OverlayMixin(WalkerBase):
             if (target := self._across(space, vx, hop)) is not None
         ]
         if not found_over:
+            self._leaves(leg, space, bridge, port, hop, pkt)
             return None
         link, vx, target = found_over[0]
         other, rv, rb, found = target
@@ -91,6 +92,38 @@ class OverlayMixin(WalkerBase):
         vtep = self._vxlan_target(leg, space, link, vx, mac, hop, other, rv)
         self._underlay(leg, space, link, vx, vtep, other, rv, pkt)
         return self._decapsulate(leg, other, rv, rb, found, hop, pkt)
+
+    def _leaves(self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None, hop: str, pkt: Packet) -> None:
+        """On a machine's share: a frame for ``hop`` that a VXLAN port sends to another machine; raises Stop."""
+        for link, vx in _vxlan_ports(space, bridge) if self.snap.remote else []:
+            entry = next((n for n in vx.neighbours if n.address == hop and n.mac and USABLE_NEIGH & set(n.state)), None)
+            vtep = next((e.vtep for e in vx.entries if entry and e.mac == entry.mac), None)
+            if entry is None or vtep not in self.snap.remote:
+                continue
+            node, machine = space.node, self.snap.remote[vtep or ""]
+            leg.add(node, "neigh", f"{link.name} answers ARP for {hop} from its neighbour table (proxy): {entry.mac}")
+            came = f"from port {port.name} " if port else ""
+            leg.add(
+                node,
+                "bridge",
+                f"{bridge.name} forwards {came}to port {link.name} ({_fdb_text(space, bridge, entry.mac)})",
+            )
+            self._out_of_port(leg, space, bridge, port, link, pkt)
+            leg.add(
+                node,
+                "vxlan",
+                f"{link.name} sends it in VXLAN (VNI {vx.vni}) to VTEP {vtep}, machine {machine}, "
+                f"from {vx.local} out of {vx.dev}",
+            )
+            owner = self.snap.owners.get(hop)
+            here = f"machine {self.snap.machine}" if self.snap.machine else "this machine"
+            raise Stop(
+                "left",
+                f"the request leaves {here} for machine {machine} (VTEP {vtep}, UDP {vx.port}); there, machine "
+                f"{machine}'s VXLAN device of VNI {vx.vni} must deliver it to {entry.mac}"
+                + (f" ({owner})" if owner else "")
+                + f": `nsnet explain {self.snap.lab}` on machine {machine} follows it there",
+            )
 
     def _overlay_arp(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict
 from typing import Any
 
@@ -41,12 +42,44 @@ def snapshot(lab: str) -> Snapshot:
     """Everything explain needs to know about ``lab``, read from the kernel now."""
     view = inspect(lab)
     topology = _topology(lab)
+    journal = Journal.load(lab)
+    machine = journal.machine if journal else None
+    whole, topology = (topology, _share(topology, machine)) if machine and topology else (None, topology)
     return Snapshot(
         lab=lab,
         spaces={v.node: Space(view=v, listening=listening(v.netns)) for v in view.namespaces},
         planned=planned(lab, topology),
         masters=planned_masters(topology),
+        machine=machine,
+        remote={m.address: n for n, m in whole.machines.items() if n != machine} if whole else {},
+        owners=_owners(whole, machine) if whole else {},
     )
+
+
+def _share(topology: Topology, machine: str) -> Topology | None:
+    from nsnet.machines.share import share
+
+    try:
+        return share(topology, machine, topology.overlay.mtu if topology.overlay else 1500)
+    except NsnetError:
+        return None
+
+
+def _owners(topology: Topology, machine: str | None) -> dict[str, str]:
+    """The overlay addresses of the nodes on the other machines: IP -> ``NODE:IFACE on machine M``."""
+    from nsnet.machines.share import placement
+
+    try:
+        where = placement(topology)
+    except NsnetError:
+        return {}
+    return {
+        str(ipaddress.ip_interface(cidr).ip): f"{node}:{name} on machine {host}"
+        for node, host in where.items()
+        if host != machine
+        for name, link in topology.namespaces[node].links.items()
+        for cidr in link.addresses
+    }
 
 
 def _topology(lab: str) -> Topology | None:
@@ -92,6 +125,8 @@ def to_json(snap: Snapshot) -> dict[str, Any]:
         data["planned"] = snap.planned
     if snap.masters:
         data["masters"] = snap.masters
+    if snap.machine:
+        data.update(machine=snap.machine, remote=snap.remote, owners=snap.owners)
     return data
 
 
@@ -113,5 +148,11 @@ def from_json(data: dict[str, Any]) -> Snapshot:
         view = from_dict(NamespaceView, item["view"])
         spaces[view.node] = Space(view=view, listening=frozenset((p, int(n)) for p, n in item["listening"]))
     return Snapshot(
-        lab=data["lab"], spaces=spaces, planned=data.get("planned") or {}, masters=data.get("masters") or {}
+        lab=data["lab"],
+        spaces=spaces,
+        planned=data.get("planned") or {},
+        masters=data.get("masters") or {},
+        machine=data.get("machine"),
+        remote=data.get("remote") or {},
+        owners=data.get("owners") or {},
     )

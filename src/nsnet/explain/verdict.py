@@ -30,6 +30,12 @@ class Snapshot:
     """The addresses the lab's topology gives each node's interfaces (node -> interface -> CIDRs), where known."""
     masters: dict[str, dict[str, str]] = field(default_factory=dict)
     """The bridge the lab's topology puts each bridge port on (node -> interface -> bridge), where known."""
+    machine: str | None = None
+    """A machine's share of a lab across machines: the machine this is (see :mod:`nsnet.machines`)."""
+    remote: dict[str, str] = field(default_factory=dict)
+    """A machine's share: the other machines, by VTEP address."""
+    owners: dict[str, str] = field(default_factory=dict)
+    """A machine's share: the overlay addresses of the other machines' nodes (IP -> ``NODE:IFACE``)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class Leg:
     """The source address the packet leaves with."""
     steps: list[Step] = field(default_factory=list)
     outcome: str = "delivered"
-    """``delivered``, ``dropped``, ``rejected`` or ``unknown``."""
+    """``delivered``, ``dropped``, ``rejected``, ``unknown``, or ``left`` (this machine, for another's share)."""
     reason: str = ""
 
     def add(self, node: str, what: str, text: str, ok: bool = True) -> None:
@@ -95,7 +101,10 @@ def conclude(
 ) -> Explanation:
     """The explanation of a walk: its legs and the verdict they come to."""
     request = legs[0]
-    if request.outcome in ("dropped", "rejected", "unknown"):
+    if request.outcome == "left":  # a machine's share: the rest of the way is another machine's
+        verdict = f"{src} -> {dst} ({proto}): {request.reason}"
+        reachable = False
+    elif request.outcome in ("dropped", "rejected", "unknown"):
         verdict = f"{src} cannot reach {dst} ({proto}): the request is {request.outcome}: {request.reason}"
         reachable = False
     elif request.outcome == "refused":

@@ -42,6 +42,7 @@ from nsnet.explain.nftfix import native_fix
 from nsnet.explain.overlay import OverlayMixin, _vxlan_ports
 from nsnet.explain.uppers import UpperMixin
 from nsnet.explain.verdict import Explanation, Fix, Leg, Space, conclude
+from nsnet.names import no_node
 from nsnet.views import LinkView
 
 UNMODELLED = (KeyError, IndexError, AssertionError, ValueError, TypeError, AttributeError)
@@ -79,7 +80,7 @@ class Walker(
     def explain(self, src: str, dst: str, proto: str = "icmp", size: int | None = None) -> Explanation:
         """The fate of a ``proto`` packet from ``src`` to ``dst``; ``size``: its IP length (icmp and udp)."""
         if src not in self.snap.spaces:
-            raise ExplainError(f"lab {self.snap.lab!r} has no node {src!r}; nodes: {', '.join(self.snap.spaces)}")
+            raise ExplainError(no_node(self.snap.lab, src, self.snap.spaces))
         source = self.snap.spaces[src]
         name, port = parse_proto(proto)
         if size is not None:

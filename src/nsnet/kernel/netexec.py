@@ -1,7 +1,9 @@
 """Python code inside a network namespace: a function run in a forked child, or a socket opened there.
 
 :func:`spawn` forks a child that enters the namespace and calls the function;
-the function is never pickled (closures and lambdas work), only what it
+the child sees ``/etc`` as ``ip netns exec`` shows it (the namespace's
+``hosts`` and ``resolv.conf`` from ``/etc/netns``, in a mount namespace of
+its own); the function is never pickled (closures and lambdas work), only what it
 returns or raises comes back, pickled through a pipe. An exception in the
 child is raised in the parent as :class:`ChildError`, with the child's
 traceback text. :func:`open_socket` creates a socket while this thread is
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from nsnet.errors import ChildError, NsnetError
-from nsnet.kernel import netns
+from nsnet.kernel import etcnetns, netns
 
 T = TypeVar("T")
 
@@ -139,6 +141,7 @@ def _child(ns: str, func: Callable[[], Any], fd: int) -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         try:
             with netns.entered(ns):
+                etcnetns.show(ns)  # names resolve as under `ip netns exec`: the lab's hosts file over /etc/hosts
                 payload = pickle.dumps((True, func()))
         except BaseException as exc:
             payload = pickle.dumps((False, _describe(exc)))

@@ -10,6 +10,8 @@ from nsnet.kinds.base import LinkSet, LinkSpec, Setting, ip, where
 from nsnet.model import ROOT_NS, Route
 
 IPTABLES_RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
+ETC_NETNS = "/etc/netns"
+"""Where ``ip netns exec`` finds the files it shows over /etc in a namespace."""
 
 
 DOCKER_RULES = """*filter
@@ -152,6 +154,33 @@ class SetShaping(Action):
 
     def commands(self) -> list[str]:
         return [shlex.join(self.argv())]
+
+
+@dataclass(frozen=True)
+class NetnsFile(Action):
+    """Write (``text``) or remove (None) ``/etc/netns/<ns>/<name>``, what ``ip netns exec`` shows over /etc."""
+
+    name: str
+    text: str | None
+    mark: str = ""
+    """The first line that proves a file is the lab's: one without it is never written over, nor removed."""
+
+    @property
+    def path(self) -> str:
+        return f"{ETC_NETNS}/{self.ns}/{self.name}"
+
+    def describe(self) -> str:
+        if self.text is None:
+            return f"remove {self.path}"
+        names = sum(1 for line in self.text.splitlines() if line and not line.startswith("#"))
+        what = f"{names} names" if self.name == "hosts" else f"{names} lines"
+        return f"write {self.path} ({what})"
+
+    def commands(self) -> list[str]:
+        path = shlex.quote(self.path)
+        if self.text is None:
+            return [f"rm -f {path}; rmdir {shlex.quote(f'{ETC_NETNS}/{self.ns}')} 2>/dev/null || true"]
+        return [f"mkdir -p {shlex.quote(f'{ETC_NETNS}/{self.ns}')}", f"cat > {path} <<'EOF'\n{self.text}EOF"]
 
 
 @dataclass(frozen=True)

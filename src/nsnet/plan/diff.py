@@ -23,6 +23,7 @@ from nsnet.model import (
     Namespace,
     Route,
     State,
+    file_mark,
     link_mark,
     namespace_mark,
     parse_namespace_mark,
@@ -39,6 +40,7 @@ from nsnet.plan.actions import (
     DockerHost,
     FdbEntry,
     NeighbourEntry,
+    NetnsFile,
     Plan,
     RouteChange,
     SetLink,
@@ -70,6 +72,9 @@ def plan(desired: State, live: State, journal: Journal | None, adopt: bool = Fal
     for ns, have in live.namespaces.items():
         if ns not in desired.namespaces:
             _plan_gone(run, p, ns, have)
+    for ns in sorted(journal.files if journal else ()):
+        if ns not in desired.namespaces and ns not in live.namespaces:  # its namespace deleted by someone else
+            run.steps.add(Phase.NAMESPACE_REMOVALS, *_files_gone(run, ns))
     p.actions = run.steps.ordered()
     return p
 
@@ -99,6 +104,7 @@ def _plan_namespace(run: _Run, ns: str, want: Namespace, have: Namespace | None)
     _plan_routes(run, ns, want, have, recreate)
     _plan_shaping(run, ns, want, have, recreate)
     _plan_sysctls(run.steps, ns, want, have, run.journal)
+    _plan_files(run, ns, want, have)
     if have.server != want.server:
         if have.server:
             run.steps.add(Phase.EARLY_REMOVALS, StopServer(ns))
@@ -204,12 +210,41 @@ def _plan_gone(run: _Run, p: Plan, ns: str, have: Namespace) -> None:
         )
         run.steps.add(Phase.SYSCTLS, *(a for a in sub.actions if isinstance(a, SetSysctl)))
         run.steps.add(Phase.FIREWALL, *(a for a in sub.actions if isinstance(a, ApplyFirewall)))
-    elif _owned(run.lab, have, run.journal):
+        return
+    run.steps.add(Phase.NAMESPACE_REMOVALS, *_files_gone(run, ns))
+    if _owned(run.lab, have, run.journal):
         if have.server:
             run.steps.add(Phase.NAMESPACE_REMOVALS, StopServer(ns))
         run.steps.add(Phase.NAMESPACE_REMOVALS, DeleteNamespace(ns))
     elif run.journal is not None and ns in run.journal.namespaces:
         p.kept.append(f"namespace {ns}: it is not the one nsnet created (no mark of this lab), left alone")
+
+
+def _plan_files(run: _Run, ns: str, want: Namespace, have: Namespace) -> None:
+    """The namespace's files under /etc/netns: written where they differ, never over one nsnet did not write."""
+    if ns == ROOT_NS:
+        return
+    mark = file_mark(run.lab)
+    written = set(run.journal.files.get(ns, ())) if run.journal else set()
+    for name, text in sorted(want.files.items()):
+        current = have.files.get(name)
+        if current == text:
+            continue
+        if current is not None and not run.adopt and not (name in written and current.startswith(mark)):
+            raise ConflictError(
+                f"/etc/netns/{ns}/{name} already exists and was not written by nsnet for lab {run.lab!r}; "
+                f"nsnet never writes over a file it did not write: move it away if nothing needs it "
+                f"(`ip netns exec {ns}` shows it as /etc/{name}), or bring the lab up under another name (--name)"
+            )
+        run.steps.add(Phase.NAMES, NetnsFile(ns, name, text, mark))
+    for name in sorted(written - set(want.files) - {"/"}):
+        run.steps.add(Phase.NAMES, NetnsFile(ns, name, None, mark))
+
+
+def _files_gone(run: _Run, ns: str) -> list[Action]:
+    """Remove the files nsnet wrote for a namespace that goes away (each only if it still carries the mark)."""
+    written = run.journal.files.get(ns, []) if run.journal else []
+    return [NetnsFile(ns, name, None, file_mark(run.lab)) for name in sorted(written) if name != "/"]
 
 
 def _owned(lab: str, have: Namespace, journal: Journal | None) -> bool:

@@ -34,6 +34,7 @@ class Phase(Enum):
         True,
     )
     ADDRESSES = ("addresses added", False)
+    NAMES = ("files under /etc/netns (hosts, resolv.conf): written once the addresses they list are there", False)
     ALONE_UP = (
         "links made on their own set up (or down): first, so that ports join a bridge that is already up",
         True,

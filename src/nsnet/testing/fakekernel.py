@@ -2,8 +2,8 @@
 
 :class:`FakeKernel` implements :class:`nsnet.engine.seam.Kernel` over
 dictionaries: named namespaces with their links (veth pairs, bridges, VXLAN
-devices), addresses, static routes, sysctls, iptables tables, shaping and
-servers. It refuses what the kernel refuses where the engine depends on it
+devices), addresses, static routes, sysctls, iptables tables, shaping,
+servers and the files under /etc/netns. It refuses what the kernel refuses where the engine depends on it
 (a name taken, a link or namespace that does not exist, a gateway out of
 reach, a rule to delete that is not there). Every change is one numbered
 step, listed in :attr:`FakeKernel.log`; ``fail_at=N`` makes step N fail (once),
@@ -33,13 +33,15 @@ from nsnet.kinds.base import LinkSet, LinkSpec
 from nsnet.model import ROOT_NS, Endpoint, Firewall, Link, Route, State
 from nsnet.plan.actions import SetShaping
 from nsnet.testing import fakefirewall
+from nsnet.testing.fakefiles import FakeFiles
 from nsnet.testing.fakestate import DEFAULT_SYSCTL, DEFAULTS, FakeLink, FakeNamespace, kernel_error
 
 
-class FakeKernel:
+class FakeKernel(FakeFiles):
     """The machine, in memory (see the module's description). ``root=False``: as a user without root."""
 
     def __init__(self, fail_at: int | None = None, root: bool = True) -> None:
+        super().__init__()
         self.spaces: dict[str, FakeNamespace] = {ROOT_NS: FakeNamespace(ROOT_NS)}
         self.fail_at = fail_at
         self.root = root
@@ -101,6 +103,7 @@ class FakeKernel:
                 "stale": space.stale,
                 "server": self.servers.get(ns),
             }
+        out["/etc/netns"] = self.files_snapshot()
         return out
 
     # -- steps -------------------------------------------------------------------

@@ -18,7 +18,8 @@ compiler whose passes each live in a module of their own and run in this order
 5. :mod:`~nsnet.topology.checks`: whole-lab checks (addresses, bridge subnets
    and ports);
 6. :func:`nsnet.topology.world.connect`: gateways, NAT, published ports and
-   isolation on the host;
+   isolation on the host; then :mod:`~nsnet.topology.hostnames`: each
+   namespace's ``hosts`` file (every name of the lab) and ``resolv.conf``;
 7. :func:`nsnet.topology.checks.expectations`: ``expect:``.
 
 Every pass writes its problems to one :class:`~nsnet.topology.report.Report`;
@@ -39,7 +40,7 @@ from nsnet.errors import Problem, TopologyError
 from nsnet.kinds import checks as kind_checks
 from nsnet.model import Topology
 from nsnet.overlay.build import build as build_overlay
-from nsnet.topology import checks, links, namespaces, shape, source, underlay, world
+from nsnet.topology import checks, hostnames, inventory, links, namespaces, shape, source, underlay, world
 from nsnet.topology.checks import BRIDGE_PORTS_MAX as BRIDGE_PORTS_MAX
 from nsnet.topology.links import LINK_NAME_RE as LINK_NAME_RE
 from nsnet.topology.namespaces import NODE_NAME_MAX as NODE_NAME_MAX
@@ -114,9 +115,15 @@ def _compile(report: Report, spec: TopologySpec) -> Topology:
     checks.bridge_subnets(report, spaces)
     checks.bridge_ports(report, spaces)
     spaces = world.connect(report, spec, spaces)
+    spaces = hostnames.add(report, spec, spaces)
     expectations = checks.expectations(report, spec, spaces)
     return Topology(
-        name=spec.name, host_mode=spec.host.mode, namespaces=spaces, expectations=expectations, overlay=overlay
+        name=spec.name,
+        host_mode=spec.host.mode,
+        namespaces=spaces,
+        expectations=expectations,
+        overlay=overlay,
+        machines=inventory.machines(spec.machines, spec.hosts, report.add),
     )
 
 

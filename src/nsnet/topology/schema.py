@@ -15,7 +15,21 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from nsnet.names import NAME_RE as NAME_RE  # re-exported: the loader and older callers import it from here
 from nsnet.topology import ipcache, values
-from nsnet.topology.values import PUBLISH_RE, AddressOrNetwork, Cidr, Delay, IPv4, Mac, Rate, Scalar
+from nsnet.topology.inventory import MachineInventorySpec
+from nsnet.topology.values import (
+    IP,
+    PUBLISH_RE,
+    AddressOrNetwork,
+    Cidr,
+    Delay,
+    Domain,
+    IPv4,
+    Mac,
+    Ports,
+    Rate,
+    ResolvOption,
+    Scalar,
+)
 
 Policy = Literal["ACCEPT", "DROP"]
 Table = Literal["filter", "nat", "mangle", "raw"]
@@ -175,6 +189,20 @@ class FirewallSpec(_Strict):
     rules: list[RuleSpec] = Field(default_factory=list)
 
 
+class DnsSpec(_Strict):
+    """The namespace's ``resolv.conf`` (under ``/etc/netns``): name servers, search domains, options."""
+
+    servers: list[IP] = Field(default_factory=list, max_length=3, description="Name servers (the resolver reads 3).")
+    search: list[Domain] = Field(default_factory=list, max_length=6, description="Search domains.")
+    options: list[ResolvOption] = Field(default_factory=list, description="Resolver options, e.g. ndots:2.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> DnsSpec:
+        if not (self.servers or self.search or self.options):
+            raise ValueError("dns: needs servers, search or options (remove it to write no resolv.conf)")
+        return self
+
+
 class NamespaceSpec(_Strict):
     """What lives in one network namespace: interfaces, bridges, routes, sysctls, firewall."""
 
@@ -183,6 +211,7 @@ class NamespaceSpec(_Strict):
     routes: list[RouteSpec] = Field(default_factory=list)
     sysctls: dict[str, Scalar] = Field(default_factory=dict)
     firewall: FirewallSpec = Field(default_factory=FirewallSpec)
+    dns: DnsSpec | None = Field(default=None, description="A resolv.conf of its own (under /etc/netns).")
 
 
 class NodeSpec(NamespaceSpec):
@@ -192,10 +221,24 @@ class NodeSpec(NamespaceSpec):
 class PublishSpec(_Strict):
     """A published port: the host's ``host_port`` forwarded to ``node``'s ``port`` (``docker run -p``)."""
 
-    host_port: int = Field(ge=1, le=65535)
+    host_ip: IP | None = Field(
+        default=None, description="Only traffic to this host address (IPv4 or IPv6); default: every IPv4 address."
+    )
+    host_port: Ports = Field(description="A port, or a range such as 8000-8010.")
     node: str
-    port: int = Field(ge=1, le=65535)
+    port: Ports = Field(description="A port, or a range as long as host_port's.")
     proto: Literal["tcp", "udp"] = "tcp"
+
+    @model_validator(mode="after")
+    def _same_length(self) -> PublishSpec:
+        first, last = values.port_range(self.host_port)
+        to_first, to_last = values.port_range(self.port)
+        if last - first != to_last - to_first:
+            raise ValueError(
+                f"host ports {self.host_port} and node ports {self.port} are ranges of different lengths: "
+                "publish ranges of equal length (8000-8010:RED:8000-8010)"
+            )
+        return self
 
 
 class HostSpec(NamespaceSpec):
@@ -203,7 +246,8 @@ class HostSpec(NamespaceSpec):
 
     mode: Literal["sandbox", "root"] = "sandbox"
     publish: list[PublishSpec] = Field(
-        default_factory=list, description="Published ports, as mappings or 'HOSTPORT:NODE:PORT[/tcp|udp]'."
+        default_factory=list,
+        description="Published ports, as mappings or '[HOSTIP:]HOSTPORT[-END]:NODE:PORT[-END][/tcp|udp]'.",
     )
     allow: list[list[str]] = Field(
         default_factory=list, description="Pairs of bridges allowed to talk; others are isolated from each other."
@@ -224,11 +268,15 @@ class HostSpec(NamespaceSpec):
             if isinstance(item, str):
                 m = PUBLISH_RE.match(item.strip())
                 if not m:
-                    raise ValueError(f"{item!r} is not a published port: write it like 8080:RED:80/tcp")
+                    raise ValueError(
+                        f"{item!r} is not a published port: write it like 8080:RED:80/tcp, "
+                        "127.0.0.1:8080:RED:80, [fd00::1]:8080:RED:80 or 8000-8010:RED:8000-8010/udp"
+                    )
                 item = {
-                    "host_port": int(m["host"]),
+                    "host_ip": m["ip"].strip("[]") if m["ip"] else None,
+                    "host_port": m["host"],
                     "node": m["node"],
-                    "port": int(m["port"]),
+                    "port": m["port"],
                     "proto": m["proto"] or "tcp",
                 }
             out.append(item)
@@ -345,6 +393,9 @@ class TopologySpec(_Strict):
     )
     underlay: UnderlaySpec | None = Field(default=None, description="The network joining the hosts.")
     overlay: OverlaySpec | None = Field(default=None, description="How VXLAN entries are kept (static or dynamic).")
+    machines: dict[str, MachineInventorySpec] = Field(
+        default_factory=dict, description="The real machines carrying the hosts (see docs/machines.md)."
+    )
     nodes: dict[str, NodeSpec | None] = Field(default_factory=dict)
     links: list[LinkSpec] = Field(default_factory=list)
     outside: OutsideSpec | None = Field(
@@ -383,7 +434,7 @@ def json_schema() -> dict[str, Any]:
     schema["$defs"]["HostSpec"]["properties"]["publish"]["items"] = {
         "anyOf": [
             {"$ref": "#/$defs/PublishSpec"},
-            {"type": "string", "pattern": r"^\d{1,5}:[A-Za-z0-9][A-Za-z0-9_.-]*:\d{1,5}(/(tcp|udp))?$"},
+            {"type": "string", "pattern": PUBLISH_RE.pattern.replace("\\Z", "$")},
         ]
     }
     props["links"]["items"] = {

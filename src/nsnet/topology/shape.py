@@ -51,6 +51,12 @@ def _problem(report: Report, err: Any) -> None:
         )
     elif kind == "missing":
         report.add(loc, f"missing required key {loc[-1]!r}")
+    elif kind in ("too_short", "too_long") and len(loc) >= 2 and loc[-1] == "endpoints":
+        report.add(
+            loc[:-1],
+            f"a link joins exactly two endpoints; this one has {_count(err.get('input'))}",
+            "write both ends as NODE:IFACE, e.g. - [RED:eth0, host:veth0]",
+        )
     elif kind == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         options = [o.strip(" '") for o in expected.replace(" or ", ",").split(",") if o.strip()]
@@ -64,6 +70,11 @@ def _problem(report: Report, err: Any) -> None:
         if kind == "string_type" and isinstance(err.get("input"), int | float):  # e.g. mac: 52:54:00:12:34:56
             hint = "put it in quotes (unquoted, YAML reads it as a number or true/false)"
         report.add(loc, msg, hint)
+
+
+def _count(value: Any) -> str:
+    n = len(value) if isinstance(value, list) else 0
+    return f"{n} endpoint{'' if n == 1 else 's'}"
 
 
 def _fields_at(loc: Loc) -> list[str]:

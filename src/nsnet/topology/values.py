@@ -19,7 +19,8 @@ from nsnet.topology import ipcache
 
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
 PUBLISH_RE = re.compile(
-    r"^(?P<host>\d{1,5}):(?P<node>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<port>\d{1,5})(?:/(?P<proto>tcp|udp))?\Z"
+    r"^(?:(?P<ip>[0-9.]+|\[[0-9A-Fa-f:.]+\]):)?(?P<host>\d{1,5}(?:-\d{1,5})?):"
+    r"(?P<node>[A-Za-z0-9][A-Za-z0-9_.-]*):(?P<port>\d{1,5}(?:-\d{1,5})?)(?:/(?P<proto>tcp|udp))?\Z"
 )
 RATE_RE = re.compile(r"^[1-9][0-9]{0,9}(bit|kbit|mbit|gbit)\Z")
 DELAY_RE = re.compile(r"^[1-9][0-9]{0,6}(us|ms|s)\Z")
@@ -137,3 +138,55 @@ def check_ipv4_network(value: str) -> str:
 
 
 IPv4 = Annotated[str, AfterValidator(check_ipv4)]
+
+
+DOMAIN_RE = re.compile(r"^(?=.{1,253}\Z)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+\Z")
+RESOLV_OPTION_RE = re.compile(r"^[a-z][a-z0-9-]*(:[0-9]{1,3})?\Z")
+
+
+def check_ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address: write it like 192.0.2.53 or 2001:db8::53") from None
+    return value
+
+
+def check_domain(value: str) -> str:
+    if not DOMAIN_RE.match(value):
+        raise ValueError(f"{value!r} is not a domain name: write it like lab.example")
+    return value
+
+
+def check_resolv_option(value: str) -> str:
+    if not RESOLV_OPTION_RE.match(value):
+        raise ValueError(f"{value!r} is not a resolver option: write it like ndots:2 or edns0")
+    return value
+
+
+IP = Annotated[str, AfterValidator(check_ip)]
+Domain = Annotated[str, AfterValidator(check_domain)]
+ResolvOption = Annotated[str, AfterValidator(check_resolv_option)]
+
+
+def port_text(value: Any) -> Any:
+    """A port given as a number reads as its text (``8080`` and ``"8080"`` alike)."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def check_ports(value: str) -> str:
+    """A port (``80``) or a range of ports (``8000-8010``), each 1 to 65535."""
+    first, _, last = value.partition("-")
+    ok = first.isdigit() and (not last or last.isdigit())
+    if not ok or not 0 < int(first) <= int(last or first) < 65536:
+        raise ValueError(f"{value!r} is not a port or a range of ports: write it like 80 or 8000-8010")
+    return value
+
+
+def port_range(value: str) -> tuple[int, int]:
+    """The first and last port of ``80`` or ``8000-8010``."""
+    first, _, last = value.partition("-")
+    return int(first), int(last or first)
+
+
+Ports = Annotated[str, BeforeValidator(port_text, json_schema_input_type=int | str), AfterValidator(check_ports)]

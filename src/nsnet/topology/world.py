@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from nsnet.model import HOST, Namespace, Route
-from nsnet.topology import ipcache, outside
+from nsnet.topology import ipcache, outside, values
 from nsnet.topology.report import Report, suggest
 from nsnet.topology.schema import InterfaceSpec, LinkSpec, NamespaceSpec, NodeSpec, TopologySpec
 
@@ -78,6 +78,11 @@ def connect(report: Report, spec: TopologySpec, spaces: dict[str, Namespace]) ->
         sysctls.setdefault("net.ipv4.ip_forward", "1")
         if outside.has_ipv6(host):
             sysctls.setdefault("net.ipv6.conf.all.forwarding", "1")
+    for p in published:
+        if p.family == 6:
+            sysctls.setdefault("net.ipv6.conf.all.forwarding", "1")
+        if p.loopback:  # as Docker without its userland proxy: packets from 127.0.0.1 may leave through the bridge
+            sysctls.setdefault(f"net.ipv4.conf.{p.bridge}.route_localnet", "1")
     spaces[HOST] = replace(
         host,
         firewall=replace(host.firewall, rules=host.firewall.rules + tuple(rules)),
@@ -152,23 +157,59 @@ def _published(report: Report, spec: TopologySpec, spaces: dict[str, Namespace])
         if p.node not in spaces or p.node == HOST:
             report.add((*loc, "node"), f"node {p.node!r} does not exist", suggest(p.node, spaces) or "")
             continue
-        behind = outside.node_behind_bridge(spaces, p.node)
+        family = ipcache.ip_interface(p.host_ip).version if p.host_ip else 4
+        if p.host_ip and not _host_ip_ok(report, spec, spaces[HOST], loc, p.host_ip):
+            continue
+        behind = outside.node_behind_bridge(spaces, p.node, family)
         if behind is None:
             report.add(
                 (*loc, "node"),
-                f"{p.node} has no IPv4 address on a link to a host bridge",
+                f"{p.node} has no IPv{family} address on a link to a host bridge",
                 "publish a node that sits behind one of the host's bridges",
             )
             continue
-        if any((q.host_port, q.proto) == (p.host_port, p.proto) for q in published):
+        first, last = values.port_range(p.host_port)
+        port = values.port_range(p.port)[0]
+        entry = outside.Published(
+            first, p.node, behind[0], port, p.proto, behind[1].name, last if last != first else None, p.host_ip
+        )
+        if any(_clash(q, entry) for q in published):
             report.add(
                 (*loc, "host_port"),
                 f"host port {p.host_port}/{p.proto} is published twice",
                 "use another host port",
             )
             continue
-        published.append(outside.Published(p.host_port, p.node, behind[0], p.port, p.proto, behind[1].name))
+        published.append(entry)
     return published
+
+
+def _clash(a: outside.Published, b: outside.Published) -> bool:
+    """Whether two published ports would catch the same packets."""
+    overlap = a.host_port <= b.host_port + b.length and b.host_port <= a.host_port + a.length
+    same_ip = a.host_ip is None or b.host_ip is None or a.host_ip == b.host_ip
+    return overlap and same_ip and a.proto == b.proto and a.family == b.family
+
+
+def _host_ip_ok(report: Report, spec: TopologySpec, host: Namespace, loc: tuple[str | int, ...], ip: str) -> bool:
+    """A published port's host address: one of the host's (a sandbox's are all known), or 127.0.0.1."""
+    address = ipcache.ip_interface(ip).ip
+    if address.is_loopback and address.version == 6:
+        report.add(
+            (*loc, "host_ip"),
+            "the kernel does not forward from ::1 (IPv6 has no route_localnet)",
+            "publish on one of the host's IPv6 addresses",
+        )
+        return False
+    mine = {ipcache.ip_interface(a).ip for link in host.links.values() for a in link.addresses}
+    if spec.host.mode == "sandbox" and not address.is_loopback and address not in mine:
+        report.add(
+            (*loc, "host_ip"),
+            f"{ip} is not an address of the host: nothing would reach the published port there",
+            f"use one of: {', '.join(sorted(map(str, mine))) or 'the host has no addresses yet'}, or 127.0.0.1",
+        )
+        return False
+    return True
 
 
 def _allowed(report: Report, spec: TopologySpec, host: Namespace) -> set[frozenset[str]]:
