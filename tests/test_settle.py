@@ -32,6 +32,8 @@ def test_a_veth_up_with_carrier_but_not_operational_is_waited_for(netns: str) ->
     # A dormant link has carrier but is not operationally UP: the state a veth
     # end is in until the link watcher attaches its queue, held here at will.
     ip(netns, "link", "add", "name", "va", "type", "veth", "peer", "name", "vb")
+    for end in ("va", "vb"):  # no link-local address, so no DAD to wait for here (see the test below)
+        ip(netns, "link", "set", end, "addrgenmode", "none")
     ip(netns, "link", "set", "va", "mode", "dormant")
     ip(netns, "link", "set", "va", "up")
     ip(netns, "link", "set", "vb", "up")
@@ -52,3 +54,14 @@ def test_every_link_of_a_lab_is_operational_when_up_returns(lab_name: str) -> No
             states = {m.name: m.operstate for m in nl.link_msgs(ns) if m.kind in ("veth", "bridge")}
             assert states and set(states.values()) == {rtnl.IF_OPER_UP}, (ns, states)
         assert lab.ping("RED", "BLUE")
+
+
+def test_tentative_ipv6_addresses_are_waited_for(netns: str) -> None:
+    ip(netns, "link", "add", "name", "va", "type", "veth", "peer", "name", "vb")
+    ip(netns, "addr", "add", "fd00::1/64", "dev", "va")  # with DAD: tentative once the link is up
+    ip(netns, "link", "set", "va", "up")
+    ip(netns, "link", "set", "vb", "up")
+    with Netlink() as nl:
+        assert "fd00::1" in settle.tentative(nl, netns)
+        assert settle.wait(nl, [netns], timeout=10) == {}
+        assert settle.tentative(nl, netns) == []

@@ -167,7 +167,7 @@ CASES: list[tuple[str, str, Expected | list[Expected]]] = [
             5,
             f"{IFACE}.colour",
             "unknown key 'colour'",
-            "allowed keys: addresses, mtu, mac, up, master, gateway, rate, delay, loss, kind, parent, mode",
+            "allowed keys: addresses, mtu, mac, up, master, gateway, link_local, rate, delay, loss, kind, parent, mode",
         ),
     ),
     (

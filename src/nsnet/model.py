@@ -99,6 +99,8 @@ class Link:
     """macvlan, ipvlan: the device it sits on (in the lab's host)."""
     mode: str | None = None
     """macvlan, ipvlan: its mode (``bridge``, ``l2``...)."""
+    link_local: bool = False
+    """An IPv6 link-local address (the kernel's, EUI-64): nsnet makes links without one unless asked."""
 
 
 @dataclass(frozen=True, order=True)
@@ -132,6 +134,20 @@ BUILTIN_CHAINS: dict[str, tuple[str, ...]] = {
     "raw": ("PREROUTING", "OUTPUT"),
 }
 POLICY_CHAINS = BUILTIN_CHAINS["filter"]
+IP6_POLICY = "ip6:"
+"""The prefix of an IPv6 filter policy's key in :attr:`Firewall.policies` (``ip6:FORWARD``; IPv4's are bare)."""
+
+
+def policy_key(family: int, chain: str) -> str:
+    """The key of ``chain``'s filter policy of IP version ``family`` in :attr:`Firewall.policies`."""
+    return chain if family == 4 else IP6_POLICY + chain
+
+
+def policy_chain(key: str) -> tuple[int, str]:
+    """(IP version, chain) of a key of :attr:`Firewall.policies`."""
+    return (6, key[len(IP6_POLICY) :]) if key.startswith(IP6_POLICY) else (4, key)
+
+
 PORT_PROTOCOLS = ("tcp", "udp", "sctp")
 OWN_PREFIX = "NSNET-"
 
@@ -157,9 +173,10 @@ class Rule:
 
 @dataclass(frozen=True)
 class Firewall:
-    """Filter-table policies (IPv4) and rules, in order."""
+    """Filter-table policies and rules, in order."""
 
     policies: dict[str, str] = field(default_factory=dict)
+    """By chain: ``FORWARD`` for iptables, ``ip6:FORWARD`` for ip6tables (see :func:`policy_key`)."""
     rules: tuple[Rule, ...] = ()
     chains: frozenset[tuple[int, str, str]] = frozenset()
     """Live only: nsnet chains present, as (family, table, built-in chain)."""
@@ -168,7 +185,11 @@ class Firewall:
 
     @property
     def families(self) -> set[int]:
-        return {r.family for r in self.rules} | {f for f, _, _ in self.chains}
+        return (
+            {r.family for r in self.rules}
+            | {f for f, _, _ in self.chains}
+            | {policy_chain(key)[0] for key in self.policies}
+        )
 
 
 @dataclass(frozen=True)
@@ -186,6 +207,8 @@ class Namespace:
     """Live only: the ownership mark (alias of ``lo``), ``nsnet:<lab>:<label>:<state>``."""
     docker: bool = False
     """Host only: set up like a Docker host when created (see :data:`nsnet.plan.actions.DOCKER_RULES`)."""
+    docker_backend: str = "iptables"
+    """Docker's firewall backend: ``iptables``, or ``nftables`` (:data:`nsnet.plan.actions.DOCKER_NFT`)."""
     server: int | None = None
     """A port on which nsnet runs a small HTTP server in this namespace (the ``outside``)."""
     stale: bool = False

@@ -297,7 +297,7 @@ def _match_reply(
         else:
             icmp = dpkt.icmp6.ICMP6(data)
             reply_type = 129
-        if icmp.type != reply_type or not isinstance(icmp.data, dpkt.icmp.ICMP.Echo):
+        if icmp.type != reply_type or not isinstance(icmp.data, (dpkt.icmp.ICMP.Echo, dpkt.icmp6.ICMP6.Echo)):
             return
         key = (src, icmp.data.id, icmp.data.seq)
     except (dpkt.UnpackError, AttributeError):

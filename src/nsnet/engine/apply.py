@@ -23,6 +23,7 @@ from nsnet.kernel import sysctl
 from nsnet.kernel.netlink import Ticket
 from nsnet.model import ROOT_NS
 from nsnet.plan.actions import (
+    DOCKER_NFT,
     DOCKER_RULES,
     Action,
     Address,
@@ -301,9 +302,12 @@ def _file(a: NetnsFile, nl: Kernel, journal: Journal) -> None:
 
 
 def _docker_host(a: DockerHost, nl: Kernel) -> None:
-    error = nl.restore_firewall([(a.ns, 4, DOCKER_RULES)])[0]
-    if error is not None:
-        raise error
+    if a.backend == "nftables":
+        nl.load_nft(a.ns, DOCKER_NFT)
+        return
+    errors = [e for e in nl.restore_firewall([(a.ns, 4, DOCKER_RULES), (a.ns, 6, DOCKER_RULES)]) if e is not None]
+    if errors:
+        raise errors[0]
 
 
 def _run_one(a: Action, nl: Kernel, journal: Journal) -> None:

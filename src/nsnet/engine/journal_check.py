@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nsnet.model import NETNS_FILES
+from nsnet.model import IP6_POLICY, NETNS_FILES
 from nsnet.names import IFNAME_MAX, IFNAME_RE, NAME_RE, SYSCTL_RE
 
 NETNS_MAX = 255
@@ -117,7 +117,7 @@ def _firewall(journal: dict[str, Any], lab: str) -> None:
     for ns, chains in _mapping(journal.get("policies", {}), "policies").items():
         netns_name(ns, root=True)
         for chain, policy in _mapping(chains, "policies").items():
-            if chain not in CHAINS or policy not in POLICIES:
+            if chain.removeprefix(IP6_POLICY) not in CHAINS or policy not in POLICIES:
                 raise Corrupt(f"policy {chain!r} {policy!r} is not one nsnet sets")
     for ns in _list(journal.get("firewall", []), "firewall"):
         netns_name(ns, root=True)

@@ -17,6 +17,8 @@ from nsnet.kernel.netlink import Netlink, kind_fields
 from nsnet.model import ROOT_NS, Endpoint, Link, Route
 
 UNKNOWN_PEER = Endpoint("?", "?")
+LINK_LOCAL = -1
+"""The key of :func:`_addresses` under which the indexes of links with an IPv6 link-local address are listed."""
 """The peer of a veth whose other end is in none of the namespaces read."""
 
 
@@ -53,6 +55,8 @@ def _links(nl: Netlink, ns: str, links: readers.Links) -> dict[str, Link]:
         if m.name == "lo":
             continue
         link = _link(m, names, frozenset(ips.get(m.index, ())))
+        if str(m.index) in ips.get(LINK_LOCAL, ()):
+            link = replace(link, link_local=True)
         linked = kinds.get(m.kind).linked  # what IFLA_LINK names: a veth's peer, a macvlan's parent
         if linked and m.peer_index is not None:
             found = links.peer(ns, m) if linked == "peer" else links.parent(ns, m)
@@ -83,7 +87,8 @@ def _link(m: rtnl.LinkMsg, names: dict[int, str], ips: frozenset[str]) -> Link:
 
 
 def _addresses(nl: Netlink, ns: str, names: dict[int, str]) -> dict[int, list[str]]:
-    """Link index -> its addresses (CIDR), IPv6 link-local ones left out; ``lo``'s too."""
+    """Link index -> its addresses (CIDR), IPv6 link-local ones left out (the indexes of the links that have
+    one listed under :data:`LINK_LOCAL`); ``lo``'s too."""
     out: dict[int, list[str]] = {}
     for a in readers.address_msgs(nl, ns):
         if a.address is None or names.get(a.index, "lo") == "lo":
@@ -94,6 +99,8 @@ def _addresses(nl: Netlink, ns: str, names: dict[int, str]) -> dict[int, list[st
         ip = ipaddress.ip_interface(f"{a.address}/{a.prefixlen}")
         if not ip.is_link_local:
             out.setdefault(a.index, []).append(str(ip))
+        else:
+            out.setdefault(LINK_LOCAL, []).append(str(a.index))
     return out
 
 

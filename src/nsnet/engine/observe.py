@@ -96,8 +96,6 @@ def _files(nl: Kernel, ns: str, want: Namespace | None, journal: Journal | None)
 def _firewall_families(ns: str, want: Namespace | None, journal: Journal | None) -> set[int]:
     """The IP versions whose firewall is read: those the lab sets, or set before (as the journal says)."""
     families = set(want.firewall.families if want else ())
-    if want and want.firewall.policies:
-        families.add(4)
     if journal and ns in journal.firewall:
         families |= {4, 6}
     return families

@@ -41,8 +41,10 @@ def tools_for(state: State, firewall_in_use: bool = False) -> list[str]:
     families = set()
     for space in state.namespaces.values():
         families |= space.firewall.families
-        if space.firewall.policies or space.docker:
-            families.add(4)
+        if space.docker and space.docker_backend == "nftables":
+            tools.append("nft")
+        elif space.docker:
+            families |= {4, 6}
     if firewall_in_use:
         families.add(4)
     if families:

@@ -18,7 +18,7 @@ from typing import Protocol
 from nsnet.engine import livereader, preflight, servers
 from nsnet.engine.livereader import Reading
 from nsnet.errors import KernelError
-from nsnet.kernel import etcnetns, firewall, netns, procs, settle, sysctl
+from nsnet.kernel import etcnetns, firewall, netns, nftables, procs, settle, sysctl
 from nsnet.kernel.netlink import Netlink, Ticket
 from nsnet.kinds.base import LinkSet, LinkSpec
 from nsnet.model import Firewall, Route, State
@@ -71,6 +71,9 @@ class Kernel(Links, Protocol):
     def read_firewall(self, ns: str, lab: str, families: set[int]) -> Firewall: ...
     def restore_firewall(self, changes: Sequence[tuple[str, int, str]]) -> list[KernelError | None]:
         """``(ns, family, iptables-restore --noflush text)`` changes; per change, its error."""
+
+    def load_nft(self, ns: str, text: str) -> None:
+        """Add the native nftables tables of ``text`` (``nft -f`` syntax) to ``ns``."""
 
     def shape(self, change: SetShaping) -> None:
         """Put a qdisc at the root of a link's egress, or take it off, as ``change`` says."""
@@ -133,6 +136,9 @@ class LiveKernel(Netlink):
 
     def restore_firewall(self, changes: Sequence[tuple[str, int, str]]) -> list[KernelError | None]:
         return firewall.restore_many(changes)
+
+    def load_nft(self, ns: str, text: str) -> None:
+        nftables.load(ns, text)
 
     def shape(self, change: SetShaping) -> None:
         argv = change.argv()

@@ -4,7 +4,7 @@ flooding of the ARP broadcast or NDP multicast that finds the owner (pure)."""
 from __future__ import annotations
 
 from nsnet.explain.base import Stop, WalkerBase, _ip
-from nsnet.explain.netfilter import Packet
+from nsnet.explain.netfilter import Context, Packet
 from nsnet.explain.overlay import _bridge_cmd
 from nsnet.explain.verdict import Fix, Leg, Space
 from nsnet.views import BridgePortView, LinkView
@@ -172,3 +172,37 @@ class BridgingMixin(WalkerBase):
             "port",
             self._port_fix(space, out.name, setting, f"turn {setting.replace(' on', '')} on for {node}:{out.name}"),
         )
+
+    def _bridged_netfilter(
+        self, leg: Leg, space: Space, bridge: LinkView, port: LinkView, out: LinkView, pkt: Packet
+    ) -> None:
+        """A frame the bridge forwards: the bridge family's chains, and the IP hooks when br_netfilter hands it on.
+
+        On each bridge hook the kernel runs nft's bridge chains (priority -200)
+        before br_netfilter calls the IP hook of the same name.
+        """
+        ctx = Context(
+            in_iface=bridge.name, out_iface=bridge.name, physdev_in=port.name, physdev_out=out.name, bridged=True
+        )
+        key = "net.bridge.bridge-nf-call-iptables" if pkt.family == 4 else "net.bridge.bridge-nf-call-ip6tables"
+        value = (space.view.sysctls or {}).get(key)
+        node = space.node
+        handed = value == "1"
+        if handed:
+            leg.add(
+                node,
+                "netfilter",
+                f"{key}=1: bridged IP traffic goes through {node}'s iptables as if routed "
+                "(in and out interface: the bridge)",
+            )
+        else:
+            why = f"{key}={value}" if value is not None else "br_netfilter is not loaded"
+            leg.add(
+                node,
+                "netfilter",
+                f"bridged traffic is not handed to iptables here ({why}): {node}'s FORWARD chain never sees it",
+            )
+        for hook in ("PREROUTING", "FORWARD", "POSTROUTING"):
+            self._hook(leg, space, hook, pkt, ctx, layer="bridge")
+            if handed:
+                self._hook(leg, space, hook, pkt, ctx)

@@ -48,7 +48,8 @@ class Packet:
     df: bool = True
     """Don't Fragment: set on packets that fit the sender's MTU (path MTU discovery); fragments have it clear."""
     icmp_type: str | None = None
-    """``echo-request``, ``echo-reply`` or ``destination-unreachable`` (ICMP packets)."""
+    """``echo-request``, ``echo-reply`` or ``destination-unreachable`` (ICMP packets); NDP's
+    ``nd-neighbor-solicit`` and ``nd-neighbor-advert`` (nft's names)."""
     ct_status: frozenset[str] = frozenset()
     """Conntrack status flags of its connection so far: ``dnat``, ``snat``."""
     direction: str = "original"
@@ -246,8 +247,21 @@ def rule_matches(rule: str, pkt: Packet, ctx: Context) -> tuple[bool, str | None
 
 ICMP_TYPES = {
     4: {"echo-reply": 0, "destination-unreachable": 3, "echo-request": 8},
-    6: {"destination-unreachable": 1, "echo-request": 128, "echo-reply": 129},
+    6: {
+        "destination-unreachable": 1,
+        "echo-request": 128,
+        "echo-reply": 129,
+        "nd-neighbor-solicit": 135,
+        "nd-neighbor-advert": 136,
+    },
 }
+ICMP_ALIASES = {
+    "neighbour-solicitation": "nd-neighbor-solicit",
+    "neighbor-solicitation": "nd-neighbor-solicit",
+    "neighbour-advertisement": "nd-neighbor-advert",
+    "neighbor-advertisement": "nd-neighbor-advert",
+}
+"""ip6tables' names of the NDP types, and the names nft (and :attr:`Packet.icmp_type`) gives them."""
 IPTABLES_PRIORITY = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
 NAT_PRIORITY = {"PREROUTING": -100, "OUTPUT": -100, "INPUT": 100, "POSTROUTING": 100}
 
@@ -260,7 +274,7 @@ def _icmp_type_match(spec: str, pkt: Packet) -> bool:
     if kind == "any":
         return True
     number = ICMP_TYPES[pkt.family].get(pkt.icmp_type)
-    return kind == pkt.icmp_type or (kind.isdigit() and int(kind) == number)
+    return ICMP_ALIASES.get(kind, kind) == pkt.icmp_type or (kind.isdigit() and int(kind) == number)
 
 
 def _iptables_nat(target: str | None) -> Nat | None:

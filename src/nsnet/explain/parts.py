@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from nsnet.explain.netfilter import Packet
+from nsnet.explain.netfilter import Context, Decision, Packet
 from nsnet.explain.verdict import Fix, Leg, Space
 from nsnet.views import LinkView
 
@@ -37,6 +37,14 @@ class WalkParts(Protocol):
     def _bridge(
         self, leg: Leg, space: Space, bridge: LinkView, port: LinkView | None, hop: str, pkt: Packet, sender: Space
     ) -> tuple[Space, Packet]: ...
+
+    def _hook(self, leg: Leg, space: Space, hook: str, pkt: Packet, ctx: Context, layer: str = "ip") -> Decision: ...
+
+    # bridging.BridgingMixin: a bridged frame through the bridge family's chains and, by br_netfilter, the IP hooks.
+
+    def _bridged_netfilter(
+        self, leg: Leg, space: Space, bridge: LinkView, port: LinkView, out: LinkView, pkt: Packet
+    ) -> None: ...
 
     # neighbour.NeighbourMixin: who on a bridge has the next hop.
 

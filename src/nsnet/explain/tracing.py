@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from nsnet.engine.probe_record import TRACE_COMMENT, ProbeRecord, delete_rules
+from nsnet.explain.ndp import solicited_node
 from nsnet.explain.verdict import Snapshot, Space
 from nsnet.kernel.firewall import in_ns
 
 _TRACE_RE = re.compile(
-    r"^\s*TRACE: \d+ (\w+) (\w+):([^:\s]+):(rule|policy|return):?(?:0x[0-9a-f]+:)?(\w+)(?:\s*:(\S+))?\s*(.*)$"
+    r"^\s*TRACE: \d+ (\w+) ([\w-]+):([^:\s]+):(rule|policy|return):?(?:0x[0-9a-f]+:)?(\w+)(?:\s*:(\S+))?\s*(.*)$"
 )
 
 
@@ -83,6 +84,11 @@ def netfilter_trace(snap: Snapshot, record: ProbeRecord, src: str, dst: str, pro
     specs = [f"-s {src} -d {dst} {match}", f"-s {dst} -d {src} {match}"]
     if family == 4:
         specs += [f"{flow} -m comment --comment {TRACE_COMMENT} -j TRACE" for flow in _tunnels(snap)]
+    elif "/" not in src:  # NDP for dst: the solicitation to its solicited-node address, the advertisement back
+        ndp = f"-p ipv6-icmp -m comment --comment {TRACE_COMMENT} -j TRACE"
+        specs.append(f"-s {src} -d {solicited_node(dst)} {ndp}")
+        if proto != "ipv6-icmp":
+            specs.append(f"-s {dst} -d {src} {ndp}")
     rules = [f"{chain} {spec}" for chain in ("PREROUTING", "OUTPUT") for spec in specs]
     monitors: list[tuple[str, subprocess.Popen[str]]] = []
     try:

@@ -35,6 +35,7 @@ from nsnet.explain.conntrack import ConntrackMixin
 from nsnet.explain.icmp import IcmpMixin
 from nsnet.explain.lookup import route_text as _route_text
 from nsnet.explain.mtu import MtuMixin
+from nsnet.explain.ndp import NdpMixin
 from nsnet.explain.neighbour import NeighbourMixin
 from nsnet.explain.netfilter import Context, Decision, Packet, evaluate
 from nsnet.explain.nftfix import native_fix
@@ -62,7 +63,15 @@ def parse_proto(proto: str) -> tuple[str, int | None]:
 
 
 class Walker(
-    ConntrackMixin, NeighbourMixin, BridgingMixin, IcmpMixin, AddressingMixin, OverlayMixin, UpperMixin, MtuMixin
+    ConntrackMixin,
+    NeighbourMixin,
+    NdpMixin,
+    BridgingMixin,
+    IcmpMixin,
+    AddressingMixin,
+    OverlayMixin,
+    UpperMixin,
+    MtuMixin,
 ):
     """Explains one packet's fate over a :class:`Snapshot`."""
 
@@ -374,6 +383,8 @@ class Walker(
             out, far_space, far = found
             came = f"from port {port.name} " if port else ""
             asks = self._bridge_neighbour(leg, space, bridge, port, hop, pkt, sender, far_space, far)
+            if asks and pkt.family == 6 and port is not None:
+                self._ndp_across(leg, space, bridge, port, out, hop, pkt, sender)
             self._port_out(leg, space, bridge, port, out, far.mac, pkt, asks)
             leg.add(
                 node, "bridge", f"{bridge.name} forwards {came}to port {out.name} ({_fdb_text(space, bridge, far.mac)})"
@@ -415,40 +426,6 @@ class Walker(
                 "dropped", f"{far_space.node}:{far.name} is down", self._link_up_fix(far_space, far.name, leg.source)
             )
         self._veth_mtu(leg, space, out, far_space, far, pkt)
-
-    def _bridged_netfilter(
-        self, leg: Leg, space: Space, bridge: LinkView, port: LinkView, out: LinkView, pkt: Packet
-    ) -> None:
-        """A frame the bridge forwards: the bridge family's chains, and the IP hooks when br_netfilter hands it on.
-
-        On each bridge hook the kernel runs nft's bridge chains (priority -200)
-        before br_netfilter calls the IP hook of the same name.
-        """
-        ctx = Context(
-            in_iface=bridge.name, out_iface=bridge.name, physdev_in=port.name, physdev_out=out.name, bridged=True
-        )
-        key = "net.bridge.bridge-nf-call-iptables" if pkt.family == 4 else "net.bridge.bridge-nf-call-ip6tables"
-        value = (space.view.sysctls or {}).get(key)
-        node = space.node
-        handed = value == "1"
-        if handed:
-            leg.add(
-                node,
-                "netfilter",
-                f"{key}=1: bridged IP traffic goes through {node}'s iptables as if routed "
-                "(in and out interface: the bridge)",
-            )
-        else:
-            why = f"{key}={value}" if value is not None else "br_netfilter is not loaded"
-            leg.add(
-                node,
-                "netfilter",
-                f"bridged traffic is not handed to iptables here ({why}): {node}'s FORWARD chain never sees it",
-            )
-        for hook in ("PREROUTING", "FORWARD", "POSTROUTING"):
-            self._hook(leg, space, hook, pkt, ctx, layer="bridge")
-            if handed:
-                self._hook(leg, space, hook, pkt, ctx)
 
     # -- routing -----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from nsnet.errors import KernelError
 from nsnet.kernel import iptsave, netns, rtnl
 from nsnet.kernel.iptsave import TOOLS
-from nsnet.model import OWN_PREFIX, POLICY_CHAINS, ROOT_NS, Firewall, Rule
+from nsnet.model import OWN_PREFIX, POLICY_CHAINS, ROOT_NS, Firewall, Rule, policy_key
 from nsnet.views import ChainView, RuleView, TableView
 
 _JUMP_RE = re.compile(r'^-A (\S+) -m comment --comment "?nsnet:([^" ]+)"? -j (NSNET-\S+)$')
@@ -83,7 +83,7 @@ def has_tables(ns: str, family: int) -> bool:
 
 
 def read(ns: str, lab: str, families: set[int]) -> Firewall:
-    """Policies of the filter chains (IPv4) and nsnet's own chains, rules and jumps of ``lab``."""
+    """Policies of the filter chains and nsnet's own chains, rules and jumps of ``lab``."""
     policies: dict[str, str] = {}
     rules: list[Rule] = []
     chains: set[tuple[int, str, str]] = set()
@@ -95,8 +95,8 @@ def read(ns: str, lab: str, families: set[int]) -> Firewall:
             if kind == ":":
                 if chain.startswith(OWN_PREFIX):
                     chains.add((family, table, chain[len(OWN_PREFIX) :]))
-                elif family == 4 and table == "filter" and chain in POLICY_CHAINS:
-                    policies[chain] = rest.split()[0]
+                elif table == "filter" and chain in POLICY_CHAINS:
+                    policies[policy_key(family, chain)] = rest.split()[0]
                 continue
             jump = _JUMP_RE.match(f"-A {chain} {rest}")
             if jump:

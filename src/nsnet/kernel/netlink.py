@@ -328,6 +328,8 @@ class Netlink:
             payload += rtnl.attr(rtnl.IFLA_ADDRESS, rtnl.mac_bytes(change.mac))
         if change.no_link_local:
             payload += rtnl.NO_LINK_LOCAL
+        elif change.link_local:
+            payload += rtnl.LINK_LOCAL
         if change.kind is not None:
             data = b"".join(self._setting(change.ns, s) for s in change.data)
             payload += rtnl.nest(

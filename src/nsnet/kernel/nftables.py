@@ -13,17 +13,25 @@ import json
 import re
 import socket
 import struct
+import subprocess
 from typing import Any
 
 from nsnet.errors import KernelError
 from nsnet.kernel import netns, rtnl
-from nsnet.kernel.firewall import NFT_GETTABLE, _finish, _start
+from nsnet.kernel.firewall import NFT_GETTABLE, _finish, _start, in_ns
 from nsnet.views import NftChainView, NftRuleView, NftSetView, NftTableView
 
 FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
 _TABLE_RE = re.compile(r"^table (\S+) (\S+) \{")
 _CHAIN_RE = re.compile(r"^\s*chain (\S+) \{")
 _HANDLE_RE = re.compile(r"^\s*(.*?)\s*# handle (\d+)$")
+
+
+def load(ns: str, text: str) -> None:
+    """Add the tables of ``text`` (``nft -f`` syntax) to ``ns``'s ruleset."""
+    done = subprocess.run(in_ns(ns, ["nft", "-f", "-"]), input=text, text=True, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise KernelError(f"nft -f refused the ruleset in {ns or 'the root namespace'}: {done.stderr.strip()}")
 
 
 def families(ns: str) -> set[str] | None:

@@ -60,6 +60,8 @@ class LinkSet:
     up: bool | None = None
     no_link_local: bool = False
     """``addrgenmode none``: no IPv6 link-local address."""
+    link_local: bool = False
+    """``addrgenmode eui64``: the kernel's IPv6 link-local address, when the link comes up."""
     kind: str | None = None
     data: tuple[Setting, ...] = ()
     """Kind settings changed in place (``type bridge stp_state 1``)."""
@@ -76,6 +78,8 @@ class LinkSet:
             out.append(f"address {self.mac}")
         if self.no_link_local:
             out.append("addrgenmode none")
+        elif self.link_local:
+            out.append("addrgenmode eui64")
         if self.up is not None:
             out.append("up" if self.up else "down")
         if self.kind is not None:

@@ -23,8 +23,43 @@ DOCKER_RULES = """*filter
 -A DOCKER-USER -j RETURN
 COMMIT
 """
-"""The host's filter table as Docker leaves it (FORWARD policy DROP, DOCKER-USER jumped to first)."""
+"""The host's filter table as Docker leaves it (FORWARD policy DROP, DOCKER-USER jumped to first),
+in iptables and ip6tables alike (Docker 27 and later set up ip6tables by default)."""
 
+
+def _docker_table(family: str) -> str:
+    return f"""table {family} docker-bridges {{
+	map filter-forward-in-jumps {{
+		type ifname : verdict
+	}}
+	map filter-forward-out-jumps {{
+		type ifname : verdict
+	}}
+	map nat-postrouting-in-jumps {{
+		type ifname : verdict
+	}}
+	map nat-postrouting-out-jumps {{
+		type ifname : verdict
+	}}
+	chain filter-FORWARD {{
+		type filter hook forward priority filter; policy drop;
+		oifname vmap @filter-forward-in-jumps
+		iifname vmap @filter-forward-out-jumps
+	}}
+	chain nat-POSTROUTING {{
+		type nat hook postrouting priority srcnat; policy accept;
+		iifname vmap @nat-postrouting-out-jumps
+		oifname vmap @nat-postrouting-in-jumps
+	}}
+}}
+"""
+
+
+DOCKER_NFT = _docker_table("ip") + _docker_table("ip6")
+"""The host's ruleset as Docker 29 leaves it with its nftables firewall backend, before any Docker network:
+tables ``ip docker-bridges`` and ``ip6 docker-bridges``, whose base chain ``filter-FORWARD`` (hook forward,
+priority filter) drops what no bridge's verdict map entry accepts (its policy when dockerd turned forwarding on
+itself), and no ``DOCKER-USER``."""
 
 _ip = ip
 
@@ -63,13 +98,26 @@ class CreateNamespace(Action):
 
 @dataclass(frozen=True)
 class DockerHost(Action):
-    """Set a new host up as Docker leaves one: FORWARD policy DROP, DOCKER-USER jumped to first."""
+    """Set a new host up as Docker leaves one, with its ``iptables`` firewall backend (FORWARD policy DROP,
+    DOCKER-USER jumped to first) or its ``nftables`` one (:data:`DOCKER_NFT`)."""
+
+    backend: str = "iptables"
 
     def describe(self) -> str:
-        return f"set {self.ns} up as a Docker host (FORWARD policy DROP, DOCKER-USER, DOCKER-FORWARD)"
+        if self.backend == "nftables":
+            return (
+                f"set {self.ns} up as a Docker host with the nftables backend (tables ip and ip6 docker-bridges: "
+                "filter-FORWARD policy drop)"
+            )
+        return (
+            f"set {self.ns} up as a Docker host (iptables and ip6tables: FORWARD policy DROP, "
+            "DOCKER-USER, DOCKER-FORWARD)"
+        )
 
     def commands(self) -> list[str]:
-        return [_exec(self.ns, f"iptables-restore --noflush <<'EOF'\n{DOCKER_RULES}EOF")]
+        if self.backend == "nftables":
+            return [_exec(self.ns, f"nft -f - <<'EOF'\n{DOCKER_NFT}EOF")]
+        return [_exec(self.ns, f"{tool} --noflush <<'EOF'\n{DOCKER_RULES}EOF") for tool in IPTABLES_RESTORE.values()]
 
 
 @dataclass(frozen=True)
@@ -234,11 +282,22 @@ class SetLink(Action):
     """nsnet's mark, for a link it created but had not yet marked (an interrupted ``up``)."""
     kind: str | None = None
     data: tuple[Setting, ...] = ()
+    link_local: bool = False
+    """Give the link the kernel's IPv6 link-local address (``addrgenmode eui64``) when it comes up."""
 
     def request(self) -> LinkSet:
         """The change, as both the command and the engine's netlink request come from it."""
         return LinkSet(
-            self.ns, self.name, self.alias, self.master, self.mtu, self.mac, self.up, kind=self.kind, data=self.data
+            self.ns,
+            self.name,
+            self.alias,
+            self.master,
+            self.mtu,
+            self.mac,
+            self.up,
+            link_local=self.link_local,
+            kind=self.kind,
+            data=self.data,
         )
 
     def describe(self) -> str:
@@ -251,6 +310,8 @@ class SetLink(Action):
             parts.append(f"mtu {self.mtu}")
         if self.mac is not None:
             parts.append(f"mac {self.mac}")
+        if self.link_local:
+            parts.append("IPv6 link-local address")
         if self.up is not None:
             parts.append("up" if self.up else "down")
         parts += [s.words for s in self.data if s.words]

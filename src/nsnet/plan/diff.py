@@ -27,6 +27,7 @@ from nsnet.model import (
     link_mark,
     namespace_mark,
     parse_namespace_mark,
+    policy_chain,
 )
 from nsnet.plan.actions import (
     Action,
@@ -118,7 +119,7 @@ def _existing(run: _Run, ns: str, want: Namespace, have: Namespace | None) -> Na
         if ns != ROOT_NS:
             run.steps.add(Phase.NAMESPACES, CreateNamespace(ns, want.label, namespace_mark(run.lab, want.label)))
             if want.docker:
-                run.steps.add(Phase.NAMESPACES, DockerHost(ns))
+                run.steps.add(Phase.NAMESPACES, DockerHost(ns, want.docker_backend))
         return Namespace(name=ns, label=want.label, role=want.role)
     if ns != ROOT_NS and not run.adopt and not _owned(run.lab, have, run.journal):
         raise ConflictError(_not_owned(run.lab, have, run.journal))
@@ -354,6 +355,8 @@ def _link_changes(mark: str, ns: str, want: Link, have: Link | None, owned: bool
         changes["mtu"] = want.mtu
     if want.mac is not None and (have is None or (have.mac or "").lower() != want.mac):
         changes["mac"] = want.mac
+    if want.link_local and not (have is not None and have.link_local):
+        changes["link_local"] = True  # before the link comes up: the kernel makes the address then
     if have is not None and have.alias != mark and (ns != ROOT_NS or owned):
         changes["alias"] = mark  # created by an interrupted up (in the root namespace: as the journal says)
     return changes
@@ -397,24 +400,24 @@ def _plan_firewall(lab: str, ns: str, want: Firewall, have: Firewall, journal: J
     for chain in restored:
         policies[chain] = originals[chain]
     out: list[Action] = []
-    for family in sorted(want.families | have.families | ({4} if policies else set())):
-        text = restore_text(lab, want, have, family, policies if family == 4 else {})
-        if not text and not (family == 4 and restored):
+    for family in sorted(want.families | have.families | {policy_chain(c)[0] for c in policies}):
+        mine = {c: p for c, p in policies.items() if policy_chain(c)[0] == family}
+        back = tuple(c for c in restored if policy_chain(c)[0] == family)
+        text = restore_text(lab, want, have, family, mine)
+        if not text and not back:
             continue
-        changes = _firewall_changes(family, policies if family == 4 else {}, want, have)
+        changes = _firewall_changes(family, mine, want, have)
         # A namespace created by this run has the kernel's default policy, ACCEPT.
-        saved = {c: have.policies.get(c, "ACCEPT") for c in policies if c not in originals}
-        out.append(
-            ApplyFirewall(ns, family, text, tuple(changes), originals=saved, restored=restored if family == 4 else ())
-        )
+        saved = {c: have.policies.get(c, "ACCEPT") for c in mine if c not in originals}
+        out.append(ApplyFirewall(ns, family, text, tuple(changes), originals=saved, restored=back))
     return out
 
 
 def _firewall_changes(family: int, policies: dict[str, str], want: Firewall, have: Firewall) -> list[str]:
     """The changes of one IP version's firewall, in words (policies, then rules removed and added)."""
     changes: list[str] = []
-    for chain, policy in policies.items():
-        before = have.policies.get(chain)
+    for key, policy in policies.items():
+        before, chain = have.policies.get(key), policy_chain(key)[1]
         if before != policy:
             changes.append(f"{chain} policy {before} -> {policy}" if before else f"{chain} policy {policy}")
     old = [r for r in have.rules if r.family == family]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from nsnet.model import Firewall, own_chain
+from nsnet.model import Firewall, own_chain, policy_chain
 
 
 def restore_text(lab: str, desired: Firewall, live: Firewall, family: int, policies: dict[str, str]) -> str:
     """The ``iptables-restore --noflush`` input that turns ``live`` into ``desired`` for one family.
 
     ``policies`` are the filter policies to set (already resolved against the
-    originals to restore). Empty text means nothing to do.
+    originals to restore; those of the other family are left out). Empty text
+    means nothing to do.
     """
     want: dict[tuple[str, str], list[str]] = {}
     for r in desired.rules:
@@ -41,10 +42,10 @@ def restore_text(lab: str, desired: Firewall, live: Firewall, family: int, polic
             if jumped:
                 lines.append(f"-D {chain} {jump}")
             lines.append(f"-X {own}")
-    if family == 4:
-        for chain, policy in policies.items():
-            if live.policies.get(chain) != policy:
-                blocks.setdefault("filter", []).insert(0, f":{chain} {policy} [0:0]")
+    for name, policy in policies.items():
+        fam, builtin = policy_chain(name)
+        if fam == family and live.policies.get(name) != policy:
+            blocks.setdefault("filter", []).insert(0, f":{builtin} {policy} [0:0]")
     text = ""
     for table, lines in blocks.items():
         if lines:

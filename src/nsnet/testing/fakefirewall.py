@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from nsnet.errors import KernelError
-from nsnet.model import BUILTIN_CHAINS, OWN_PREFIX, POLICY_CHAINS, Firewall, Rule
+from nsnet.model import BUILTIN_CHAINS, OWN_PREFIX, POLICY_CHAINS, Firewall, Rule, policy_key
 
 _JUMP = re.compile(r'^-m comment --comment "?nsnet:([^" ]+)"? -j (NSNET-\S+)$')
 _TARGET = re.compile(r"-j (\S+)")
@@ -119,8 +119,8 @@ def read(by_family: dict[int, Tables], lab: str, families: set[int]) -> Firewall
                     chains.add((family, table, own))
                     rules += [Rule(family=family, table=table, chain=own, args=args) for args in chain.rules]
                     continue
-                if family == 4 and table == "filter" and name in POLICY_CHAINS and chain.policy:
-                    policies[name] = chain.policy
+                if table == "filter" and name in POLICY_CHAINS and chain.policy:
+                    policies[policy_key(family, name)] = chain.policy
                 for args in chain.rules:
                     jump = _JUMP.match(args)
                     if jump and jump.group(1) == lab:

@@ -440,6 +440,12 @@ class FakeKernel(FakeFiles):
             out.append(error)
         return out
 
+    def load_nft(self, ns: str, text: str) -> None:
+        error = self._step(f"nft -f in {ns or 'root'}")
+        if error is not None:
+            raise error
+        self._space(ns).nft.append(text)
+
     def shape(self, change: SetShaping) -> None:
         ns, name, qdisc = change.ns, change.name, change.qdisc
         error = self._step(" ".join(change.argv()))

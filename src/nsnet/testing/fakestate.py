@@ -49,5 +49,7 @@ class FakeNamespace:
     routes: set[Route] = field(default_factory=set)
     sysctls: dict[str, str] = field(default_factory=dict)
     firewall: dict[int, Tables] = field(default_factory=dict)
+    nft: list[str] = field(default_factory=list)
+    """Native nftables rulesets loaded (``nft -f`` text), in order."""
     qdiscs: dict[str, str] = field(default_factory=dict)
     stale: bool = False

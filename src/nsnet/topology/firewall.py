@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nsnet.model import BUILTIN_CHAINS, POLICY_CHAINS, PORT_PROTOCOLS, Firewall
+from nsnet.model import BUILTIN_CHAINS, POLICY_CHAINS, PORT_PROTOCOLS, Firewall, policy_key
 from nsnet.topology import ipcache
 from nsnet.topology.report import Report, suggest
 from nsnet.topology.rules import render_rule
@@ -14,15 +14,16 @@ def firewall(report: Report, base: Loc, space: NamespaceSpec) -> Firewall:
     """The policies and rules of ``space``'s ``firewall:`` (at ``base`` in the file), each checked."""
     loc0: Loc = (*base, "firewall")
     policies: dict[str, str] = {}
-    for chain, policy in space.firewall.policies.items():
-        if chain not in POLICY_CHAINS:
-            report.add(
-                (*loc0, "policies", chain),
-                f"{chain!r} is not a built-in filter chain",
-                suggest(chain.upper(), POLICY_CHAINS) or f"use one of {', '.join(POLICY_CHAINS)}",
-            )
-        else:
-            policies[chain] = policy
+    for family, key, given in ((4, "policies", space.firewall.policies), (6, "policies6", space.firewall.policies6)):
+        for chain, policy in given.items():
+            if chain not in POLICY_CHAINS:
+                report.add(
+                    (*loc0, key, chain),
+                    f"{chain!r} is not a built-in filter chain",
+                    suggest(chain.upper(), POLICY_CHAINS) or f"use one of {', '.join(POLICY_CHAINS)}",
+                )
+            else:
+                policies[policy_key(family, chain)] = policy
     rules = []
     for i, r in enumerate(space.firewall.rules):
         loc = (*loc0, "rules", i)

@@ -105,6 +105,7 @@ def _bridges(report: Report, base: Loc, space: NamespaceSpec) -> dict[str, Link]
             ageing=b.ageing,
             masquerade=b.masquerade,
             forward=b.forward,
+            link_local=_link_local(report, loc, b.link_local, b.up),
         )
     return links
 
@@ -185,7 +186,20 @@ def _interfaces(
             up=if_spec.up,
             addresses=_addresses(if_spec.addresses),
             shaping=shaping.qdisc(if_spec.rate, if_spec.delay, if_spec.loss),
+            link_local=_link_local(report, loc, if_spec.link_local, if_spec.up),
         )
+
+
+def _link_local(report: Report, loc: Loc, wanted: bool, up: bool) -> bool:
+    """``link_local: true``: the kernel makes the address when the link comes up, so the link must be up."""
+    if wanted and not up:
+        report.add(
+            (*loc, "link_local"),
+            "link_local: true needs the link up: the kernel makes the link-local address when it comes up",
+            "remove up: false, or link_local",
+        )
+        return False
+    return wanted
 
 
 def _own_link_ok(report: Report, loc: Loc, ifname: str, space: NamespaceSpec) -> bool:

@@ -1,10 +1,12 @@
 """The outside world, as Docker does it for ``docker0``: the rules nsnet writes for it (pure).
 
 From a validated topology this derives, for the lab's host:
-- forwarding (``net.ipv4.ip_forward=1``) where the host must route;
+- forwarding (``net.ipv4.ip_forward=1``, and ``net.ipv6.conf.all.forwarding=1``
+  when a bridge has an IPv6 subnet) where the host must route;
 - per bridge with ``masquerade``: outbound NAT for its subnets leaving
-  through another interface, and FORWARD accepts for that traffic and its
-  replies;
+  through another interface (ip6tables' MASQUERADE for IPv6 subnets, as
+  Docker does when ``ip6tables`` is on), and FORWARD accepts for that
+  traffic and its replies;
 - per bridge with ``forward``: same-bridge traffic accepted in FORWARD;
 - published ports: DNAT from every host address (PREROUTING for traffic
   from elsewhere, OUTPUT for the host itself), a FORWARD accept, and a
@@ -12,6 +14,8 @@ From a validated topology this derives, for the lab's host:
   (hairpin) gets its answers back through the host;
 - isolation: traffic between two bridges is dropped unless the pair is
   allowed.
+Forwarding, isolation and same-bridge accepts are written for iptables and,
+when a bridge has an IPv6 subnet, for ip6tables too.
 All of it lands in nsnet's own chains (``NSNET-FORWARD``, ``NSNET-PREROUTING``
 ...) like any rule of the topology, after the topology's own rules.
 """
@@ -76,6 +80,11 @@ def _ips(link: Link, family: int) -> list[ipaddress.IPv4Interface | ipaddress.IP
     return [i for i in map(ipaddress.ip_interface, sorted(link.addresses)) if i.version == family]
 
 
+def has_ipv6(host: Namespace) -> bool:
+    """Whether a bridge of the host has an IPv6 subnet: then the host routes and filters IPv6 too."""
+    return any(_ips(link, 6) for link in host.links.values() if link.kind == "bridge")
+
+
 def bridge_of(spaces: dict[str, Namespace], node: str, ifname: str) -> Link | None:
     """The host bridge that the other end of ``node:ifname`` is a port of, if any."""
     link = spaces[node].links.get(ifname)
@@ -114,14 +123,15 @@ def firewall_rules(host: Namespace, published: list[Published], allowed: set[fro
         forward.append(f"{ESTABLISHED} -j ACCEPT")
     forward += [_accept(p) for p in v4]
     dnat = _dnat(host, v4)
-    forward += [f"-i {b.name} -o {b.name} -j ACCEPT" for b in bridges if b.forward]
-    forward += [f"-i {b.name} ! -o {b.name} -j ACCEPT" for b in masquerading]
+    same = [f"-i {b.name} -o {b.name} -j ACCEPT" for b in bridges if b.forward]
+    same += [f"-i {b.name} ! -o {b.name} -j ACCEPT" for b in masquerading]
+    forward += same
     return (
         [Rule(4, "filter", "FORWARD", a) for a in forward]
         + [Rule(4, "nat", "PREROUTING", a) for a in dnat]
         + [Rule(4, "nat", "OUTPUT", a) for a in dnat]
         + [Rule(4, "nat", "POSTROUTING", a) for a in _masquerade(masquerading, bridges, v4)]
-        + _published_v6(host, bridges, v6)
+        + _ipv6(host, bridges, allowed, same, v6)
     )
 
 
@@ -130,16 +140,31 @@ def _accept(p: Published) -> str:
     return f"-d {p.address}/{prefix} -o {p.bridge} {p.match(node=True)} -j ACCEPT"
 
 
-def _published_v6(host: Namespace, bridges: list[Link], published: list[Published]) -> list[Rule]:
-    """The ip6tables twins of the rules of published ports (those bound to an IPv6 host address)."""
-    if not published:
+def _ipv6(
+    host: Namespace, bridges: list[Link], allowed: set[frozenset[str]], same: list[str], published: list[Published]
+) -> list[Rule]:
+    """The ip6tables twins: isolation, same-bridge and outbound accepts and MASQUERADE for the bridges' IPv6
+    subnets (when a bridge has one), and the rules of published ports bound to an IPv6 host address."""
+    subnets = has_ipv6(host)
+    if not published and not subnets:
         return []
+    masquerading = [b for b in bridges if b.masquerade] if subnets else []
+    forward = _isolation(bridges, allowed) if subnets else []
+    if masquerading or published:
+        forward.append(f"{ESTABLISHED} -j ACCEPT")
+    forward += [_accept(p) for p in published]
+    forward += same if subnets else []
     dnat = _dnat(host, published)
+    outbound = [
+        f"-s {net} ! -o {b.name} -j MASQUERADE"
+        for b in masquerading
+        for net in sorted({str(i.network) for i in _ips(b, 6)})
+    ]
     return (
-        [Rule(6, "filter", "FORWARD", a) for a in [f"{ESTABLISHED} -j ACCEPT", *map(_accept, published)]]
+        [Rule(6, "filter", "FORWARD", a) for a in forward]
         + [Rule(6, "nat", "PREROUTING", a) for a in dnat]
         + [Rule(6, "nat", "OUTPUT", a) for a in dnat]
-        + [Rule(6, "nat", "POSTROUTING", a) for a in _masquerade([], bridges, published)]
+        + [Rule(6, "nat", "POSTROUTING", a) for a in outbound + _masquerade([], bridges, published)]
     )
 
 

@@ -52,7 +52,11 @@ class InterfaceSpec(_Strict):
     master: str | None = Field(default=None, description="Bridge in the same namespace to attach to.")
     gateway: bool = Field(
         default=False,
-        description="Default route via the address of the bridge this link's other end is a port of.",
+        description="Default routes (IPv4, IPv6) via the addresses of the bridge this link's other end is a port of.",
+    )
+    link_local: bool = Field(
+        default=False,
+        description="An IPv6 link-local address (fe80::, the kernel's), for router advertisements and SLAAC.",
     )
     rate: Rate | None = Field(default=None, description="Egress rate limit (tbf), e.g. 10mbit, 500kbit.")
     delay: Delay | None = Field(default=None, description="Egress delay (netem), e.g. 20ms.")
@@ -87,6 +91,7 @@ class BridgeSpec(_Strict):
     forward: bool = Field(
         default=False, description="Let traffic between this bridge's ports through a FORWARD policy DROP."
     )
+    link_local: bool = Field(default=False, description="An IPv6 link-local address (fe80::, the kernel's).")
 
 
 class RouteSpec(_Strict):
@@ -173,10 +178,13 @@ class RuleSpec(_Strict):
 
 
 class FirewallSpec(_Strict):
-    """Built-in chain policies (filter table) and rules."""
+    """Built-in chain policies (filter table; IPv4 and IPv6) and rules."""
 
     policies: dict[str, Policy] = Field(
-        default_factory=dict, description="Filter-table policies, e.g. {FORWARD: DROP}."
+        default_factory=dict, description="Filter-table policies (iptables), e.g. {FORWARD: DROP}."
+    )
+    policies6: dict[str, Policy] = Field(
+        default_factory=dict, description="Filter-table policies of ip6tables, e.g. {FORWARD: DROP}."
     )
     rules: list[RuleSpec] = Field(default_factory=list)
 
@@ -244,9 +252,10 @@ class HostSpec(NamespaceSpec):
     allow: list[list[str]] = Field(
         default_factory=list, description="Pairs of bridges allowed to talk; others are isolated from each other."
     )
-    docker: bool = Field(
+    docker: bool | Literal["iptables", "nftables"] = Field(
         default=False,
-        description="Build the host as Docker leaves it: FORWARD policy DROP and a DOCKER-USER chain jumped to first.",
+        description="Build the host as Docker leaves it: true or iptables (FORWARD policy DROP, DOCKER-USER jumped "
+        "to first, in iptables and ip6tables), or nftables (Docker 29's tables ip/ip6 docker-bridges).",
     )
 
     @field_validator("publish", mode="before")
@@ -336,6 +345,13 @@ class OutsideSpec(_Strict):
 
     address: Cidr = Field(default="203.0.113.2/24", description="The outside's address (a documentation range).")
     host_address: Cidr = Field(default="203.0.113.1/24", description="The host's uplink address.")
+    address6: Cidr | None = Field(
+        default=None,
+        description="The outside's IPv6 address; default, when the lab has IPv6: 2001:db8::2/64 (documentation).",
+    )
+    host_address6: Cidr | None = Field(
+        default=None, description="The host's IPv6 uplink address; default, when the lab has IPv6: 2001:db8::1/64."
+    )
     uplink: str = Field(default="up0", description="The uplink's name in the host.")
     serve: int | None = Field(
         default=80, ge=1, le=65535, description="Port of a small HTTP server run in the outside (null: none)."

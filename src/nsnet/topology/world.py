@@ -15,6 +15,17 @@ from nsnet.topology import ipcache, outside, values
 from nsnet.topology.report import Report, suggest
 from nsnet.topology.schema import InterfaceSpec, LinkSpec, NamespaceSpec, NodeSpec, TopologySpec
 
+OUTSIDE6 = "2001:db8::2/64"
+HOST_OUTSIDE6 = "2001:db8::1/64"
+"""The outside's and the host's IPv6 uplink addresses when the lab has IPv6 (a documentation range, RFC 3849)."""
+
+
+def _has_ipv6(spec: TopologySpec) -> bool:
+    """Whether an address of the file is IPv6 (the host's, a bridge's, a node's)."""
+    spaces = [spec.host, *(n for n in spec.nodes.values() if n is not None)]
+    specs = [i for s in spaces for i in [*s.interfaces.values(), *s.bridges.values()] if i is not None]
+    return any(":" in a for i in specs for a in i.addresses)
+
 
 def add_outside(report: Report, spec: TopologySpec) -> TopologySpec:
     """``outside:`` is a node named outside, linked to the host by the uplink."""
@@ -35,10 +46,13 @@ def add_outside(report: Report, spec: TopologySpec) -> TopologySpec:
             "rename the node or remove outside:",
         )
         return spec
+    ipv6 = _has_ipv6(spec)
+    address6 = o.address6 or (OUTSIDE6 if ipv6 else None)
+    host6 = o.host_address6 or (HOST_OUTSIDE6 if ipv6 else None)
     nodes = dict(spec.nodes)
-    nodes["outside"] = NodeSpec(interfaces={"eth0": InterfaceSpec(addresses=[o.address])})
+    nodes["outside"] = NodeSpec(interfaces={"eth0": InterfaceSpec(addresses=[o.address, *filter(None, [address6])])})
     interfaces = dict(spec.host.interfaces)
-    interfaces[o.uplink] = InterfaceSpec(addresses=[o.host_address])
+    interfaces[o.uplink] = InterfaceSpec(addresses=[o.host_address, *filter(None, [host6])])
     host = spec.host.model_copy(update={"interfaces": interfaces})
     links = [*spec.links, LinkSpec(endpoints=["outside:eth0", f"host:{o.uplink}"])]
     return spec.model_copy(update={"nodes": nodes, "host": host, "links": links})
@@ -55,13 +69,15 @@ def connect(report: Report, spec: TopologySpec, spaces: dict[str, Namespace]) ->
     if spec.host.docker and host.firewall.policies:
         report.add(
             ("host", "firewall", "policies"),
-            "with docker: true the host's policies are Docker's",
+            f"with docker: {str(spec.host.docker).lower()} the host's policies are Docker's",
             "remove firewall.policies from the host",
         )
     rules = outside.firewall_rules(host, published, allowed)
     sysctls = dict(host.sysctls)
     if outside.needs_forwarding(host, published, gateways, spec.outside is not None):
         sysctls.setdefault("net.ipv4.ip_forward", "1")
+        if outside.has_ipv6(host):
+            sysctls.setdefault("net.ipv6.conf.all.forwarding", "1")
     for p in published:
         if p.family == 6:
             sysctls.setdefault("net.ipv6.conf.all.forwarding", "1")
@@ -71,7 +87,8 @@ def connect(report: Report, spec: TopologySpec, spaces: dict[str, Namespace]) ->
         host,
         firewall=replace(host.firewall, rules=host.firewall.rules + tuple(rules)),
         sysctls=sysctls,
-        docker=spec.host.docker,
+        docker=bool(spec.host.docker),
+        docker_backend="nftables" if spec.host.docker == "nftables" else "iptables",
     )
     if spec.outside is not None and "outside" in spaces:
         spaces["outside"] = replace(spaces["outside"], server=spec.outside.serve)
@@ -83,46 +100,53 @@ def _gateways(report: Report, spec: TopologySpec, spaces: dict[str, Namespace]) 
     gateways = False
     for name, space in list(spaces.items()):
         node_spec = spec.host if name == HOST else spec.hosts.get(name) or spec.nodes.get(name) or NamespaceSpec()
-        extra = []
+        extra: list[Route] = []
         for ifname, if_spec in node_spec.interfaces.items():
             if if_spec is None or not if_spec.gateway:
                 continue
-            route = _gateway_route(report, spaces, name, ifname)
-            if route is not None:
-                extra.append(route)
-                gateways = True
+            routes = _gateway_routes(report, spaces, name, ifname)
+            extra += routes
+            gateways = gateways or bool(routes)
         if extra:
             spaces[name] = replace(space, routes=space.routes | frozenset(extra))
     return gateways
 
 
-def _gateway_route(report: Report, spaces: dict[str, Namespace], name: str, ifname: str) -> Route | None:
-    """The default route through the host bridge at the other end of ``name:ifname``, if it can have one."""
+def _gateway_routes(report: Report, spaces: dict[str, Namespace], name: str, ifname: str) -> list[Route]:
+    """The default routes (IPv4, IPv6) through the host bridge at the other end of ``name:ifname``: one per IP
+    version the bridge has an address of (an IPv6 one only where the node has an address in its subnet)."""
     loc = report.base(name)
     bridge = outside.bridge_of(spaces, name, ifname)
-    gw = [i for i in sorted(bridge.addresses) if ipcache.ip_interface(i).version == 4] if bridge else []
-    if not gw:
+    gw = {
+        v: [i for i in sorted(bridge.addresses) if ipcache.ip_interface(i).version == v] if bridge else []
+        for v in (4, 6)
+    }
+    if not gw[4] and not gw[6]:
         report.add(
             (*loc, "interfaces", ifname, "gateway"),
-            "gateway: true needs the other end of this link to be a port of a host bridge that has an IPv4 address",
+            "gateway: true needs the other end of this link to be a port of a host bridge that has an address",
             "give the bridge an address, e.g. addresses: [10.0.0.1/24]",
         )
-        return None
+        return []
+    assert bridge is not None
     link = spaces[name].links.get(ifname)
     mine = [ipcache.ip_interface(a) for a in sorted(link.addresses)] if link else []
-    on_link = [g for g in gw if any(a.ip in ipcache.ip_interface(g).network for a in mine)]
-    if not on_link:
-        assert bridge is not None
-        has = ", ".join(str(a) for a in mine if a.version == 4) or "no IPv4 address"
-        report.add(
-            (*loc, "interfaces", ifname, "gateway"),
-            f"gateway: true routes through bridge {bridge.name} ({', '.join(gw)}), but {ifname} "
-            f"has {has}, outside the bridge's subnet: the gateway would not be reachable",
-            f"give {ifname} an address in {ipcache.ip_interface(gw[0]).network}, "
-            f"or the bridge one in {ifname}'s subnet",
-        )
-        return None
-    return Route(to="0.0.0.0/0", via=str(ipcache.ip_interface(on_link[0]).ip))
+    routes = []
+    for version, default in ((4, "0.0.0.0/0"), (6, "::/0")):
+        on_link = [g for g in gw[version] if any(a.ip in ipcache.ip_interface(g).network for a in mine)]
+        if on_link:
+            routes.append(Route(to=default, via=str(ipcache.ip_interface(on_link[0]).ip)))
+        elif gw[version] and (version == 4 or not gw[4]):
+            kind = f"IPv{version}"
+            has = ", ".join(str(a) for a in mine if a.version == version) or f"no {kind} address"
+            report.add(
+                (*loc, "interfaces", ifname, "gateway"),
+                f"gateway: true routes through bridge {bridge.name} ({', '.join(gw[version])}), but {ifname} "
+                f"has {has}, outside the bridge's subnet: the gateway would not be reachable",
+                f"give {ifname} an address in {ipcache.ip_interface(gw[version][0]).network}, "
+                f"or the bridge one in {ifname}'s subnet",
+            )
+    return routes
 
 
 def _published(report: Report, spec: TopologySpec, spaces: dict[str, Namespace]) -> list[outside.Published]:

@@ -366,16 +366,18 @@ class RuleMsg(Message):
 class AddrMsg(Message):
     """An address of a link (``ip addr``)."""
 
-    __slots__ = ("address", "family", "index", "local", "prefixlen", "scope")
+    __slots__ = ("address", "family", "flags", "index", "local", "prefixlen", "scope")
     family: int
     prefixlen: int
+    flags: int
+    """IFA_F_* (the low 8 bits: ``IFA_F_TENTATIVE`` while duplicate address detection runs)."""
     scope: int
     index: int
     address: str | None
     local: str | None
 
     def __init__(self, body: memoryview) -> None:
-        self.family, self.prefixlen, _, self.scope, self.index = IFADDR.unpack_from(body)
+        self.family, self.prefixlen, self.flags, self.scope, self.index = IFADDR.unpack_from(body)
         a = attrs(body, IFADDR.size)
         self.address = _ip(self.family, a.get(IFA_ADDRESS))
         self.local = _ip(self.family, a.get(IFA_LOCAL))

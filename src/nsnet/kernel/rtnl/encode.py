@@ -11,6 +11,7 @@ from nsnet.kernel.rtnl.consts import (
     AF_INET6,
     IFLA_AF_SPEC,
     IFLA_INET6_ADDR_GEN_MODE,
+    IN6_ADDR_GEN_MODE_EUI64,
     IN6_ADDR_GEN_MODE_NONE,
     NDA_DST,
     NDA_LLADDR,
@@ -95,3 +96,5 @@ def fdb(index: int, mac: str, vtep: str, state: int, flags: int) -> bytes:
 
 NO_LINK_LOCAL = nest(IFLA_AF_SPEC, nest(AF_INET6, attr(IFLA_INET6_ADDR_GEN_MODE, bytes([IN6_ADDR_GEN_MODE_NONE]))))
 """``addrgenmode none``: no IPv6 link-local address (nor its DAD, MLD and router solicitations)."""
+LINK_LOCAL = nest(IFLA_AF_SPEC, nest(AF_INET6, attr(IFLA_INET6_ADDR_GEN_MODE, bytes([IN6_ADDR_GEN_MODE_EUI64]))))
+"""``addrgenmode eui64``: the kernel's IPv6 link-local address, made (and checked by DAD) when the link comes up."""
