@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -157,7 +158,11 @@ def _teardown(name: str) -> None:
     leaked = sorted(ns for ns in netns_list() if ns.startswith(f"{name}-"))
     for ns in leaked:  # clean up so one failure does not cascade, then fail
         subprocess.run(["ip", "netns", "del", ns], check=False)
+    files = sorted(str(d) for d in Path("/etc/netns").glob(f"{name}-*")) if Path("/etc/netns").is_dir() else []
+    for folder in files:
+        shutil.rmtree(folder, ignore_errors=True)
     assert not leaked, f"namespaces left behind by lab {name}: {leaked}"
+    assert not files, f"/etc/netns files left behind by lab {name}: {files}"
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import EXAMPLES, nsnet
+from conftest import EXAMPLES, nsnet, unique_name
 
 LAB4 = EXAMPLES / "lab4-outside.yaml"
 DNS = """
@@ -101,3 +101,14 @@ def test_dns_keys_are_checked_with_their_line() -> None:
     assert "'-bad-' is not a domain name" in text
     with pytest.raises(TopologyError, match="needs servers, search or options"):
         loads(DNS.split("    dns:")[0] + "    dns: {}\n")
+
+
+def test_files_go_with_their_namespaces_when_the_journal_is_lost(new_lab_name: list[str]) -> None:
+    for how in ("down", "gc"):
+        lab = unique_name()
+        new_lab_name.append(lab)
+        assert nsnet("up", str(EXAMPLES / "lab2-bridge-fixed.yaml"), "--name", lab, "-q").code == 0
+        assert Path(f"/etc/netns/{lab}-RED/hosts").is_file()
+        Path(f"/run/nsnet/labs/{lab}.json").unlink()  # lost: down and gc find the lab by its marks
+        assert nsnet(how, lab, "-q" if how == "down" else "--json").code == 0
+        assert not [d for d in ("RED", "BLUE", "host") if Path(f"/etc/netns/{lab}-{d}").exists()], how

@@ -14,6 +14,7 @@ the rollback undoes like any other change.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 from nsnet.engine.journal import Journal
@@ -21,7 +22,7 @@ from nsnet.engine.seam import Kernel
 from nsnet.errors import KernelError, NsnetError
 from nsnet.kernel import sysctl
 from nsnet.kernel.netlink import Ticket
-from nsnet.model import ROOT_NS
+from nsnet.model import NETNS_FILES, ROOT_NS, file_mark
 from nsnet.plan.actions import (
     DOCKER_NFT,
     DOCKER_RULES,
@@ -135,6 +136,7 @@ def _delete_namespaces(batch: list[DeleteNamespace], nl: Kernel, journal: Journa
     for a in batch:
         if a.ns in failed:
             continue
+        _remove_netns_files(nl, journal.lab, a.ns)
         journal.namespaces.pop(a.ns, None)
         journal.sysctls.pop(a.ns, None)
         journal.policies.pop(a.ns, None)
@@ -143,6 +145,14 @@ def _delete_namespaces(batch: list[DeleteNamespace], nl: Kernel, journal: Journa
             journal.firewall.remove(a.ns)
     journal.save()
     _fail(batch, {i: failed[a.ns] for i, a in enumerate(batch) if a.ns in failed})
+
+
+def _remove_netns_files(nl: Kernel, lab: str, ns: str) -> None:
+    """The lab's files under ``/etc/netns/<ns>/``, gone with their namespace even where the journal does not
+    list them (a journal rebuilt from the marks): only files that start with the lab's mark are removed."""
+    for name in NETNS_FILES:
+        with contextlib.suppress(KernelError):  # left as it is: never a reason to fail a teardown
+            nl.remove_file(ns, name, file_mark(lab), directory=True)
 
 
 # -- netlink -------------------------------------------------------------------

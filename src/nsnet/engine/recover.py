@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from nsnet.engine.journal import Journal, check_lab_name, locked, scan
 from nsnet.engine.seam import Kernel, LiveKernel
 from nsnet.errors import KernelError, NsnetError
-from nsnet.kernel import netns, procs
-from nsnet.model import parse_namespace_mark
+from nsnet.kernel import etcnetns, netns, procs
+from nsnet.model import NETNS_FILES, file_mark, parse_namespace_mark
 
 
 @dataclass(frozen=True)
@@ -82,4 +82,7 @@ def gc(lab: str | None = None, dry_run: bool = False) -> list[Marked]:
             if journal is None or m.netns not in journal.namespaces:  # not claimed since we looked
                 procs.stop(procs.in_namespaces({m.netns: m.node}))  # else they keep it alive, unnamed
                 netns.delete(m.netns)
+                for name in NETNS_FILES:  # the hosts file up wrote for it, if it carries the lab's mark
+                    with contextlib.suppress(KernelError):
+                        etcnetns.remove(m.netns, name, file_mark(m.lab), directory=True)
     return found
