@@ -42,6 +42,9 @@ mount --rbind /sys/fs/cgroup /run/.cgroup
 mount -t sysfs sysfs /sys
 mount --move /run/.cgroup /sys/fs/cgroup
 rmdir /run/.cgroup
+# The files nsnet writes for a lab's namespaces stay in the world, like its namespaces.
+[ -d /etc/netns ] || mkdir -m 755 /etc/netns
+mount -t tmpfs -o mode=755 world-etc-netns /etc/netns
 for dir in "$@"; do
     [ -d "$dir" ] || { echo "$dir is not a directory of the machine's (the world makes none there)" >&2; exit 1; }
     mount -t tmpfs -o mode=711 world-data "$dir"

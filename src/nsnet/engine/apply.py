@@ -136,7 +136,7 @@ def _delete_namespaces(batch: list[DeleteNamespace], nl: Kernel, journal: Journa
     for a in batch:
         if a.ns in failed:
             continue
-        _remove_netns_files(nl, journal.lab, a.ns)
+        remove_netns_files(nl, journal.lab, a.ns)
         journal.namespaces.pop(a.ns, None)
         journal.sysctls.pop(a.ns, None)
         journal.policies.pop(a.ns, None)
@@ -147,12 +147,14 @@ def _delete_namespaces(batch: list[DeleteNamespace], nl: Kernel, journal: Journa
     _fail(batch, {i: failed[a.ns] for i, a in enumerate(batch) if a.ns in failed})
 
 
-def _remove_netns_files(nl: Kernel, lab: str, ns: str) -> None:
+def remove_netns_files(nl: Kernel, lab: str, ns: str) -> None:
     """The lab's files under ``/etc/netns/<ns>/``, gone with their namespace even where the journal does not
     list them (a journal rebuilt from the marks): only files that start with the lab's mark are removed."""
-    for name in NETNS_FILES:
-        with contextlib.suppress(KernelError):  # left as it is: never a reason to fail a teardown
-            nl.remove_file(ns, name, file_mark(lab), directory=True)
+    mark = file_mark(lab)
+    for name, text in nl.read_files(ns, list(NETNS_FILES)).items():
+        if text.startswith(mark):
+            with contextlib.suppress(KernelError):  # left as it is: never a reason to fail a teardown
+                nl.remove_file(ns, name, mark, directory=True)
 
 
 # -- netlink -------------------------------------------------------------------

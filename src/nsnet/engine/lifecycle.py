@@ -7,7 +7,7 @@ import os
 import shutil
 from collections.abc import Callable
 
-from nsnet.engine.apply import StepFailed, execute
+from nsnet.engine.apply import StepFailed, execute, remove_netns_files
 from nsnet.engine.directory import journal_of
 from nsnet.engine.journal import Journal, check_lab_name, locked
 from nsnet.engine.observe import observe
@@ -188,6 +188,7 @@ def down(
         if killed and on_kill is not None:
             on_kill(killed)
         _remove_scratch(journal)
+        spaces = {*journal.namespaces, *journal.files}
         steps = _down_plan(nl, journal)
         if on_plan is not None:
             on_plan(steps)
@@ -195,6 +196,10 @@ def down(
             execute(steps, nl, journal, on_step)
         except StepFailed as exc:
             raise KernelError(f"down of lab {lab!r} failed at: {exc}; run `nsnet down {lab}` again") from exc
+        for ns in sorted(spaces - {ROOT_NS}):  # what a down killed halfway left under /etc/netns
+            if not nl.exists(ns):
+                remove_netns_files(nl, lab, ns)
+                nl.tidy_files(ns)
         journal.remove()
         return steps
 

@@ -85,4 +85,5 @@ def gc(lab: str | None = None, dry_run: bool = False) -> list[Marked]:
                 for name in NETNS_FILES:  # the hosts file up wrote for it, if it carries the lab's mark
                     with contextlib.suppress(KernelError):
                         etcnetns.remove(m.netns, name, file_mark(m.lab), directory=True)
+                etcnetns.forget(m.netns)
     return found

@@ -88,6 +88,10 @@ class Kernel(Links, Protocol):
     def remove_file(self, ns: str, name: str, mark: str, directory: bool) -> None:
         """Remove ``/etc/netns/<ns>/<name>`` if it starts with ``mark``; with ``directory``, the directory if empty."""
 
+    def tidy_files(self, ns: str) -> None:
+        """After namespace ``ns`` is gone: nsnet's leftovers under ``/etc/netns/<ns>/`` (the temporary file of a
+        write cut short, the directory if nothing else is in it)."""
+
     def start_server(self, ns: str, port: int) -> list[int]: ...
     def stop_server(self, ns: str, entry: Sequence[int]) -> None: ...
     def server_running(self, ns: str, entry: Sequence[int]) -> bool: ...
@@ -123,7 +127,14 @@ class LiveKernel(Netlink):
         return netns.names()
 
     def delete_namespaces(self, spaces: Sequence[str]) -> dict[str, KernelError]:
-        return netns.delete_many(spaces)
+        failed = netns.delete_many(spaces)
+        for ns in spaces:
+            if ns not in failed:
+                etcnetns.forget(ns)
+        return failed
+
+    def tidy_files(self, ns: str) -> None:
+        etcnetns.forget(ns)
 
     def read_sysctls(self, ns: str, keys: list[str]) -> dict[str, str | None]:
         return sysctl.read(ns, keys)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import stat
 from pathlib import Path
 
 from nsnet.errors import KernelError
 
 ETC_NETNS = Path("/etc/netns")
+STALE_RE = re.compile(r"\.(hosts|resolv\.conf)\.nsnet[0-9]+")
+"""The temporary name of a file being written (``.hosts.nsnet<pid>``)."""
 CLONE_NEWNS = 0x00020000
 MS_BIND = 4096
 MS_REC = 16384
@@ -95,6 +98,21 @@ def remove(ns: str, name: str, mark: str, directory: bool) -> None:
         pass
     except OSError as exc:
         raise KernelError(f"cannot remove {folder / name}: {exc.strerror or exc}") from exc
+
+
+def forget(ns: str) -> None:
+    """After nsnet deleted namespace ``ns``: the temporary files of writes cut short (killed) there, and the
+    directory if nothing else is in it (a write killed before the journal said nsnet made it)."""
+    folder = _dir(ns)
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for stale in folder.iterdir():
+        # Named as write() names them (a write killed before its first byte leaves an empty one).
+        if STALE_RE.fullmatch(stale.name) and stale.is_file() and not stale.is_symlink():
+            with contextlib.suppress(OSError):
+                stale.unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # not empty: someone else's files are there too; left
 
 
 def show(ns: str) -> None:

@@ -25,6 +25,10 @@ class FakeFiles:
             f"{ns}/": "" for ns in sorted(self.dirs)
         }
 
+    def tidy_files(self, ns: str) -> None:
+        if not any(n == ns for n, _ in self.files):
+            self.dirs.discard(ns)
+
     def read_files(self, ns: str, names: list[str]) -> dict[str, str]:
         return {name: self.files[ns, name] for name in names if (ns, name) in self.files}
 
