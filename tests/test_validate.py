@@ -1213,3 +1213,14 @@ def test_a_file_validated_before_is_checked_again_once_changed(tmp_path: Path) -
     assert f"{path}:4: name: lab name 'a/b' is not allowed" in result.err
     Path(path).write_text(text)
     assert nsnet("validate", path).code == 0
+
+
+def test_the_cache_validates_the_bytes_it_keys_by(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A file read while it is being written: its key and its validation must come from the same bytes.
+    from nsnet.topology import cache
+
+    path = tmp_path / "lab.yaml"
+    path.write_text((EXAMPLES / "lab1-veth.yaml").read_text())
+    monkeypatch.setattr(Path, "read_bytes", lambda self: b"")
+    with pytest.raises(TopologyError, match="the file is empty"):
+        cache.load(path)

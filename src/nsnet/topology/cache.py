@@ -50,7 +50,10 @@ def load(path: str | Path) -> Topology:
                 return replace(topology, source=str(path.resolve()))
     from nsnet.topology import loader
 
-    topology = loader.load(path)
+    # Validated from the very bytes the key was made of: read again, a file being written could be
+    # cached under the key of what it held a moment before (an empty file answered with a lab).
+    text = data.decode().replace("\r\n", "\n").replace("\r", "\n")  # as read_text would give it
+    topology = replace(loader.loads(text, str(path)), source=str(path.resolve()))
     if entry is not None:
         _store(entry, topology)
     return topology
